@@ -1,0 +1,77 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+# Every other target is a step they take when it is missing or out of date.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_VERSION := $(shell cat .python-version)
+PY_BOOTSTRAP := $(shell command -v pyenv >/dev/null 2>&1 && pyenv which python 2>/dev/null || command -v python$(basename $(PYTHON_VERSION)) || command -v python3.10)
+VENV := .venv
+PY := $(VENV)/bin/python
+RASA := $(VENV)/bin/rasa
+export PYTHONPATH := $(CURDIR)
+export TF_CPP_MIN_LOG_LEVEL := 2
+export RASA_TELEMETRY_ENABLED := false
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+
+SPACY_MODEL := build/spacy/en_dry_needling/meta.json
+TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null) bot/nlp/safety_component.py bot/safety/screen.py
+MODEL_STAMP := models/.trained
+
+.PHONY: help setup run test train validate test-stories pytest eval bench system-deps migrate clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.lock requirements-nodeps.txt .python-version
+	@test -n "$(PY_BOOTSTRAP)" || { echo "Python $(PYTHON_VERSION) not found (install it with pyenv)"; exit 1; }
+	test -x $(PY) || $(PY_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip==24.0"
+	$(PY) -m pip install --quiet --no-deps -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip check
+	touch $@
+
+$(SPACY_MODEL): $(VENV)/.installed $(wildcard data/patterns/*.jsonl) bot/nlp/pipeline.py
+	$(PY) -m bot.nlp.pipeline
+
+build/minilm/config.json: $(VENV)/.installed bot/nlp/minilm.py
+	$(PY) -m bot.nlp.minilm
+
+$(MODEL_STAMP): $(VENV)/.installed $(SPACY_MODEL) $(TRAIN_INPUTS)
+	$(RASA) train --quiet --num-threads 2
+	touch $@
+
+setup: $(VENV)/.installed $(SPACY_MODEL) $(MODEL_STAMP) migrate ## Install, build the spaCy pipeline, train, migrate
+
+migrate: $(VENV)/.installed ## Apply database migrations to the escalation store
+	$(PY) -m bot.store.migrate
+
+train: $(MODEL_STAMP) ## Train the Rasa model if data or config changed
+
+run: setup ## Start Rasa, the action server and the web app (Ctrl-C stops all)
+	$(PY) -m bot.launch
+
+system-deps: ## Debian packages the tests need (Chromium, PostgreSQL, Redis)
+	bash scripts/system-deps.sh
+
+validate: $(VENV)/.installed ## rasa data validate, failing on warnings
+	$(RASA) data validate --fail-on-warnings --quiet
+
+test-stories: $(MODEL_STAMP) ## Conversation tests, failing on any prediction error
+	$(RASA) test core --stories tests/stories --fail-on-prediction-errors --out results/stories --quiet
+
+pytest: setup system-deps ## Unit, store, channel, end-to-end and browser tests
+	$(PY) -m pytest
+
+test: setup system-deps validate test-stories pytest ## Everything above, non-zero on any failure
+
+eval: $(VENV)/.installed $(SPACY_MODEL) ## Held-out and cross-validated NLU evaluation, safety suite
+	$(PY) -m bot.evaluation.run
+
+bench: setup ## Latency, memory, training and cold-start figures; widget size
+	$(PY) -m bot.evaluation.bench
+	$(PY) bot/web/static/widget/size_report.py
+
+clean: ## Remove derived artefacts (keeps var/ data)
+	rm -rf build models/*.tar.gz $(MODEL_STAMP) results

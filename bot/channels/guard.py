@@ -1,0 +1,145 @@
+"""What every patient-facing channel does before and after Rasa sees a message.
+
+* :func:`clean_text` makes any input safe to process: binary and control
+  characters removed, length capped, empty input recognised, and ``/intent``
+  payloads accepted only from a short allow-list (the payloads our own buttons
+  send), so a patient cannot force an intent or set a slot by typing one.
+* :func:`guard` wraps Rasa's ``on_new_message`` so that a patient never gets
+  silence: if processing fails or produces no reply (for instance because the
+  action server is down), a true fallback message with the clinic's phone
+  number is sent instead, and the failure is logged without the patient's text.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Dict, Optional, Text
+
+from rasa.core.channels.channel import OutputChannel, UserMessage
+
+from bot.clinic import Clinic
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_PAYLOADS = re.compile(
+    r"^/(greet|affirm|deny|stop|correct_details|request_human|book_appointment|faq/[a-z_]{3,40})$"
+)
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+
+
+@dataclass(frozen=True)
+class CleanText:
+    """A patient message made safe to process."""
+
+    text: str
+    empty: bool = False
+    truncated: bool = False
+    payload_blocked: bool = False
+
+
+def clean_text(raw: Any, max_chars: int) -> CleanText:
+    """Normalise untrusted message text.
+
+    Args:
+        raw: whatever arrived in the message field (may be bytes, a number, None).
+        max_chars: longest text passed on; longer messages are cut at a word boundary.
+    """
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    if not isinstance(raw, str):
+        raw = "" if raw is None else str(raw)
+    text = unicodedata.normalize("NFC", raw)
+    text = ZERO_WIDTH.sub("", CONTROL.sub(" ", text)).replace("\ufffd", " ")
+    text = " ".join(text.split())
+    if not text:
+        return CleanText(text="", empty=True)
+    truncated = len(text) > max_chars
+    if truncated:
+        cut = text[:max_chars]
+        text = cut.rsplit(" ", 1)[0] if " " in cut[max_chars // 2:] else cut
+    payload_blocked = False
+    if text.startswith("/") and not ALLOWED_PAYLOADS.match(text):
+        # Not one of our buttons: treat it as words, never as an intent payload.
+        text = text.lstrip("/").strip() or "slash"
+        payload_blocked = True
+    return CleanText(text=text, truncated=truncated, payload_blocked=payload_blocked)
+
+
+class CountingOutput(OutputChannel):
+    """Wraps an output channel and counts the replies sent through it."""
+
+    def __init__(self, inner: OutputChannel) -> None:
+        self.inner = inner
+        self.sent = 0
+
+    def name(self) -> Text:  # type: ignore[override]
+        """The wrapped channel's name, so channel-specific responses still apply."""
+        return self.inner.name()
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.inner, item)
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        self.sent += 1
+        await self.inner.send_response(recipient_id, message)
+
+
+def empty_reply() -> str:
+    """What the assistant says to an empty message."""
+    return "I didn't receive any text. What would you like to know about dry needling?"
+
+
+def failure_reply(clinic: Clinic) -> str:
+    """What the assistant says when it could not process a message."""
+    return (
+        "Sorry, I'm having a technical problem and can't answer right now. "
+        f"Please try again in a few minutes, or call {clinic.name} on {clinic.phone}. "
+        f"If you feel unwell or it's an emergency, call {clinic.emergency_number}."
+    )
+
+
+OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+
+
+def guard(on_new_message: OnNewMessage, clinic: Clinic, max_chars: int) -> OnNewMessage:
+    """Wrap Rasa's message handler with input cleaning and a never-silent reply."""
+
+    async def handle(message: UserMessage) -> None:
+        cleaned = clean_text(message.text, max_chars)
+        out = CountingOutput(message.output_channel)
+        if cleaned.empty:
+            await out.send_response(message.sender_id, {"text": empty_reply()})
+            return
+        if cleaned.payload_blocked:
+            logger.info("blocked an intent payload typed by sender %s", _short(message.sender_id))
+        message.text = cleaned.text
+        message.output_channel = out
+        try:
+            await on_new_message(message)
+        except Exception:  # noqa: BLE001 - any failure must still answer the patient
+            logger.exception(
+                "processing failed for sender %s on channel %s", _short(message.sender_id), message.input_channel
+            )
+        if out.sent == 0:
+            logger.error(
+                "no reply produced for sender %s on channel %s; sent the fallback message",
+                _short(message.sender_id),
+                message.input_channel,
+            )
+            try:
+                await out.send_response(message.sender_id, {"text": failure_reply(clinic)})
+            except Exception:  # noqa: BLE001 - the transport itself failed; nothing left to try
+                logger.exception("could not send the fallback message")
+
+    return handle
+
+
+def _short(sender_id: Optional[str]) -> str:
+    """A sender id shortened for logs (ids may be phone numbers on some channels)."""
+    if not sender_id:
+        return "?"
+    return sender_id[:4] + "…" if len(sender_id) > 8 else sender_id

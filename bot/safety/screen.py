@@ -1,0 +1,173 @@
+"""Deterministic safety screen run on every patient message.
+
+It reads the entities the project's spaCy pipeline found (conditions,
+medications, devices, symptoms, red flags) and decides, with simple and
+auditable rules, whether the message must reach clinic staff and why:
+
+* ``emergency``: a red-flag symptom the patient is experiencing (not a
+  hypothetical question such as "can it cause a collapsed lung?").
+* ``adverse_event``: an ordinary problem after a treatment (soreness, bruising).
+* ``contraindication``: the patient's (or a relative's) health situation,
+  medication or implanted device, or a general question about who may not
+  have dry needling.
+
+Negation ("I'm not pregnant") and uncertainty ("not sure if I'm pregnant") are
+told apart; uncertainty still escalates.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Optional, Protocol, Sequence
+
+CONTRAINDICATION_LABELS = {"CONDITION", "MEDICATION", "DEVICE"}
+# Red flags that need no treatment context to be urgent when the patient has them now.
+ALWAYS_URGENT = {"breathing", "chest_pain", "fainting", "heavy_bleeding", "coughing_blood", "collapsed_lung"}
+
+NEGATION_CUES = {"not", "n't", "no", "never", "without", "nor", "neither", "non", "nothing"}
+UNCERTAINTY = re.compile(
+    r"\b(not sure|unsure|not certain|don'?t know|do not know|no idea|might be|may be|maybe|could be|possibly|think i)\b"
+)
+CLAUSE_BREAKS = {".", ",", ";", "!", "?", "but", "and", "although", "though", "however", "yet", "except"}
+NEGATION_WINDOW = 5
+
+FIRST_PERSON = {"i", "me", "my", "mine", "myself", "im", "i'm", "ive", "i've", "we", "our", "us"}
+RELATIONS = (
+    "mother|mum|mom|mam|mummy|mommy|father|dad|daddy|son|daughter|child|kid|kids|children|baby|toddler|"
+    "husband|wife|partner|boyfriend|girlfriend|fiance|fiancee|friend|grandma|granny|grandmother|nan|nana|"
+    "grandad|grandpa|grandfather|brother|sister|aunt|auntie|uncle|niece|nephew|teen|teenager|boy|girl|"
+    "client|patient|neighbour|neighbor|colleague|relative|parent|parents"
+)
+THIRD_PARTY = re.compile(rf"\b(my|our)\s+(\w+\s+)?({RELATIONS})\b")
+POST_TREATMENT = re.compile(
+    r"\b(since|after|following)\b[^.?!]{0,40}\b(needl\w*|session|treatment|appointment|physio\w*|visit|therapy)\b"
+    r"|\bneedled\b|\b(yesterday|last night|this morning|earlier today|last session|last week)\b"
+)
+QUESTION_START = re.compile(
+    r"^\s*(can|could|does|do|did|will|would|is|are|might|may|what|how|should|whats|what's|any)\b"
+)
+HYPOTHETICAL = re.compile(
+    r"\b(what if|risk|risks|chance|chances|possible|cause|causes|happen|happens|common|rare|ever|"
+    r"side effects?|dangers?|likely)\b"
+)
+EXPERIENCE = re.compile(
+    r"\b(i\s*(am|'m|m|have|'ve|ve|had|feel|felt|got|can'?t|cannot|couldn'?t|keep|started|fainted|passed|"
+    r"collapsed|noticed|woke|just)|im\b|i've|my\s+\w+\s+(is|are|was|feels|felt|has|went|keeps|won'?t)|"
+    r"(still|now|currently|right now|keeps|won'?t stop))"
+)
+AGE = re.compile(r"\b(\d{1,2})[\s-]*(year|yr)s?[\s-]*old\b|\baged?\s+(\d{1,2})\b")
+CHILD_AGE_LIMIT = 16
+
+
+class Span(Protocol):
+    """What the screen needs of an entity (a spaCy ``Span`` fits)."""
+
+    label_: str
+    ent_id_: str
+    text: str
+    start: int
+    end: int
+
+
+@dataclass
+class Finding:
+    """One curated term found in the message."""
+
+    label: str
+    category: str
+    text: str
+    negated: bool = False
+    uncertain: bool = False
+
+    @property
+    def active(self) -> bool:
+        """Whether the term counts (not negated, or negated but uncertain)."""
+        return not self.negated or self.uncertain
+
+
+@dataclass
+class Assessment:
+    """The screen's verdict on one message."""
+
+    reason: Optional[str] = None
+    personal: bool = False
+    third_party: bool = False
+    hypothetical: bool = False
+    post_treatment: bool = False
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def matched_terms(self) -> list[str]:
+        """Terms that led to the verdict (active findings only)."""
+        return [f"{f.category}:{f.text.lower()}" for f in self.findings if f.active]
+
+    def as_dict(self) -> dict:
+        """A JSON-serialisable form, stored with the parse result and escalations."""
+        data = asdict(self)
+        data["matched_terms"] = self.matched_terms
+        return data
+
+
+def _negated(tokens: Sequence[str], start: int) -> bool:
+    """Whether a negation cue stands shortly before ``start`` within the same clause."""
+    for index in range(start - 1, max(-1, start - 1 - NEGATION_WINDOW), -1):
+        word = tokens[index]
+        if word in CLAUSE_BREAKS:
+            return False
+        if word in NEGATION_CUES:
+            return True
+    return False
+
+
+def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assessment:
+    """Screen one message.
+
+    Args:
+        text: the patient's message.
+        tokens: the message's tokens, lower-cased (spaCy tokenisation).
+        entities: entity spans from the curated entity ruler.
+    """
+    lowered = " ".join(text.lower().split())
+    uncertain = bool(UNCERTAINTY.search(lowered))
+    findings = [
+        Finding(
+            label=ent.label_,
+            category=ent.ent_id_ or ent.label_.lower(),
+            text=ent.text,
+            negated=_negated(tokens, ent.start),
+            uncertain=uncertain,
+        )
+        for ent in entities
+    ]
+    for match in AGE.finditer(lowered):
+        age = int(match.group(1) or match.group(3))
+        if age < CHILD_AGE_LIMIT:
+            findings.append(Finding(label="CONDITION", category="child", text=match.group(0)))
+
+    third_party = bool(THIRD_PARTY.search(lowered))
+    personal = third_party or any(token in FIRST_PERSON for token in tokens)
+    experience = bool(EXPERIENCE.search(lowered))
+    hypothetical = bool(QUESTION_START.search(lowered) or HYPOTHETICAL.search(lowered)) and not experience
+    post_treatment = bool(POST_TREATMENT.search(lowered))
+    result = Assessment(
+        personal=personal,
+        third_party=third_party,
+        hypothetical=hypothetical,
+        post_treatment=post_treatment,
+        findings=findings,
+    )
+
+    active = [f for f in findings if f.active]
+    red_flags = [f for f in active if f.label == "RED_FLAG"]
+    urgent = [
+        f for f in red_flags
+        if not hypothetical and (post_treatment or (f.category in ALWAYS_URGENT and (experience or personal)))
+    ]
+    if urgent:
+        result.reason = "emergency"
+    elif any(f.label in CONTRAINDICATION_LABELS for f in active):
+        result.reason = "contraindication"
+    elif post_treatment and not hypothetical and any(f.label in {"SYMPTOM", "RED_FLAG"} for f in active):
+        result.reason = "adverse_event"
+    return result

@@ -1,0 +1,145 @@
+"""Process settings, read once from environment variables and passed in explicitly.
+
+Every variable is documented in ``.env.example`` and the README. Nothing here
+connects to anything: it only reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _path(value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def _read_or_create_secret(path: Path) -> str:
+    """Return the secret stored at ``path``, creating a random one (mode 0600) if missing."""
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(value)
+    return value
+
+
+def sync_db_url(url: str) -> str:
+    """Return the synchronous SQLAlchemy form of a database URL (for Alembic and Rasa)."""
+    for async_driver, sync_driver in (
+        ("sqlite+aiosqlite://", "sqlite://"),
+        ("postgresql+asyncpg://", "postgresql+psycopg2://"),
+    ):
+        if url.startswith(async_driver):
+            return sync_driver + url[len(async_driver):]
+    if url.startswith("postgres://"):
+        return "postgresql+psycopg2://" + url[len("postgres://"):]
+    return url
+
+
+def async_db_url(url: str) -> str:
+    """Return the asyncio SQLAlchemy form of a database URL (for the escalation store)."""
+    url = sync_db_url(url)
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://"):]
+    for prefix in ("postgresql+psycopg2://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix):]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of every process of the assistant."""
+
+    bind_host: str = "127.0.0.1"
+    rasa_port: int = 5005
+    action_port: int = 5055
+    web_port: int = 8000
+    public_rasa_url: str = ""
+    rasa_token: str = ""
+    var_dir: Path = REPO_ROOT / "var"
+    clinic_config: Path = REPO_ROOT / "clinic.yml"
+    database_url: str = ""
+    tracker_store_url: str = ""
+    redis_url: str = ""
+    action_server_url: str = ""
+    max_message_chars: int = 2000
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    notify_from: str = "assistant@localhost"
+    notify_email_to: str = ""
+    notify_webhook_url: str = ""
+    notify_webhook_secret: str = ""
+    notify_interval_seconds: float = 5.0
+    staff_admin_user: str = "admin"
+    staff_admin_password: str = ""
+    session_secret: str = ""
+    log_level: str = "INFO"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
+        """Read settings from ``env`` (default ``os.environ``), filling working defaults."""
+        env = os.environ if env is None else env
+        var_dir = _path(env.get("VAR_DIR", "var"))
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{var_dir / 'escalations.db'}"
+        if database_url.startswith(("postgres://", "postgresql")):
+            default_tracker = database_url
+        else:
+            default_tracker = f"sqlite:///{var_dir / 'tracker.db'}"
+        action_port = int(env.get("ACTION_PORT", "5055"))
+        rasa_port = int(env.get("RASA_PORT", "5005"))
+        return cls(
+            bind_host=env.get("BIND_HOST", "127.0.0.1"),
+            rasa_port=rasa_port,
+            action_port=action_port,
+            web_port=int(env.get("WEB_PORT", "8000")),
+            public_rasa_url=env.get("PUBLIC_RASA_URL", f"http://127.0.0.1:{rasa_port}"),
+            rasa_token=env.get("RASA_TOKEN") or _read_or_create_secret(var_dir / "secrets" / "rasa_token"),
+            var_dir=var_dir,
+            clinic_config=_path(env.get("CLINIC_CONFIG", "clinic.yml")),
+            database_url=database_url,
+            tracker_store_url=env.get("TRACKER_STORE_URL") or default_tracker,
+            redis_url=env.get("REDIS_URL", ""),
+            action_server_url=env.get(
+                "ACTION_SERVER_URL", f"http://127.0.0.1:{action_port}/webhook"
+            ),
+            max_message_chars=int(env.get("MAX_MESSAGE_CHARS", "2000")),
+            smtp_host=env.get("SMTP_HOST", ""),
+            smtp_port=int(env.get("SMTP_PORT", "25")),
+            smtp_user=env.get("SMTP_USER", ""),
+            smtp_password=env.get("SMTP_PASSWORD", ""),
+            smtp_starttls=env.get("SMTP_STARTTLS", "false").lower() in {"1", "true", "yes"},
+            notify_from=env.get("NOTIFY_FROM", "assistant@localhost"),
+            notify_email_to=env.get("NOTIFY_EMAIL_TO", ""),
+            notify_webhook_url=env.get("NOTIFY_WEBHOOK_URL", ""),
+            notify_webhook_secret=env.get("NOTIFY_WEBHOOK_SECRET", ""),
+            notify_interval_seconds=float(env.get("NOTIFY_INTERVAL_SECONDS", "5")),
+            staff_admin_user=env.get("STAFF_ADMIN_USER", "admin"),
+            staff_admin_password=env.get("STAFF_ADMIN_PASSWORD", ""),
+            session_secret=env.get("SESSION_SECRET")
+            or _read_or_create_secret(var_dir / "secrets" / "session_secret"),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        )
+
+    @property
+    def store_url(self) -> str:
+        """Async URL of the escalation store."""
+        return async_db_url(self.database_url)
+
+    @property
+    def spool_dir(self) -> Path:
+        """Folder of escalations that could not be written to the database yet."""
+        return self.var_dir / "spool"
