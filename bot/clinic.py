@@ -38,6 +38,7 @@ class Clinic:
     emergency_number: str = DEFAULT_EMERGENCY_NUMBER
     price_info: str = ""
     timezone: str = "UTC"
+    phone_region: str = "GB"
     opening_hours: dict = field(default_factory=dict)
     follow_up_within_hours: float = 4
 

@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Optional, Protocol, Sequence
 
 CONTRAINDICATION_LABELS = {"CONDITION", "MEDICATION", "DEVICE"}
-# Red flags that need no treatment context to be urgent when the patient has them now.
+# Red flags that are urgent even without a mention of a recent treatment (unless asked hypothetically).
 ALWAYS_URGENT = {"breathing", "chest_pain", "fainting", "heavy_bleeding", "coughing_blood", "collapsed_lung"}
 
-NEGATION_CUES = {"not", "n't", "no", "never", "without", "nor", "neither", "non", "nothing"}
+NEGATION_CUES = {"not", "n't", "n’t", "nt", "no", "never", "without", "nor", "neither", "non", "nothing", "none"}
 UNCERTAINTY = re.compile(
     r"\b(not sure|unsure|not certain|don'?t know|do not know|no idea|might be|may be|maybe|could be|possibly|think i)\b"
 )
@@ -41,8 +41,11 @@ RELATIONS = (
 )
 THIRD_PARTY = re.compile(rf"\b(my|our)\s+(\w+\s+)?({RELATIONS})\b")
 POST_TREATMENT = re.compile(
-    r"\b(since|after|following)\b[^.?!]{0,40}\b(needl\w*|session|treatment|appointment|physio\w*|visit|therapy)\b"
-    r"|\bneedled\b|\b(yesterday|last night|this morning|earlier today|last session|last week)\b"
+    r"\b(since|after|following)\b[^.?!,]{0,30}\b(needl\w*|session|treatment|appointment|physio\w*|visit|therapy)\b"
+    r"|\bfrom (the |my |that |this |last |today'?s |yesterday'?s )?(needl\w*|session|treatment)\b"
+    r"|\bneedled\b|\bneedle (site|spot|mark|area|point|hole)s?\b|\bwhere (the|they|she|he) (needle|needled|put)"
+    r"|\b(yesterday|last night|this morning|earlier today|last session|last week|since then)\b"
+    r"|\b(\d+|a|one|two|three|four|five|few|couple of) (hours?|days?|weeks?) (on|after|later|ago)\b"
 )
 QUESTION_START = re.compile(
     r"^\s*(can|could|does|do|did|will|would|is|are|might|may|what|how|should|whats|what's|any)\b"
@@ -55,6 +58,21 @@ EXPERIENCE = re.compile(
     r"\b(i\s*(am|'m|m|have|'ve|ve|had|feel|felt|got|can'?t|cannot|couldn'?t|keep|started|fainted|passed|"
     r"collapsed|noticed|woke|just)|im\b|i've|my\s+\w+\s+(is|are|was|feels|felt|has|went|keeps|won'?t)|"
     r"(still|now|currently|right now|keeps|won'?t stop))"
+)
+# A child is only a contraindication when the message asks about treating them.
+CHILD_CONTEXT = re.compile(r"\b(needl\w*|treat\w*|therapy|physio\w*|it)\b")
+ELIGIBILITY = re.compile(r"\b(can|could|safe|suitable|allowed|ok|okay|too young|old enough|appropriate|should)\b")
+# Conditions that no longer apply ("used to have eczema as a kid, long gone").
+RESOLVED = re.compile(r"\b(used to have|long gone|not any ?more|no longer|cleared up|went away|healed)\b")
+RESOLVABLE = {"skin_condition", "infection"}
+# Only a concern when the patient (or someone they speak for) takes it.
+PERSONAL_ONLY = {"corticosteroid"}
+# Soreness and small bruises are expected for a day or two (bruises up to a week):
+# only a sign of something more ("still sore 4 days later", "getting worse") escalates.
+EXPECTED_SYMPTOMS = {"soreness", "bruising", "minor_bleeding"}
+PROLONGED = re.compile(
+    r"\b(still|won'?t go|not going away|getting worse|worse|spreading|huge|massive|big|swollen|keeps|weeks?|"
+    r"[3-9] days|three days|four days|five days|several days|ages)\b"
 )
 AGE = re.compile(r"\b(\d{1,2})[\s-]*(year|yr)s?[\s-]*old\b|\baged?\s+(\d{1,2})\b")
 CHILD_AGE_LIMIT = 16
@@ -147,6 +165,15 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
 
     third_party = bool(THIRD_PARTY.search(lowered))
     personal = third_party or any(token in FIRST_PERSON for token in tokens)
+    about_child_treatment = bool(CHILD_CONTEXT.search(lowered) and ELIGIBILITY.search(lowered))
+    resolved = bool(RESOLVED.search(lowered))
+    for finding in findings:
+        if (
+            (finding.category == "child" and not about_child_treatment)
+            or (finding.category in RESOLVABLE and resolved)
+            or (finding.category in PERSONAL_ONLY and not personal)
+        ):
+            finding.negated, finding.uncertain = True, False
     experience = bool(EXPERIENCE.search(lowered))
     hypothetical = bool(QUESTION_START.search(lowered) or HYPOTHETICAL.search(lowered)) and not experience
     post_treatment = bool(POST_TREATMENT.search(lowered))
@@ -160,14 +187,32 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
 
     active = [f for f in findings if f.active]
     red_flags = [f for f in active if f.label == "RED_FLAG"]
-    urgent = [
-        f for f in red_flags
-        if not hypothetical and (post_treatment or (f.category in ALWAYS_URGENT and (experience or personal)))
-    ]
+    urgent = [f for f in red_flags if not hypothetical and (post_treatment or f.category in ALWAYS_URGENT)]
     if urgent:
         result.reason = "emergency"
     elif any(f.label in CONTRAINDICATION_LABELS for f in active):
         result.reason = "contraindication"
-    elif post_treatment and not hypothetical and any(f.label in {"SYMPTOM", "RED_FLAG"} for f in active):
+    elif post_treatment and not hypothetical and any(
+        f.label == "RED_FLAG" or (f.label == "SYMPTOM" and (f.category not in EXPECTED_SYMPTOMS or PROLONGED.search(lowered)))
+        for f in active
+    ):
         result.reason = "adverse_event"
     return result
+
+
+def is_emergency(parse_data: dict) -> bool:
+    """Whether a parsed message needs urgent guidance first.
+
+    True when the screen found an urgent red flag, or when the message is about a
+    problem after treatment (``report_adverse_event``) and mentions any red-flag
+    symptom that is not negated, even one phrased like a question.
+    """
+    safety = parse_data.get("safety") or {}
+    if safety.get("reason") == "emergency":
+        return True
+    if (parse_data.get("intent") or {}).get("name") != "report_adverse_event":
+        return False
+    return any(
+        finding.get("label") == "RED_FLAG" and (not finding.get("negated") or finding.get("uncertain"))
+        for finding in safety.get("findings", [])
+    )

@@ -32,7 +32,7 @@
 (function () {
   "use strict";
   var script = document.currentScript;
-  if (!script || window.ChatWidget) return;
+  if (!script || !script.src || window.ChatWidget) return;
   var api = (window.ChatWidget = {});
   var data = script.dataset;
   var base = new URL(".", script.src).href;
@@ -52,7 +52,9 @@
   var ws = null, ready = false, tries = 0, retryTimer, beatTimer, beatMs = 45000;
 
   /* ---------- helpers ---------- */
-  function t(k) { return (S[k] || k).replace("{clinic}", data.clinicName || ""); }
+  function t(k) {
+    return (S[k] || k).replace("{clinic}", function () { return data.clinicName || ""; });
+  }
 
   function el(tag, cls, text, attrs) {
     var e = document.createElement(tag);
@@ -143,7 +145,7 @@
         if (r.url) {
           b = el("a", "cw-reply", r.title, { href: r.url, target: "_blank", rel: "noopener noreferrer" });
         } else {
-          b = el("button", "cw-reply", r.title, { type: "button" });
+          b = el("button", "cw-reply", r.title, { type: "button", value: i });
           b.onclick = function () { answer(m, i); };
         }
         group.appendChild(b);
@@ -161,7 +163,7 @@
     if (!m.done) return;
     for (var i = 0; i < btns.length; i++) {
       btns[i].disabled = true;
-      if (m.qr[i] && i === m.pick) {
+      if (+btns[i].value === m.pick) {
         btns[i].classList.add("cw-picked");
         btns[i].setAttribute("aria-pressed", "true");
       }
@@ -191,6 +193,7 @@
     root.setAttribute("data-state", s);
     statusText.textContent = t("subtitle") + " · " + t(s);
     banner.textContent = s === "offline" ? t("offlineNotice") : "";
+    scroll();
   }
 
   /* ---------- conversation ---------- */
@@ -235,10 +238,10 @@
     var c = d.custom && typeof d.custom === "object" ? d.custom : {};
     var text = typeof d.text === "string" ? d.text : typeof c.text === "string" ? c.text : "";
     var att = d.attachment || {}, img = "";
-    var qr = [];
-    (d.quick_replies || d.buttons || c.buttons || []).forEach(function (b) {
-      var url = b.url ? safeUrl(b.url) : "";
-      if (b.title && (url || !b.url)) qr.push({ title: String(b.title), payload: String(b.payload || b.title), url: url });
+    var qr = [], offered = d.quick_replies || d.buttons || c.buttons;
+    (Array.isArray(offered) ? offered : []).forEach(function (b) {
+      var url = b && b.url ? safeUrl(b.url) : "";
+      if (b && b.title && (url || !b.url)) qr.push({ title: String(b.title), payload: String(b.payload || b.title), url: url });
     });
     if (att.type === "image" && att.payload) img = safeUrl(att.payload.src || att.payload.url);
     if (text || qr.length || img) add({ text: text, qr: qr, img: img });

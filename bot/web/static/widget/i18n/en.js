@@ -24,7 +24,7 @@
   typing: "The assistant is typing",
   connecting: "Connecting…",
   online: "Online",
-  offline: "Reconnecting…",
+  offline: "Offline",
   offlineNotice: "The connection was lost. Your messages are kept and will be sent as soon as we are back.",
   queued: "Waiting to send",
   notice: "General information only, not a diagnosis. In an emergency, call your local emergency number."

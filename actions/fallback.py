@@ -1,0 +1,51 @@
+"""First stage of the two-stage fallback: "Did you mean ...?" with buttons."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import deps
+
+# Intents a suggestion button may offer, with their titles. Buttons send the
+# intent as a payload, which the channels accept only for these intents.
+SUGGESTIBLE = {
+    "book_appointment": "Booking an appointment",
+    "request_human": "Talk to a person",
+}
+MAX_SUGGESTIONS = 3
+
+
+def suggestions(message: Dict[Text, Any]) -> List[Dict[Text, str]]:
+    """Buttons for the most likely meanings of the latest message."""
+    buttons: List[Dict[Text, str]] = []
+    ranking = [r for r in message.get("intent_ranking") or [] if r.get("name") not in {"nlu_fallback", None}]
+    faq_ranking = ((message.get("response_selector") or {}).get("faq") or {}).get("ranking") or []
+    kb = deps.knowledge()
+    for candidate in ranking[:3]:
+        name = candidate["name"]
+        if name == "faq":
+            for response in faq_ranking[:2]:
+                topic = str(response.get("intent_response_key", "")).split("/", 1)[-1]
+                if topic in kb.faq:
+                    buttons.append({"title": kb.title(topic), "payload": f"/faq/{topic}"})
+        elif name in SUGGESTIBLE:
+            buttons.append({"title": SUGGESTIBLE[name], "payload": f"/{name}"})
+    unique = list({b["payload"]: b for b in buttons}.values())[:MAX_SUGGESTIONS]
+    return unique
+
+
+class ActionDefaultAskAffirmation(Action):
+    """Offer the likeliest topics as buttons, plus "something else"."""
+
+    def name(self) -> Text:
+        return "action_default_ask_affirmation"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        buttons = suggestions(tracker.latest_message)
+        buttons.append({"title": "Something else", "payload": "/deny"})
+        dispatcher.utter_message(response="utter_ask_affirmation", buttons=buttons)
+        return []

@@ -1,0 +1,173 @@
+"""The curated knowledge base: answers with their sources, loaded and checked in one place.
+
+Answers are Rasa responses in ``data/responses/*.yml``; each carries
+``metadata.kb`` (version, last-reviewed date, source ids, a short evidence note
+for staff, and a button title for FAQ topics). Sources are catalogued in
+``bot/knowledge/sources.yml``. :func:`load` reads both and :func:`problems`
+lists everything a reviewer must fix before the answers go live.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Iterable, Optional
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RESPONSES_DIR = REPO_ROOT / "data" / "responses"
+SOURCES_FILE = Path(__file__).with_name("sources.yml")
+FAQ_PREFIX = "utter_faq/"
+PLACEHOLDERS = {
+    "clinic_name", "clinic_phone", "clinic_email", "clinic_address", "booking_url",
+    "emergency_number", "price_info", "opening_hours",
+}
+# Statements the fact sheet says must never be made (see shared/facts, "must not say").
+FORBIDDEN = [
+    (re.compile(r"\b210\b|24[,.]?000"), "unverified '210 studies / 24,000 patients' figure"),
+    (re.compile(r"\b80\s?%|\b50\s?%\s+longer"), "unsourced '80% / 50%' relief figures"),
+    (re.compile(r"stop (taking|your)\b.*(medic|thinner|warfarin|anticoag)", re.I), "advice to stop medication"),
+    (re.compile(r"flush|toxin", re.I), "'flush out toxins' aftercare myth"),
+    (re.compile(r"younger than 12|under 12", re.I), "unconfirmed APTA age claim"),
+    (re.compile(r"covered by most", re.I), "claim that most insurance covers it"),
+    (
+        re.compile(r"\b(you are|you're|you'll be|you should be) (fine|ok|okay|safe to)\b|\bsafe for you\b", re.I),
+        "telling a patient they are fine",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One entry of the source catalogue."""
+
+    id: str
+    citation: str
+    url: str
+    grade: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A curated answer and what it rests on."""
+
+    name: str
+    text: str
+    version: int
+    reviewed: Optional[date]
+    sources: tuple[str, ...]
+    evidence: str = ""
+    title: str = ""
+    file: str = ""
+
+    @property
+    def topic(self) -> Optional[str]:
+        """The ``faq`` sub-intent, e.g. ``does_it_hurt``, for FAQ answers."""
+        return self.name[len(FAQ_PREFIX):] if self.name.startswith(FAQ_PREFIX) else None
+
+
+@dataclass
+class KnowledgeBase:
+    """All curated answers and sources."""
+
+    answers: dict[str, Answer] = field(default_factory=dict)
+    sources: dict[str, Source] = field(default_factory=dict)
+
+    @property
+    def faq(self) -> dict[str, Answer]:
+        """FAQ answers by topic."""
+        return {a.topic: a for a in self.answers.values() if a.topic}
+
+    def title(self, topic: str) -> str:
+        """Button title for an FAQ topic."""
+        answer = self.faq.get(topic)
+        return answer.title if answer and answer.title else topic.replace("_", " ").capitalize()
+
+
+def _as_date(value: object) -> Optional[date]:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def load(responses_dir: Path = RESPONSES_DIR, sources_file: Path = SOURCES_FILE) -> KnowledgeBase:
+    """Read every curated answer and the source catalogue."""
+    kb = KnowledgeBase()
+    raw_sources = yaml.safe_load(sources_file.read_text(encoding="utf-8"))["sources"]
+    for source_id, entry in raw_sources.items():
+        kb.sources[source_id] = Source(
+            id=source_id, citation=entry.get("citation", ""), url=entry.get("url", ""), grade=entry.get("grade", "")
+        )
+    for path in sorted(responses_dir.glob("*.yml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for name, variations in (document.get("responses") or {}).items():
+            for variation in variations:
+                meta = (variation.get("metadata") or {}).get("kb") or {}
+                kb.answers[name] = Answer(
+                    name=name,
+                    text=" ".join(str(variation.get("text", "")).split()),
+                    version=int(meta.get("version", 0) or 0),
+                    reviewed=_as_date(meta.get("reviewed")),
+                    sources=tuple(meta.get("sources") or ()),
+                    evidence=str(meta.get("evidence", "")),
+                    title=str(meta.get("title", "")),
+                    file=path.name,
+                )
+    return kb
+
+
+def problems(kb: KnowledgeBase, topics: Iterable[str], today: Optional[date] = None) -> list[str]:
+    """Everything wrong with the knowledge base, as readable sentences (empty when fine).
+
+    Args:
+        kb: the loaded knowledge base.
+        topics: the FAQ topics the assistant must answer (from the topic contract).
+        today: for the review-date check (default: today).
+    """
+    today = today or date.today()
+    found: list[str] = []
+    topics = set(topics)
+    for topic in sorted(topics - set(kb.faq)):
+        found.append(f"topic faq/{topic} has no answer")
+    for topic in sorted(set(kb.faq) - topics):
+        found.append(f"answer utter_faq/{topic} has no topic with training examples (orphan)")
+    used: set[str] = set()
+    for answer in kb.answers.values():
+        where = f"{answer.file}: {answer.name}"
+        if not answer.sources:
+            found.append(f"{where} cites no source")
+        for source_id in answer.sources:
+            used.add(source_id)
+            if source_id not in kb.sources:
+                found.append(f"{where} cites unknown source {source_id!r}")
+        if answer.version < 1:
+            found.append(f"{where} has no version")
+        if answer.reviewed is None:
+            found.append(f"{where} has no last-reviewed date")
+        elif answer.reviewed > today:
+            found.append(f"{where} is reviewed in the future ({answer.reviewed})")
+        if answer.topic and not answer.title:
+            found.append(f"{where} has no button title")
+        words = len(answer.text.split())
+        if answer.topic and not 40 <= words <= 120:
+            found.append(f"{where} has {words} words (FAQ answers are 40-120)")
+        for placeholder in re.findall(r"\{([^}]*)\}", answer.text):
+            if placeholder not in PLACEHOLDERS:
+                found.append(f"{where} uses unknown placeholder {{{placeholder}}}")
+        for pattern, label in FORBIDDEN:
+            if pattern.search(answer.text):
+                found.append(f"{where} contains a must-not-say statement: {label}")
+    for source_id, source in kb.sources.items():
+        if source_id not in used:
+            found.append(f"source {source_id} is not cited by any answer")
+        if not source.citation or not source.url.startswith(("http://", "https://")):
+            found.append(f"source {source_id} lacks a citation or URL")
+        if source.grade not in {"verified", "secondary"}:
+            found.append(f"source {source_id} has grade {source.grade!r} (verified or secondary)")
+    return found

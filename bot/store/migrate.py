@@ -1,0 +1,38 @@
+"""Apply the escalation store's migrations: ``python -m bot.store.migrate``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import make_url
+
+from bot.settings import Settings, sync_db_url
+
+logger = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+
+
+def alembic_config(database_url: str) -> Config:
+    """An Alembic configuration pointing at ``database_url``."""
+    config = Config(str(HERE / "alembic.ini"))
+    config.set_main_option("script_location", str(HERE / "migrations"))
+    config.set_main_option("sqlalchemy.url", sync_db_url(database_url).replace("%", "%%"))
+    return config
+
+
+def upgrade(database_url: Optional[str] = None, revision: str = "head") -> None:
+    """Upgrade the store at ``database_url`` (default: from the environment)."""
+    url = database_url or Settings.from_env().database_url
+    parsed = make_url(sync_db_url(url))
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), revision)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    upgrade()

@@ -1,0 +1,197 @@
+"""SQLAlchemy models of the escalation store (SQLAlchemy 1.4, 2.0 style).
+
+Tables: escalations, staff notes, an append-only audit log of safety events,
+the notification outbox, and staff accounts. Timestamps are timezone-aware
+UTC; statuses are Enums.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import declarative_base, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+Base = declarative_base(metadata=MetaData(naming_convention=NAMING))
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores aware datetimes as UTC and returns them aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Reason(str, enum.Enum):
+    """Why a conversation was escalated."""
+
+    contraindication = "contraindication"
+    adverse_event = "adverse_event"
+    emergency = "emergency"
+    human_request = "human_request"
+
+
+class Priority(str, enum.Enum):
+    """How soon staff should act."""
+
+    urgent = "urgent"
+    high = "high"
+    normal = "normal"
+
+
+class Status(str, enum.Enum):
+    """Where staff are with an escalation."""
+
+    new = "new"
+    in_progress = "in_progress"
+    resolved = "resolved"
+
+
+class AuditKind(str, enum.Enum):
+    """Safety events recorded in the append-only audit log."""
+
+    escalation_created = "escalation_created"
+    escalation_updated = "escalation_updated"
+    red_flag_triggered = "red_flag_triggered"
+    consent_given = "consent_given"
+    consent_declined = "consent_declined"
+    status_changed = "status_changed"
+    note_added = "note_added"
+    notification_sent = "notification_sent"
+    notification_failed = "notification_failed"
+    recovered_from_spool = "recovered_from_spool"
+
+
+class OutboxStatus(str, enum.Enum):
+    """Delivery state of a staff notification."""
+
+    pending = "pending"
+    sent = "sent"
+    dead = "dead"
+
+
+def _enum(kind: type[enum.Enum], name: str) -> Enum:
+    return Enum(kind, name=name, native_enum=False, length=32, validate_strings=True)
+
+
+class Escalation(Base):
+    """A conversation handed to clinic staff."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (UniqueConstraint("sender_id", "reason", name="uq_escalations_sender_reason"),)
+
+    id = Column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at = Column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    channel = Column(String(32), nullable=False)
+    sender_id = Column(String(128), nullable=False, index=True)
+    reason = Column(_enum(Reason, "escalation_reason"), nullable=False)
+    trigger = Column(JSON, nullable=False, default=dict)
+    priority = Column(_enum(Priority, "escalation_priority"), nullable=False, default=Priority.normal)
+    status = Column(_enum(Status, "escalation_status"), nullable=False, default=Status.new, index=True)
+    assignee = Column(String(128))
+    contact_name = Column(String(200))
+    contact_method = Column(String(16))
+    contact_detail = Column(String(320))
+    consent_given = Column(Boolean)
+    consent_at = Column(UTCDateTime)
+    transcript = Column(JSON, nullable=False, default=list)
+
+    notes = relationship("StaffNote", back_populates="escalation", order_by="StaffNote.created_at")
+
+
+class StaffNote(Base):
+    """A note a staff member wrote on an escalation."""
+
+    __tablename__ = "staff_notes"
+
+    id = Column(Integer, primary_key=True)
+    escalation_id = Column(String(36), ForeignKey("escalations.id", ondelete="CASCADE"), nullable=False, index=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    author = Column(String(128), nullable=False)
+    body = Column(Text, nullable=False)
+
+    escalation = relationship("Escalation", back_populates="notes")
+
+
+class AuditEvent(Base):
+    """One safety event. Rows are never updated or deleted (enforced by triggers)."""
+
+    __tablename__ = "audit_events"
+
+    id = Column(Integer, primary_key=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    kind = Column(_enum(AuditKind, "audit_kind"), nullable=False, index=True)
+    escalation_id = Column(String(36), index=True)
+    sender_id = Column(String(128))
+    actor = Column(String(128), nullable=False, default="assistant")
+    detail = Column(JSON, nullable=False, default=dict)
+
+
+class OutboxMessage(Base):
+    """A staff notification waiting to be delivered (email or webhook)."""
+
+    __tablename__ = "notification_outbox"
+
+    id = Column(Integer, primary_key=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    escalation_id = Column(String(36), nullable=False, index=True)
+    transport = Column(String(16), nullable=False)
+    payload = Column(JSON, nullable=False)
+    status = Column(_enum(OutboxStatus, "outbox_status"), nullable=False, default=OutboxStatus.pending, index=True)
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    last_error = Column(String(500))
+    sent_at = Column(UTCDateTime)
+
+
+class StaffUser(Base):
+    """A clinic staff account for the dashboard."""
+
+    __tablename__ = "staff_users"
+
+    id = Column(Integer, primary_key=True)
+    username = Column(String(64), nullable=False, unique=True)
+    password_hash = Column(String(255), nullable=False)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    is_active = Column(Boolean, nullable=False, default=True)

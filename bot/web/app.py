@@ -1,0 +1,109 @@
+"""The web app (port 8000): demo clinic page with the chat widget, widget assets, health.
+
+An app factory in the aiohttp-demos style: ``create_app(settings)``; the
+engine and the staff-notification worker live in ``cleanup_ctx``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.clinic import Clinic, load_clinic
+from bot.escalation.service import EscalationService, transports
+from bot.escalation.spool import Spool
+from bot.notify.worker import Notifier
+from bot.settings import Settings
+from bot.store.db import create_engine, session_factory
+
+logger = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+SETTINGS = web.AppKey("settings", Settings)
+CLINIC = web.AppKey("clinic", Clinic)
+ENGINE = web.AppKey("engine", object)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Plain, escaped error pages; unexpected errors are logged, not shown."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return web.Response(status=exc.status, text=f"{exc.status}: {exc.reason}", content_type="text/plain")
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 - the boundary: log it, answer 500
+        logger.exception("error serving %s %s", request.method, request.path)
+        return web.Response(status=500, text="500: Internal Server Error", content_type="text/plain")
+
+
+@aiohttp_jinja2.template("demo.html")
+async def demo_page(request: web.Request) -> dict:
+    """The demo clinic page with the widget embedded as a clinic would embed it."""
+    settings = request.app[SETTINGS]
+    return {
+        "clinic": request.app[CLINIC],
+        "widget_src": "/static/widget/chat-widget.js",
+        "widget_css": "/static/widget/chat-widget.css",
+        "rasa_url": settings.public_rasa_url,
+    }
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness and database reachability."""
+    try:
+        async with request.app[ENGINE].connect() as connection:  # type: ignore[attr-defined]
+            await connection.execute(text("SELECT 1"))
+        database = "ok"
+    except (SQLAlchemyError, OSError, ConnectionError) as exc:
+        logger.warning("health check: database unreachable (%s)", type(exc).__name__)
+        database = "unavailable"
+    status = 200 if database == "ok" else 503
+    return web.json_response({"status": "ok" if status == 200 else "degraded", "database": database}, status=status)
+
+
+async def store_and_notifier(app: web.Application) -> AsyncIterator[None]:
+    """Engine lifetime, and the notification worker running beside the app."""
+    settings = app[SETTINGS]
+    engine = create_engine(settings.database_url)
+    app[ENGINE] = engine
+    sessions = session_factory(engine)
+    escalations = EscalationService(sessions, Spool(settings.spool_dir), transports(settings))
+    async with aiohttp.ClientSession() as http:
+        notifier = Notifier(settings, app[CLINIC], sessions, escalations, http)
+        task = asyncio.create_task(notifier.run_forever(), name="notifier")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await engine.dispose()
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the web application."""
+    app = web.Application(middlewares=[error_pages], client_max_size=64 * 1024)
+    app[SETTINGS] = settings
+    app[CLINIC] = load_clinic(settings.clinic_config)
+    aiohttp_jinja2.setup(
+        app, loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=jinja2.select_autoescape(default=True)
+    )
+    app.router.add_get("/", demo_page, name="demo")
+    app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_static("/static/", HERE / "static", name="static")
+    app.cleanup_ctx.append(store_and_notifier)
+    return app

@@ -1,0 +1,158 @@
+"""Escalation actions: what the patient is told, and when, against a fake store."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.events import ActiveLoop, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import deps
+from actions.escalation import (
+    ActionHandleAdverseEvent,
+    ActionHandleContraindication,
+    ActionStopContact,
+    ActionSubmitEscalation,
+)
+from bot.escalation.service import Outcome
+from bot.store.models import Reason
+
+
+class FakeService:
+    """Records escalations; can pretend the database is down."""
+
+    def __init__(self, up: bool = True) -> None:
+        self.up = up
+        self.stored: list[Any] = []
+        self.declined: list[tuple[str, Optional[str]]] = []
+
+    async def escalate(self, data: Any) -> Outcome:
+        if not self.up:
+            return Outcome(stored=False, spooled=True)
+        self.stored.append(data)
+        return Outcome(stored=True, escalation_id="esc-1", created=True)
+
+    async def consent_declined(self, sender_id: str, reason: Optional[str]) -> bool:
+        self.declined.append((sender_id, reason))
+        return self.up
+
+
+@pytest.fixture
+def service():
+    fake = FakeService()
+    deps.use_service(fake)
+    yield fake
+    deps.use_service(None)
+
+
+def tracker(text: str, intent: str, safety: dict, slots: Optional[dict] = None) -> Tracker:
+    latest = {"text": text, "intent": {"name": intent, "confidence": 1.0}, "entities": [], "safety": safety}
+    events = [
+        {"event": "user", "text": text, "timestamp": 1.0, "parse_data": latest},
+        {"event": "bot", "text": "earlier reply", "timestamp": 2.0},
+    ]
+    return Tracker("patient-1", slots or {}, latest, events, False, None, {}, "action_listen")
+
+
+def responses(dispatcher: CollectingDispatcher) -> list[str]:
+    return [m.get("response") for m in dispatcher.messages]
+
+
+RED_FLAG = {
+    "reason": "emergency",
+    "personal": True,
+    "findings": [{"label": "RED_FLAG", "category": "breathing", "text": "cant breathe", "negated": False, "uncertain": False}],
+    "matched_terms": ["breathing:cant breathe"],
+}
+
+
+async def test_red_flag_gets_urgent_guidance_before_anything_else(service):
+    dispatcher = CollectingDispatcher()
+    events = await ActionHandleAdverseEvent().run(dispatcher, tracker("i cant breathe", "report_adverse_event", RED_FLAG), {})
+    assert responses(dispatcher)[0] == "utter_red_flag_urgent"
+    assert responses(dispatcher)[1] == "utter_emergency_flagged"
+    assert service.stored[0].reason == Reason.emergency
+    assert SlotSet("escalation_reason", "emergency") in events
+
+
+async def test_red_flag_with_database_down_gives_guidance_and_the_phone_route(service):
+    service.up = False
+    dispatcher = CollectingDispatcher()
+    await ActionHandleAdverseEvent().run(dispatcher, tracker("i cant breathe", "report_adverse_event", RED_FLAG), {})
+    assert responses(dispatcher) == ["utter_red_flag_urgent", "utter_emergency_not_flagged"]
+
+
+async def test_model_routed_adverse_event_with_a_question_shaped_red_flag_is_still_urgent(service):
+    safety = {**RED_FLAG, "reason": "adverse_event"}
+    dispatcher = CollectingDispatcher()
+    await ActionHandleAdverseEvent().run(dispatcher, tracker("is it normal to cant breathe?", "report_adverse_event", safety), {})
+    assert responses(dispatcher)[0] == "utter_red_flag_urgent"
+
+
+async def test_ordinary_soreness_gets_advice_and_nothing_stored_yet(service):
+    safety = {"reason": "adverse_event", "findings": [{"label": "SYMPTOM", "category": "soreness", "negated": False}]}
+    dispatcher = CollectingDispatcher()
+    events = await ActionHandleAdverseEvent().run(dispatcher, tracker("still sore", "report_adverse_event", safety), {})
+    assert responses(dispatcher) == ["utter_soreness_advice"]
+    assert service.stored == []
+    assert SlotSet("escalation_reason", "adverse_event") in events
+
+
+@pytest.mark.parametrize("personal, expected", [(True, "utter_contraindication_personal"), (False, "utter_contraindication_general")])
+async def test_contraindication_answer_depends_on_whether_it_is_personal(service, personal, expected):
+    dispatcher = CollectingDispatcher()
+    safety = {"reason": "contraindication", "personal": personal, "matched_terms": ["pregnancy:pregnant"]}
+    await ActionHandleContraindication().run(dispatcher, tracker("pregnant?", "ask_contraindication", safety), {})
+    assert responses(dispatcher) == [expected]
+
+
+async def test_contraindication_keeps_a_more_serious_pending_reason(service):
+    dispatcher = CollectingDispatcher()
+    events = await ActionHandleContraindication().run(
+        dispatcher, tracker("on warfarin", "ask_contraindication", {"personal": True}, {"escalation_reason": "emergency"}), {}
+    )
+    assert SlotSet("escalation_reason", "emergency") in events
+
+
+CONTACT = {
+    "contact_name": "Ana",
+    "contact_method": "phone",
+    "contact_detail": "+442079460958",
+    "contact_consent": True,
+    "escalation_reason": "contraindication",
+    "escalation_trigger": {"reason": "contraindication", "matched_terms": ["pregnancy:pregnant"]},
+}
+
+
+async def test_submit_confirms_only_after_the_record_is_stored(service):
+    dispatcher = CollectingDispatcher()
+    await ActionSubmitEscalation().run(dispatcher, tracker("yes", "affirm", {}, CONTACT), {})
+    assert responses(dispatcher) == ["utter_escalation_saved"]
+    stored = service.stored[0]
+    assert (stored.contact_name, stored.consent_given, stored.reason) == ("Ana", True, Reason.contraindication)
+    assert stored.transcript[0] == {"from": "patient", "text": "yes", "time": 1.0, "intent": "affirm"}
+    assert "follow_up" in dispatcher.messages[0]
+
+
+async def test_submit_with_database_down_never_promises_contact(service):
+    service.up = False
+    dispatcher = CollectingDispatcher()
+    await ActionSubmitEscalation().run(dispatcher, tracker("yes", "affirm", {}, CONTACT), {})
+    assert responses(dispatcher) == ["utter_escalation_failed"]
+
+
+async def test_submit_without_consent_stores_nothing(service):
+    dispatcher = CollectingDispatcher()
+    await ActionSubmitEscalation().run(dispatcher, tracker("yes", "affirm", {}, {**CONTACT, "contact_consent": None}), {})
+    assert service.stored == []
+    assert responses(dispatcher) == ["utter_contact_stopped"]
+
+
+async def test_stop_records_the_declined_consent_and_deactivates_the_form(service):
+    dispatcher = CollectingDispatcher()
+    events = await ActionStopContact().run(dispatcher, tracker("stop", "stop", {}, {"escalation_reason": "emergency"}), {})
+    assert service.declined == [("patient-1", "emergency")]
+    assert ActiveLoop(None) in events
+    assert responses(dispatcher) == ["utter_contact_stopped", "utter_red_flag_reminder"]

@@ -1,0 +1,118 @@
+"""Shared fixtures: the trained model is built once by `make` before pytest runs;
+end-to-end tests share one running stack per session."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+
+from bot.launch import Stack
+from bot.settings import REPO_ROOT
+from bot.store.migrate import upgrade
+from tests.support.receivers import SMTPServer, WebhookReceiver, free_port
+
+MODEL_DIR = REPO_ROOT / "models"
+
+
+def require_model() -> None:
+    """Fail (not skip) when no trained model exists: `make test` trains before pytest."""
+    if not list(MODEL_DIR.glob("*.tar.gz")):
+        pytest.fail("no trained model in models/: run the tests through `make test` (it trains once per run)")
+
+
+@dataclass
+class LiveStack:
+    """The real Rasa server, action server and web app, on free loopback ports."""
+
+    stack: Stack
+    smtp: SMTPServer
+    webhook: WebhookReceiver
+    var_dir: Path
+
+    @property
+    def settings(self):
+        return self.stack.settings
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.rasa_port}"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.web_port}"
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url
+
+    def say(self, sender: str, text: str, timeout: float = 30) -> list[dict]:
+        """Send one message over the REST webhook; return the bot's replies."""
+        reply = requests.post(
+            f"{self.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=timeout
+        )
+        reply.raise_for_status()
+        return reply.json()
+
+    def restart_rasa(self) -> None:
+        """Stop and start the Rasa server on the same port (conversation state is in the tracker store)."""
+        self.stack.restart("rasa", timeout=240)
+
+    def stop_actions(self) -> None:
+        self.stack.stop("actions")
+
+    def start_actions(self) -> None:
+        self.stack.start("actions")
+        self.stack.wait_ready(120, "actions")
+
+
+@pytest.fixture(scope="session")
+def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    """Start the whole assistant once per test session."""
+    require_model()
+    var_dir = tmp_path_factory.mktemp("var")
+    smtp = SMTPServer().start()
+    webhook = WebhookReceiver().start()
+    env = {
+        **os.environ,
+        "VAR_DIR": str(var_dir),
+        "RASA_PORT": str(free_port()),
+        "ACTION_PORT": str(free_port()),
+        "WEB_PORT": str(free_port()),
+        "RASA_TOKEN": "test-token",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp.port),
+        "NOTIFY_EMAIL_TO": "team@clinic.example",
+        "NOTIFY_FROM": "assistant@clinic.example",
+        "NOTIFY_WEBHOOK_URL": webhook.url,
+        "NOTIFY_WEBHOOK_SECRET": "test-secret",
+        "NOTIFY_INTERVAL_SECONDS": "0.5",
+    }
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    stack = Stack(env=env, log_dir=var_dir / "logs")
+    upgrade(stack.settings.database_url)
+    stack.start()
+    try:
+        stack.wait_ready(300)
+        yield LiveStack(stack=stack, smtp=smtp, webhook=webhook, var_dir=var_dir)
+    finally:
+        stack.stop()
+        smtp.stop()
+        webhook.stop()
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.25):
+    """Poll ``predicate`` until it returns something truthy; return that value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

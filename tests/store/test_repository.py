@@ -1,0 +1,245 @@
+"""Repository functions of the escalation store, against a migrated SQLite file."""
+
+from __future__ import annotations
+
+from datetime import timedelta, timezone
+
+import pytest
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.store import repository as repo
+from bot.store.models import (
+    AuditEvent,
+    AuditKind,
+    Escalation,
+    OutboxMessage,
+    OutboxStatus,
+    Priority,
+    Reason,
+    Status,
+    utcnow,
+)
+from bot.store.repository import EscalationInput
+
+
+def escalation_input(
+    sender_id: str = "conv-1",
+    reason: Reason = Reason.adverse_event,
+    priority: Priority = Priority.high,
+    trigger: dict | None = None,
+    **extra,
+) -> EscalationInput:
+    return EscalationInput(
+        sender_id=sender_id,
+        channel="rest",
+        reason=reason,
+        priority=priority,
+        trigger=trigger if trigger is not None else {"matched_terms": ["bruise"], "intent": "report_adverse_event"},
+        transcript=[{"role": "user", "text": "I have a big bruise after my session"}],
+        **extra,
+    )
+
+
+async def upsert(sessions, data: EscalationInput) -> tuple[Escalation, bool]:
+    async with sessions() as session:
+        async with session.begin():
+            return await repo.upsert_escalation(session, data)
+
+
+async def load_all(sessions) -> list[Escalation]:
+    async with sessions() as session:
+        return list((await session.execute(select(Escalation).order_by(Escalation.created_at))).scalars())
+
+
+async def test_upsert_creates_a_record_the_first_time(sessions):
+    record, created = await upsert(sessions, escalation_input())
+
+    assert created is True
+    [stored] = await load_all(sessions)
+    assert stored.id == record.id
+    assert stored.status == Status.new
+    assert stored.priority == Priority.high
+
+
+async def test_upsert_for_the_same_sender_and_reason_updates_the_one_record(sessions):
+    first, _ = await upsert(sessions, escalation_input())
+
+    second, created = await upsert(sessions, escalation_input(trigger={"matched_terms": ["swelling"]}))
+
+    assert created is False
+    assert second.id == first.id
+    records = await load_all(sessions)
+    assert len(records) == 1
+    assert records[0].trigger["matched_terms"] == ["swelling"]
+
+
+async def test_upsert_keeps_earlier_triggers_in_history(sessions):
+    await upsert(sessions, escalation_input(trigger={"matched_terms": ["bruise"]}))
+    await upsert(sessions, escalation_input(trigger={"matched_terms": ["swelling"]}))
+    await upsert(sessions, escalation_input(trigger={"matched_terms": ["fever"]}))
+
+    [record] = await load_all(sessions)
+    assert record.trigger["matched_terms"] == ["fever"]
+    assert record.trigger["history"] == [{"matched_terms": ["bruise"]}, {"matched_terms": ["swelling"]}]
+
+
+async def test_upsert_never_lowers_the_priority(sessions):
+    await upsert(sessions, escalation_input(priority=Priority.high))
+
+    record, _ = await upsert(sessions, escalation_input(priority=Priority.normal))
+
+    assert record.priority == Priority.high
+    [stored] = await load_all(sessions)
+    assert stored.priority == Priority.high
+
+
+async def test_upsert_raises_the_priority(sessions):
+    await upsert(sessions, escalation_input(priority=Priority.normal))
+
+    await upsert(sessions, escalation_input(priority=Priority.urgent))
+
+    [stored] = await load_all(sessions)
+    assert stored.priority == Priority.urgent
+
+
+async def test_upsert_reopens_a_resolved_escalation(sessions):
+    record, _ = await upsert(sessions, escalation_input())
+    async with sessions() as session:
+        async with session.begin():
+            await session.execute(update(Escalation).where(Escalation.id == record.id).values(status=Status.resolved))
+
+    await upsert(sessions, escalation_input())
+
+    [stored] = await load_all(sessions)
+    assert stored.status == Status.new
+
+
+async def test_upsert_keeps_contact_details_when_the_update_has_none(sessions):
+    await upsert(
+        sessions,
+        escalation_input(contact_name="Ana", contact_method="phone", contact_detail="+442079460958", consent_given=True),
+    )
+
+    await upsert(sessions, escalation_input())
+
+    [stored] = await load_all(sessions)
+    assert (stored.contact_name, stored.contact_method, stored.contact_detail) == ("Ana", "phone", "+442079460958")
+    assert stored.consent_given is True
+
+
+async def test_upsert_with_a_different_reason_creates_a_second_record(sessions):
+    first, _ = await upsert(sessions, escalation_input(reason=Reason.adverse_event))
+
+    second, created = await upsert(sessions, escalation_input(reason=Reason.human_request, priority=Priority.normal))
+
+    assert created is True
+    assert second.id != first.id
+    assert {r.reason for r in await load_all(sessions)} == {Reason.adverse_event, Reason.human_request}
+
+
+async def test_timestamps_come_back_timezone_aware_utc(sessions):
+    await upsert(sessions, escalation_input(consent_given=True))
+
+    [stored] = await load_all(sessions)
+    for value in (stored.created_at, stored.updated_at, stored.consent_at):
+        assert value.tzinfo is not None
+        assert value.utcoffset() == timedelta(0)
+    assert abs(utcnow() - stored.created_at) < timedelta(minutes=1)
+
+
+async def test_a_naive_datetime_is_refused(sessions):
+    record, _ = await upsert(sessions, escalation_input())
+
+    with pytest.raises(SQLAlchemyError, match="naive datetime"):
+        async with sessions() as session:
+            async with session.begin():
+                await session.execute(
+                    update(Escalation).where(Escalation.id == record.id).values(consent_at=utcnow().replace(tzinfo=None))
+                )
+
+
+async def add_event(sessions) -> int:
+    async with sessions() as session:
+        async with session.begin():
+            event = await repo.add_audit(session, AuditKind.red_flag_triggered, sender_id="conv-1", detail={"x": 1})
+            await session.flush()
+            return event.id
+
+
+async def test_audit_log_rejects_update(sessions):
+    event_id = await add_event(sessions)
+
+    with pytest.raises(SQLAlchemyError, match="append-only"):
+        async with sessions() as session:
+            async with session.begin():
+                await session.execute(update(AuditEvent).where(AuditEvent.id == event_id).values(actor="mallory"))
+
+    async with sessions() as session:
+        assert (await session.get(AuditEvent, event_id)).actor == "assistant"
+
+
+async def test_audit_log_rejects_delete(sessions):
+    event_id = await add_event(sessions)
+
+    with pytest.raises(SQLAlchemyError, match="append-only"):
+        async with sessions() as session:
+            async with session.begin():
+                await session.execute(delete(AuditEvent).where(AuditEvent.id == event_id))
+
+    async with sessions() as session:
+        assert (await session.execute(select(func.count()).select_from(AuditEvent))).scalar_one() == 1
+
+
+async def test_due_notifications_returns_only_pending_rows_that_are_due(sessions):
+    now = utcnow()
+    async with sessions() as session:
+        async with session.begin():
+            rows = {
+                "due": OutboxMessage(escalation_id="e1", transport="email", payload={}, next_attempt_at=now - timedelta(seconds=5)),
+                "later": OutboxMessage(escalation_id="e2", transport="email", payload={}, next_attempt_at=now + timedelta(minutes=5)),
+                "sent": OutboxMessage(
+                    escalation_id="e3", transport="email", payload={}, status=OutboxStatus.sent,
+                    next_attempt_at=now - timedelta(minutes=5),
+                ),
+                "dead": OutboxMessage(
+                    escalation_id="e4", transport="webhook", payload={}, status=OutboxStatus.dead,
+                    next_attempt_at=now - timedelta(minutes=5),
+                ),
+            }
+            session.add_all(rows.values())
+
+    async with sessions() as session:
+        async with session.begin():
+            due = await repo.due_notifications(session, now)
+
+    assert [m.escalation_id for m in due] == ["e1"]
+
+
+async def test_due_notifications_compares_instants_not_local_clock_times(sessions):
+    now = utcnow()
+    plus_two = timezone(timedelta(hours=2))
+    async with sessions() as session:
+        async with session.begin():
+            session.add(OutboxMessage(
+                escalation_id="e1", transport="email", payload={},
+                next_attempt_at=(now + timedelta(hours=1)).astimezone(plus_two),
+            ))
+
+    async with sessions() as session:
+        async with session.begin():
+            assert await repo.due_notifications(session, now) == []
+            assert len(await repo.due_notifications(session, now + timedelta(hours=2))) == 1
+
+
+def test_backoff_doubles_with_each_attempt():
+    assert [repo.backoff(n).total_seconds() for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
+
+
+def test_backoff_is_capped():
+    assert repo.backoff(50) == timedelta(hours=1)
+    assert repo.backoff(8, base_seconds=30, cap_seconds=600) == timedelta(minutes=10)
+
+
+def test_backoff_before_the_first_attempt_is_the_base_delay():
+    assert repo.backoff(0) == timedelta(seconds=30)
