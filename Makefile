@@ -18,7 +18,7 @@ SPACY_MODEL := build/spacy/en_dry_needling/meta.json
 TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null) bot/nlp/safety_component.py bot/safety/screen.py
 MODEL_STAMP := models/.trained
 
-.PHONY: help setup run test train validate test-stories pytest eval bench system-deps migrate clean
+.PHONY: help setup run test train validate test-stories pytest eval bench system-deps migrate clean compare-features
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,9 +33,6 @@ $(VENV)/.installed: requirements.lock .python-version
 
 $(SPACY_MODEL): $(VENV)/.installed $(wildcard data/patterns/*.jsonl) bot/nlp/pipeline.py
 	$(PY) -m bot.nlp.pipeline
-
-build/minilm/config.json: $(VENV)/.installed bot/nlp/minilm.py
-	$(PY) -m bot.nlp.minilm
 
 $(MODEL_STAMP): $(VENV)/.installed $(SPACY_MODEL) $(TRAIN_INPUTS)
 	$(RASA) train --quiet --num-threads 2
@@ -74,3 +71,6 @@ bench: setup ## Latency, memory, training and cold-start figures; widget size
 
 clean: ## Remove derived artefacts (keeps var/ data)
 	rm -rf build models/*.tar.gz $(MODEL_STAMP) results
+
+compare-features: $(VENV)/.installed $(SPACY_MODEL) ## Measure sparse-only NLU against MiniLM sentence features
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m bot.evaluation.compare_features

@@ -31,7 +31,10 @@ def suggestions(message: Dict[Text, Any]) -> List[Dict[Text, str]]:
             for response in faq_ranking[:2]:
                 topic = str(response.get("intent_response_key", "")).split("/", 1)[-1]
                 if topic in kb.faq:
-                    buttons.append({"title": kb.title(topic), "payload": f"/faq/{topic}"})
+                    # The title is a question the model maps back to the topic:
+                    # retrieval intents cannot be forced with a /payload.
+                    title = kb.title(topic)
+                    buttons.append({"title": title, "payload": title})
         elif name in SUGGESTIBLE:
             buttons.append({"title": SUGGESTIBLE[name], "payload": f"/{name}"})
     unique = list({b["payload"]: b for b in buttons}.values())[:MAX_SUGGESTIONS]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -83,11 +83,7 @@ class Settings:
     notify_webhook_url: str = ""
     notify_webhook_secret: str = ""
     notify_interval_seconds: float = 5.0
-    staff_admin_user: str = "admin"
-    staff_admin_password: str = ""
-    session_secret: str = ""
     log_level: str = "INFO"
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -127,10 +123,6 @@ class Settings:
             notify_webhook_url=env.get("NOTIFY_WEBHOOK_URL", ""),
             notify_webhook_secret=env.get("NOTIFY_WEBHOOK_SECRET", ""),
             notify_interval_seconds=float(env.get("NOTIFY_INTERVAL_SECONDS", "5")),
-            staff_admin_user=env.get("STAFF_ADMIN_USER", "admin"),
-            staff_admin_password=env.get("STAFF_ADMIN_PASSWORD", ""),
-            session_secret=env.get("SESSION_SECRET")
-            or _read_or_create_secret(var_dir / "secrets" / "session_secret"),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
         )
 

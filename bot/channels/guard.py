@@ -25,7 +25,7 @@ from bot.clinic import Clinic
 logger = logging.getLogger(__name__)
 
 ALLOWED_PAYLOADS = re.compile(
-    r"^/(greet|affirm|deny|stop|correct_details|request_human|book_appointment|faq/[a-z_]{3,40})$"
+    r"^/(greet|affirm|deny|stop|correct_details|request_human|book_appointment)$"
 )
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")

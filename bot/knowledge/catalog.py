@@ -20,6 +20,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESPONSES_DIR = REPO_ROOT / "data" / "responses"
 SOURCES_FILE = Path(__file__).with_name("sources.yml")
+DOMAIN_FILE = REPO_ROOT / "domain.yml"
 FAQ_PREFIX = "utter_faq/"
 PLACEHOLDERS = {
     "clinic_name", "clinic_phone", "clinic_email", "clinic_address", "booking_url",
@@ -61,6 +62,7 @@ class Answer:
     sources: tuple[str, ...]
     evidence: str = ""
     title: str = ""
+    follow_up: str = ""
     file: str = ""
 
     @property
@@ -75,6 +77,7 @@ class KnowledgeBase:
 
     answers: dict[str, Answer] = field(default_factory=dict)
     sources: dict[str, Source] = field(default_factory=dict)
+    domain_responses: set[str] = field(default_factory=set)
 
     @property
     def faq(self) -> dict[str, Answer]:
@@ -96,9 +99,12 @@ def _as_date(value: object) -> Optional[date]:
         return None
 
 
-def load(responses_dir: Path = RESPONSES_DIR, sources_file: Path = SOURCES_FILE) -> KnowledgeBase:
-    """Read every curated answer and the source catalogue."""
+def load(
+    responses_dir: Path = RESPONSES_DIR, sources_file: Path = SOURCES_FILE, domain_file: Path = DOMAIN_FILE
+) -> KnowledgeBase:
+    """Read every curated answer, the source catalogue and the domain's response names."""
     kb = KnowledgeBase()
+    kb.domain_responses = set((yaml.safe_load(domain_file.read_text(encoding="utf-8")) or {}).get("responses") or {})
     raw_sources = yaml.safe_load(sources_file.read_text(encoding="utf-8"))["sources"]
     for source_id, entry in raw_sources.items():
         kb.sources[source_id] = Source(
@@ -117,6 +123,7 @@ def load(responses_dir: Path = RESPONSES_DIR, sources_file: Path = SOURCES_FILE)
                     sources=tuple(meta.get("sources") or ()),
                     evidence=str(meta.get("evidence", "")),
                     title=str(meta.get("title", "")),
+                    follow_up=str(meta.get("follow_up", "")),
                     file=path.name,
                 )
     return kb
@@ -154,6 +161,10 @@ def problems(kb: KnowledgeBase, topics: Iterable[str], today: Optional[date] = N
             found.append(f"{where} is reviewed in the future ({answer.reviewed})")
         if answer.topic and not answer.title:
             found.append(f"{where} has no button title")
+        if answer.follow_up and answer.follow_up not in set(kb.answers) | kb.domain_responses:
+            found.append(f"{where} offers a follow-up {answer.follow_up!r} that does not exist")
+        if answer.topic and answer.text.rstrip().endswith("?") and not answer.follow_up:
+            found.append(f"{where} ends with an offer but has no follow_up answer for 'yes'")
         words = len(answer.text.split())
         if answer.topic and not 40 <= words <= 120:
             found.append(f"{where} has {words} words (FAQ answers are 40-120)")

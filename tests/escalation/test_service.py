@@ -215,7 +215,9 @@ async def test_the_spool_file_is_private_to_the_owner(down_service, spool):
 
 async def test_replay_stores_spooled_escalations_once_the_database_is_back(down_service, service, spool, sessions):
     await down_service.escalate(with_contact(reason=Reason.emergency, priority=Priority.urgent))
-    await down_service.escalate(escalation_input(sender_id="conv-2", reason=Reason.human_request, priority=Priority.normal))
+    await down_service.escalate(
+        escalation_input(sender_id="conv-2", reason=Reason.human_request, priority=Priority.normal)
+    )
 
     stored = await spool.replay(service.store_spooled)
 
@@ -288,3 +290,15 @@ async def test_consent_declined_writes_an_audit_event(service, sessions):
 
 async def test_consent_declined_returns_false_when_the_database_is_down(down_service):
     assert await down_service.consent_declined("conv-1", "adverse_event") is False
+
+
+async def test_replay_survives_an_unreadable_line_and_stores_the_rest(down_service, service, spool, sessions):
+    spool.directory.mkdir(parents=True, exist_ok=True)
+    # e.g. a write cut short by a full disk
+    spool.path.write_text('{"sender_id": "conv-torn", "reas\n', encoding="utf-8")
+    await down_service.escalate(escalation_input(sender_id="conv-ok"))
+
+    stored = await spool.replay(service.store_spooled)
+
+    assert stored == 1
+    assert [r.sender_id for r in await rows(sessions, Escalation)] == ["conv-ok"]

@@ -118,7 +118,9 @@ async def test_upsert_reopens_a_resolved_escalation(sessions):
 async def test_upsert_keeps_contact_details_when_the_update_has_none(sessions):
     await upsert(
         sessions,
-        escalation_input(contact_name="Ana", contact_method="phone", contact_detail="+442079460958", consent_given=True),
+        escalation_input(
+            contact_name="Ana", contact_method="phone", contact_detail="+442079460958", consent_given=True
+        ),
     )
 
     await upsert(sessions, escalation_input())
@@ -154,9 +156,8 @@ async def test_a_naive_datetime_is_refused(sessions):
     with pytest.raises(SQLAlchemyError, match="naive datetime"):
         async with sessions() as session:
             async with session.begin():
-                await session.execute(
-                    update(Escalation).where(Escalation.id == record.id).values(consent_at=utcnow().replace(tzinfo=None))
-                )
+                naive = utcnow().replace(tzinfo=None)
+                await session.execute(update(Escalation).where(Escalation.id == record.id).values(consent_at=naive))
 
 
 async def add_event(sessions) -> int:

@@ -1,0 +1,164 @@
+"""``make bench``: latency, memory, training and cold-start figures. Prints figures; asserts nothing.
+
+- cold start: seconds from process start until each server answers its health check;
+- REST round trip (``POST /webhooks/rest/webhook``) and ``POST /model/parse``: median and
+  p95 over many requests, one client, a fresh sender per conversation, after warm-up;
+- peak resident memory (VmHWM) of each process after the run;
+- full training time (``rasa train --force`` into a temporary folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bot.launch import Stack
+from bot.settings import REPO_ROOT
+from bot.store.migrate import upgrade
+
+CONVERSATION = [
+    "hi",
+    "does dry needling hurt?",
+    "how long does the relief last",
+    "what should I wear to my appointment",
+    "thanks, bye",
+]
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(samples: list[float], share: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of a process and its children (MiB), from /proc."""
+    total = 0.0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for each in pids:
+        status = Path(f"/proc/{each}/status")
+        if status.exists():
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+    return total
+
+
+def time_requests(call: Any, count: int) -> list[float]:
+    """Milliseconds of ``count`` calls."""
+    samples = []
+    for index in range(count):
+        started = time.perf_counter()
+        call(index)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def train_seconds() -> float:
+    """Full training time into a throwaway folder."""
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as out:
+        started = time.perf_counter()
+        subprocess.run(
+            [str(Path(sys.executable).parent / "rasa"), "train", "--force", "--quiet", "--num-threads", "2", "--out", out],
+            check=True, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+        )
+        return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description="Latency, memory and training figures.")
+    parser.add_argument("--conversations", type=int, default=40)
+    parser.add_argument("--parses", type=int, default=300)
+    parser.add_argument("--skip-training", action="store_true")
+    args = parser.parse_args(argv)
+
+    figures: dict[str, Any] = {
+        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-var-") as var:
+        env = {
+            **os.environ, "VAR_DIR": var, "RASA_PORT": str(free_port()), "ACTION_PORT": str(free_port()),
+            "WEB_PORT": str(free_port()), "RASA_TOKEN": "bench", "LOG_LEVEL": "WARNING",
+        }
+        for key in ("DATABASE_URL", "REDIS_URL", "SMTP_HOST", "NOTIFY_WEBHOOK_URL"):
+            env.pop(key, None)
+        stack = Stack(env=env, log_dir=Path(var) / "logs")
+        upgrade(stack.settings.database_url)
+        started = time.perf_counter()
+        stack.start()
+        try:
+            cold: dict[str, float] = {}
+            for name in ("actions", "web", "rasa"):
+                stack.wait_ready(600, name)
+                cold[name] = time.perf_counter() - started
+            figures["cold_start_seconds"] = cold
+            rasa = f"http://127.0.0.1:{stack.settings.rasa_port}"
+            http = requests.Session()
+
+            def say(sender: str, text: str) -> None:
+                reply = http.post(f"{rasa}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60)
+                reply.raise_for_status()
+
+            for text in CONVERSATION:  # warm-up
+                say(f"warmup-{uuid.uuid4().hex}", text)
+            rest: list[float] = []
+            for _ in range(args.conversations):
+                sender = f"bench-{uuid.uuid4().hex}"
+                rest += time_requests(lambda i, s=sender: say(s, CONVERSATION[i]), len(CONVERSATION))
+
+            def parse(index: int) -> None:
+                text = CONVERSATION[index % len(CONVERSATION)]
+                reply = http.post(f"{rasa}/model/parse?token=bench", json={"text": text}, timeout=60)
+                reply.raise_for_status()
+
+            time_requests(parse, 20)  # warm-up
+            parses = time_requests(parse, args.parses)
+            figures["rest_round_trip_ms"] = {
+                "requests": len(rest), "median": statistics.median(rest), "p95": percentile(rest, 0.95),
+            }
+            figures["model_parse_ms"] = {
+                "requests": len(parses), "median": statistics.median(parses), "p95": percentile(parses, 0.95),
+            }
+            figures["peak_rss_mb"] = {
+                name: peak_rss_mb(service.process.pid) for name, service in stack.services.items() if service.process
+            }
+        finally:
+            stack.stop()
+    if not args.skip_training:
+        figures["full_training_seconds"] = train_seconds()
+
+    print(json.dumps(figures, indent=2))
+    out = REPO_ROOT / "results" / "bench.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    print(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The deterministic safety screen: negation, third parties, hypotheticals, red flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.nlp import pipeline
+from bot.safety.screen import assess, is_emergency
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    return pipeline.build(pipeline.load_patterns())
+
+
+def screen(nlp, text: str):
+    doc = nlp(text)
+    return assess(text, [t.lower_ for t in doc], doc.ents)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm not pregnant, does it hurt?",
+        "i dont take any blood thinners, how long is a session",
+        "no pacemaker or anything, what should i wear",
+        "can it cause a collapsed lung?",
+        "will I be sore afterwards?",
+        "is there a risk of bleeding in general?",
+    ],
+)
+def test_ordinary_questions_are_not_escalated(nlp, text):
+    assert screen(nlp, text).reason is None
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("my mother takes warfarin, can she have it?", "contraindication"),
+        ("im on xarelto can i still get needled", "contraindication"),
+        ("not sure if I'm pregnant, is that a problem?", "contraindication"),
+        ("I'm not on warfarin but I do take eliquis", "contraindication"),
+        ("since my session this morning i cant catch my breath", "emergency"),
+        ("I fainted after the needling yesterday", "emergency"),
+        ("struggling to breathe", "emergency"),
+        ("still sore 5 days after my treatment, is that normal", "adverse_event"),
+    ],
+)
+def test_staff_bound_messages_are_escalated(nlp, text, reason):
+    assert screen(nlp, text).reason == reason
+
+
+def test_third_party_is_personal(nlp):
+    verdict = screen(nlp, "my husband has a pacemaker, could he try it?")
+    assert verdict.third_party and verdict.personal and verdict.reason == "contraindication"
+
+
+def test_general_question_is_not_personal(nlp):
+    verdict = screen(nlp, "can pregnant women have dry needling?")
+    assert verdict.reason == "contraindication" and not verdict.personal
+
+
+def test_child_only_counts_when_their_treatment_is_asked_about(nlp):
+    assert screen(nlp, "my daughter recommended you, how do i book?").reason is None
+    assert screen(nlp, "can my 10 year old have dry needling?").reason == "contraindication"
+
+
+def test_expected_soreness_the_next_day_is_not_escalated_but_prolonged_is(nlp):
+    assert screen(nlp, "bit sore today after yesterday's needling, is that normal?").reason is None
+    assert screen(nlp, "still really sore a week after the needling").reason == "adverse_event"
+
+
+def test_matched_terms_name_category_and_text(nlp):
+    assert "anticoagulant:warfarin" in screen(nlp, "I take warfarin").matched_terms
+
+
+def test_adverse_event_with_any_active_red_flag_is_an_emergency():
+    parse = {
+        "intent": {"name": "report_adverse_event"},
+        "safety": {"reason": "adverse_event", "findings": [{"label": "RED_FLAG", "negated": False}]},
+    }
+    assert is_emergency(parse)
+    parse["safety"]["findings"][0]["negated"] = True
+    assert not is_emergency(parse)

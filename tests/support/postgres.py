@@ -1,0 +1,84 @@
+"""A throwaway PostgreSQL server on loopback for the store's tests.
+
+Uses the Debian package's binaries (installed by scripts/system-deps.sh): a new
+cluster in a temporary folder, started on a free port, removed afterwards.
+PostgreSQL refuses to run as root, so as root the server runs as the
+``postgres`` system user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+from tests.support.receivers import free_port
+
+
+def _bin_dir() -> Optional[Path]:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+    return Path(found[-1]).parent if found else None
+
+
+class PostgresServer:
+    """initdb + pg_ctl on a free port; ``url`` is a SQLAlchemy URL to database ``assistant``."""
+
+    def __init__(self) -> None:
+        bin_dir = _bin_dir()
+        if bin_dir is None:
+            raise RuntimeError("PostgreSQL binaries not found: run `make system-deps`")
+        self.bin = bin_dir
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="pg-test-"))
+        self.data = self.root / "data"
+        self.user: Optional[str] = "postgres" if os.geteuid() == 0 else None
+
+    def _run(self, *args: str) -> None:
+        command = list(args)
+        if self.user:
+            command = ["runuser", "-u", self.user, "--", *command]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://assistant:assistant@127.0.0.1:{self.port}/assistant"
+
+    def start(self) -> "PostgresServer":
+        if self.user:
+            record = pwd.getpwnam(self.user)
+            os.chown(self.root, record.pw_uid, record.pw_gid)
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.root / "log"),
+            "-o", f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off", "start",
+        )
+        psql = [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-v", "ON_ERROR_STOP=1"]
+        self._run(*psql, "-c", "CREATE ROLE assistant LOGIN PASSWORD 'assistant'")
+        self._run(*psql, "-c", "CREATE DATABASE assistant OWNER assistant")
+        return self
+
+    def stop(self) -> None:
+        try:
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def reset(self) -> None:
+        """Drop and recreate the test database (each test starts empty)."""
+        psql = [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-v", "ON_ERROR_STOP=1"]
+        for statement in ("DROP DATABASE IF EXISTS assistant WITH (FORCE)", "CREATE DATABASE assistant OWNER assistant"):
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    self._run(*psql, "-c", statement)
+                    break
+                except subprocess.CalledProcessError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)

@@ -1,0 +1,141 @@
+"""Settings read from the environment, and the database URL forms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import REPO_ROOT, Settings, async_db_url, sync_db_url
+
+
+@pytest.mark.parametrize(
+    "url, sync",
+    [
+        ("sqlite+aiosqlite:////var/app/x.db", "sqlite:////var/app/x.db"),
+        ("sqlite:////var/app/x.db", "sqlite:////var/app/x.db"),
+        ("postgresql+asyncpg://u:p@db:5432/app", "postgresql+psycopg2://u:p@db:5432/app"),
+        ("postgres://u:p@db/app", "postgresql+psycopg2://u:p@db/app"),
+        ("postgresql://u:p@db/app", "postgresql://u:p@db/app"),
+        ("postgresql+psycopg2://u:p@db/app", "postgresql+psycopg2://u:p@db/app"),
+    ],
+)
+def test_sync_db_url_gives_the_synchronous_driver(url, sync):
+    assert sync_db_url(url) == sync
+
+
+@pytest.mark.parametrize(
+    "url, async_",
+    [
+        ("sqlite:////var/app/x.db", "sqlite+aiosqlite:////var/app/x.db"),
+        ("sqlite:///relative.db", "sqlite+aiosqlite:///relative.db"),
+        ("sqlite+aiosqlite:////var/app/x.db", "sqlite+aiosqlite:////var/app/x.db"),
+        ("postgresql://u:p@db/app", "postgresql+asyncpg://u:p@db/app"),
+        ("postgresql+psycopg2://u:p@db/app", "postgresql+asyncpg://u:p@db/app"),
+        ("postgres://u:p@db/app", "postgresql+asyncpg://u:p@db/app"),
+        ("postgresql+asyncpg://u:p@db/app", "postgresql+asyncpg://u:p@db/app"),
+    ],
+)
+def test_async_db_url_gives_the_asyncio_driver(url, async_):
+    assert async_db_url(url) == async_
+
+
+def test_the_url_conversions_leave_the_password_untouched():
+    url = "postgresql://u:p%40ss%2Fw%25rd@db/app"
+
+    assert async_db_url(url) == "postgresql+asyncpg://u:p%40ss%2Fw%25rd@db/app"
+    assert sync_db_url(async_db_url(url)) == "postgresql+psycopg2://u:p%40ss%2Fw%25rd@db/app"
+
+
+def env(tmp_path: Path, **values: str) -> dict[str, str]:
+    return {"VAR_DIR": str(tmp_path), **values}
+
+
+def test_from_env_defaults_to_sqlite_files_under_var_dir(tmp_path):
+    settings = Settings.from_env(env(tmp_path))
+
+    assert settings.database_url == f"sqlite:///{tmp_path / 'escalations.db'}"
+    assert settings.tracker_store_url == f"sqlite:///{tmp_path / 'tracker.db'}"
+    assert settings.store_url == f"sqlite+aiosqlite:///{tmp_path / 'escalations.db'}"
+    assert settings.spool_dir == tmp_path / "spool"
+
+
+def test_from_env_has_working_defaults(tmp_path):
+    settings = Settings.from_env(env(tmp_path))
+
+    assert (settings.bind_host, settings.rasa_port, settings.action_port, settings.web_port) == (
+        "127.0.0.1", 5005, 5055, 8000,
+    )
+    assert settings.action_server_url == "http://127.0.0.1:5055/webhook"
+    assert settings.public_rasa_url == "http://127.0.0.1:5005"
+    assert settings.clinic_config == REPO_ROOT / "clinic.yml"
+    assert settings.redis_url == ""
+    assert settings.max_message_chars == 2000
+    assert settings.smtp_starttls is False
+    assert settings.log_level == "INFO"
+
+
+def test_from_env_derives_urls_from_the_ports(tmp_path):
+    settings = Settings.from_env(env(tmp_path, RASA_PORT="6005", ACTION_PORT="6055"))
+
+    assert settings.action_server_url == "http://127.0.0.1:6055/webhook"
+    assert settings.public_rasa_url == "http://127.0.0.1:6005"
+
+
+def test_from_env_resolves_a_relative_var_dir_against_the_repository():
+    settings = Settings.from_env({"VAR_DIR": "var", "RASA_TOKEN": "t"})
+
+    assert settings.var_dir == REPO_ROOT / "var"
+
+
+def test_from_env_creates_a_private_rasa_token_once_and_reuses_it(tmp_path):
+    first = Settings.from_env(env(tmp_path))
+    second = Settings.from_env(env(tmp_path))
+
+    assert len(first.rasa_token) >= 32
+    assert second.rasa_token == first.rasa_token
+    token_file = tmp_path / "secrets" / "rasa_token"
+    assert token_file.read_text(encoding="utf-8") == first.rasa_token
+    assert token_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_from_env_prefers_a_rasa_token_given_in_the_environment(tmp_path):
+    settings = Settings.from_env(env(tmp_path, RASA_TOKEN="token"))
+
+    assert settings.rasa_token == "token"
+    assert not (tmp_path / "secrets" / "rasa_token").exists()
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://u:p@db/app", "postgres://u:p@db/app", "postgresql+psycopg2://u:p@db/app"]
+)
+def test_a_postgres_database_url_is_also_used_for_the_tracker_store(tmp_path, url):
+    settings = Settings.from_env(env(tmp_path, DATABASE_URL=url))
+
+    assert settings.tracker_store_url == url
+    assert settings.store_url.startswith("postgresql+asyncpg://u:p@db/app")
+
+
+def test_a_sqlite_database_url_keeps_the_tracker_store_separate(tmp_path):
+    settings = Settings.from_env(env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'other.db'}"))
+
+    assert settings.tracker_store_url == f"sqlite:///{tmp_path / 'tracker.db'}"
+
+
+def test_tracker_store_url_overrides_the_database_url(tmp_path):
+    settings = Settings.from_env(
+        env(tmp_path, DATABASE_URL="postgresql://u:p@db/app", TRACKER_STORE_URL="postgresql://u:p@db/rasa")
+    )
+
+    assert settings.tracker_store_url == "postgresql://u:p@db/rasa"
+
+
+@pytest.mark.parametrize(
+    "value, expected", [("true", True), ("1", True), ("YES", True), ("false", False), ("no", False)]
+)
+def test_smtp_starttls_is_read_as_a_flag(tmp_path, value, expected):
+    assert Settings.from_env(env(tmp_path, SMTP_STARTTLS=value)).smtp_starttls is expected
+
+
+def test_log_level_is_upper_cased(tmp_path):
+    assert Settings.from_env(env(tmp_path, LOG_LEVEL="debug")).log_level == "DEBUG"
