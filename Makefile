@@ -62,7 +62,7 @@ pytest: setup system-deps ## Unit, store, channel, end-to-end and browser tests
 
 test: setup system-deps validate test-stories pytest ## Everything above, non-zero on any failure
 
-eval: $(VENV)/.installed $(SPACY_MODEL) ## Held-out and cross-validated NLU evaluation, safety suite
+eval: $(MODEL_STAMP) ## Held-out and cross-validated NLU evaluation, safety suite
 	$(PY) -m bot.evaluation.run
 
 bench: setup ## Latency, memory, training and cold-start figures; widget size

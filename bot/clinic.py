@@ -154,11 +154,13 @@ def load_clinic(path: Path) -> Clinic:
     try:
         clinic.tz
         for day, span in clinic.opening_hours.items():
-            if day not in DAYS or len(span) != 2:
-                raise ValueError(f"bad opening hours entry {day}: {span}")
+            if day not in DAYS or not isinstance(span, (list, tuple)) or len(span) != 2:
+                raise ValueError(f"bad opening hours entry {day}: {span} (write e.g. [\"08:00\", \"17:00\"])")
+            if not all(isinstance(value, str) for value in span):
+                raise ValueError(f"opening hours for {day} must be quoted times like \"09:00\"")
             start, end = (time.fromisoformat(value) for value in span)
             if start >= end:
                 raise ValueError(f"opening hours for {day} end before they start")
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise ClinicConfigError(f"{path}: {exc}") from exc
     return clinic

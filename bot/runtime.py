@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import yaml
 from sqlalchemy.engine import make_url
@@ -34,9 +33,9 @@ def tracker_store(url: str) -> dict[str, Any]:
     if parsed.port:
         config["port"] = parsed.port
     if parsed.username:
-        config["username"] = unquote(parsed.username)
+        config["username"] = parsed.username
     if parsed.password:
-        config["password"] = unquote(str(parsed.password))
+        config["password"] = str(parsed.password)
     return config
 
 
@@ -52,7 +51,7 @@ def lock_store(url: str) -> dict[str, Any]:
         "use_ssl": url.startswith("rediss://"),
     }
     if parsed.password:
-        config["password"] = unquote(str(parsed.password))
+        config["password"] = str(parsed.password)
     return config
 
 

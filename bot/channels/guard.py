@@ -64,7 +64,7 @@ def clean_text(raw: Any, max_chars: int) -> CleanText:
     payload_blocked = False
     if text.startswith("/") and not ALLOWED_PAYLOADS.match(text):
         # Not one of our buttons: treat it as words, never as an intent payload.
-        text = text.lstrip("/").strip() or "slash"
+        text = re.sub(r"^[/\s]+", "", text) or "slash"
         payload_blocked = True
     return CleanText(text=text, truncated=truncated, payload_blocked=payload_blocked)
 

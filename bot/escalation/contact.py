@@ -15,6 +15,7 @@ METHODS = {
 }
 NAME = re.compile(r"^[^\W\d_][^\W\d_ '\-.]*(?:[ '\-.]+[^\W\d_]+)*\.?$", re.UNICODE)
 CHAT_DETAIL = "this conversation"
+INTRODUCTION = re.compile(r"^(my name is|my name's|name is|i'm|im|i am|it's|its|call me|this is)\b", re.IGNORECASE)
 
 
 def normalise_method(text: str) -> Optional[str]:
@@ -29,9 +30,7 @@ def normalise_method(text: str) -> Optional[str]:
 def clean_name(text: str) -> Optional[str]:
     """A plausible name (letters, spaces, hyphens, apostrophes), or ``None``."""
     name = " ".join(text.split()).strip(" .,!")
-    for prefix in ("my name is ", "i'm ", "im ", "i am ", "it's ", "its ", "call me ", "name is ", "this is "):
-        if name.lower().startswith(prefix):
-            name = name[len(prefix):]
+    name = INTRODUCTION.sub("", name).strip(" .,!")
     if not (1 <= len(name) <= 80) or not NAME.match(name):
         return None
     return name

@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Awaitable, Callable, Iterator
+from typing import Awaitable, Callable
 
 from bot.store.models import Priority, Reason
 from bot.store.repository import EscalationInput
@@ -21,6 +21,7 @@ from bot.store.repository import EscalationInput
 logger = logging.getLogger(__name__)
 
 SPOOL_FILE = "escalations.jsonl"
+UNREADABLE_FILE = "escalations.unreadable"
 
 
 class Spool:
@@ -52,29 +53,41 @@ class Spool:
             return sum(1 for line in handle if line.strip())
 
     @staticmethod
-    def _read(path: Path) -> Iterator[EscalationInput]:
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                raw = json.loads(line)
-                raw["reason"] = Reason(raw["reason"])
-                raw["priority"] = Priority(raw["priority"])
-                yield EscalationInput(**raw)
+    def _decode(line: str) -> EscalationInput:
+        raw = json.loads(line)
+        raw["reason"] = Reason(raw["reason"])
+        raw["priority"] = Priority(raw["priority"])
+        return EscalationInput(**raw)
 
     async def replay(self, store: Callable[[EscalationInput], Awaitable[None]]) -> int:
         """Store every spooled escalation; keep the ones that still fail.
 
+        Lines that cannot be read (say, a write cut short by a full disk) are
+        moved to ``escalations.unreadable`` and logged, so that one bad line
+        never blocks the others.
+
         Returns:
             How many were stored.
         """
-        if not self.path.exists():
-            return 0
         processing = self.path.with_suffix(".replaying")
+        if self.path.exists():
+            # Append to a batch left over by an interrupted replay, if any.
+            with self.path.open(encoding="utf-8") as new, processing.open("a", encoding="utf-8") as batch:
+                batch.write(new.read())
+            self.path.unlink()
         if not processing.exists():
-            os.replace(self.path, processing)
+            return 0
         stored, failed = 0, []
-        for item in self._read(processing):
+        for line in processing.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            try:
+                item = self._decode(line)
+            except (ValueError, KeyError, TypeError):
+                logger.error("unreadable line in the escalation spool; moved to %s", UNREADABLE_FILE)
+                with (self.directory / UNREADABLE_FILE).open("a", encoding="utf-8") as bad:
+                    bad.write(line + "\n")
+                continue
             try:
                 await store(item)
                 stored += 1

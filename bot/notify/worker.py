@@ -66,6 +66,8 @@ class Notifier:
                 await self.run_once()
             except (SQLAlchemyError, OSError, ConnectionError) as exc:
                 logger.warning("notifier pass failed (%s); will retry", type(exc).__name__)
+            except Exception:  # noqa: BLE001 - the worker must outlive any single bad pass
+                logger.exception("unexpected error in a notifier pass; will retry")
             await asyncio.sleep(self.settings.notify_interval_seconds)
 
     async def run_once(self) -> int:

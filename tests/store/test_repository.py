@@ -192,23 +192,20 @@ async def test_audit_log_rejects_delete(sessions):
         assert (await session.execute(select(func.count()).select_from(AuditEvent))).scalar_one() == 1
 
 
+def outbox_row(escalation_id: str, **values) -> OutboxMessage:
+    return OutboxMessage(escalation_id=escalation_id, transport="email", payload={}, **values)
+
+
 async def test_due_notifications_returns_only_pending_rows_that_are_due(sessions):
     now = utcnow()
     async with sessions() as session:
         async with session.begin():
-            rows = {
-                "due": OutboxMessage(escalation_id="e1", transport="email", payload={}, next_attempt_at=now - timedelta(seconds=5)),
-                "later": OutboxMessage(escalation_id="e2", transport="email", payload={}, next_attempt_at=now + timedelta(minutes=5)),
-                "sent": OutboxMessage(
-                    escalation_id="e3", transport="email", payload={}, status=OutboxStatus.sent,
-                    next_attempt_at=now - timedelta(minutes=5),
-                ),
-                "dead": OutboxMessage(
-                    escalation_id="e4", transport="webhook", payload={}, status=OutboxStatus.dead,
-                    next_attempt_at=now - timedelta(minutes=5),
-                ),
-            }
-            session.add_all(rows.values())
+            session.add_all([
+                outbox_row("e1", next_attempt_at=now - timedelta(seconds=5)),
+                outbox_row("e2", next_attempt_at=now + timedelta(minutes=5)),
+                outbox_row("e3", next_attempt_at=now - timedelta(minutes=5), status=OutboxStatus.sent),
+                outbox_row("e4", next_attempt_at=now - timedelta(minutes=5), status=OutboxStatus.dead),
+            ])
 
     async with sessions() as session:
         async with session.begin():
@@ -222,10 +219,7 @@ async def test_due_notifications_compares_instants_not_local_clock_times(session
     plus_two = timezone(timedelta(hours=2))
     async with sessions() as session:
         async with session.begin():
-            session.add(OutboxMessage(
-                escalation_id="e1", transport="email", payload={},
-                next_attempt_at=(now + timedelta(hours=1)).astimezone(plus_two),
-            ))
+            session.add(outbox_row("e1", next_attempt_at=(now + timedelta(hours=1)).astimezone(plus_two)))
 
     async with sessions() as session:
         async with session.begin():

@@ -133,7 +133,12 @@ def test_endpoints_with_redis_has_a_lock_store(tmp_path):
 
 
 def test_endpoints_follow_a_postgres_database_url(tmp_path):
-    env = {"VAR_DIR": str(tmp_path), "DATABASE_URL": "postgresql://rasa:pw@db:5432/app", "RASA_TOKEN": "t"}
+    env = {
+        "VAR_DIR": str(tmp_path),
+        "DATABASE_URL": "postgresql://rasa:pw@db:5432/app",
+        "RASA_TOKEN": "t",
+        "SESSION_SECRET": "s",
+    }
 
     config = endpoints(Settings.from_env(env))
 

@@ -83,7 +83,7 @@ def test_from_env_derives_urls_from_the_ports(tmp_path):
 
 
 def test_from_env_resolves_a_relative_var_dir_against_the_repository():
-    settings = Settings.from_env({"VAR_DIR": "var", "RASA_TOKEN": "t"})
+    settings = Settings.from_env({"VAR_DIR": "var", "RASA_TOKEN": "t", "SESSION_SECRET": "s"})
 
     assert settings.var_dir == REPO_ROOT / "var"
 
