@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
@@ -88,6 +89,42 @@ class CountingOutput(OutputChannel):
         await self.inner.send_response(recipient_id, message)
 
 
+@dataclass
+class Turn:
+    """What happened while Rasa handled one patient message."""
+
+    action_failed: bool = False
+
+
+_current_turn: ContextVar[Optional[Turn]] = ContextVar("current_turn", default=None)
+ACTION_FAILURE = "Encountered an exception while running action"
+
+
+class ActionFailureWatch(logging.Filter):
+    """Notices Rasa's log record of a failed custom action (e.g. action server down).
+
+    Rasa logs the failure and carries on with the next prediction, so a patient
+    could get a follow-up question without the answer it follows. The guard uses
+    this to add a true message with the clinic's phone number to that turn.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg and str(record.msg).startswith(ACTION_FAILURE):
+            turn = _current_turn.get()
+            if turn is not None:
+                turn.action_failed = True
+        return True
+
+
+_watch = ActionFailureWatch()
+
+
+def _install_watch() -> None:
+    processor_logger = logging.getLogger("rasa.core.processor")
+    if _watch not in processor_logger.filters:
+        processor_logger.addFilter(_watch)
+
+
 def empty_reply() -> str:
     """What the assistant says to an empty message."""
     return "I didn't receive any text. What would you like to know about dry needling?"
@@ -108,6 +145,8 @@ OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 def guard(on_new_message: OnNewMessage, clinic: Clinic, max_chars: int) -> OnNewMessage:
     """Wrap Rasa's message handler with input cleaning and a never-silent reply."""
 
+    _install_watch()
+
     async def handle(message: UserMessage) -> None:
         cleaned = clean_text(message.text, max_chars)
         out = CountingOutput(message.output_channel)
@@ -118,15 +157,20 @@ def guard(on_new_message: OnNewMessage, clinic: Clinic, max_chars: int) -> OnNew
             logger.info("blocked an intent payload typed by sender %s", _short(message.sender_id))
         message.text = cleaned.text
         message.output_channel = out
+        turn = Turn()
+        token = _current_turn.set(turn)
         try:
             await on_new_message(message)
         except Exception:  # noqa: BLE001 - any failure must still answer the patient
             logger.exception(
                 "processing failed for sender %s on channel %s", _short(message.sender_id), message.input_channel
             )
-        if out.sent == 0:
+        finally:
+            _current_turn.reset(token)
+        if out.sent == 0 or turn.action_failed:
             logger.error(
-                "no reply produced for sender %s on channel %s; sent the fallback message",
+                "%s for sender %s on channel %s; sent the fallback message",
+                "an action failed" if turn.action_failed else "no reply produced",
                 _short(message.sender_id),
                 message.input_channel,
             )

@@ -170,14 +170,20 @@
     }
   }
 
-  function scroll() { if (log) log.scrollTop = log.scrollHeight; }
+  /* Scroll to the end, but never past the start of a long new reply (``row``). */
+  function scroll(row) {
+    if (!log) return;
+    log.scrollTop = row && row.nodeType
+      ? Math.min(log.scrollHeight, row.offsetTop - log.offsetTop - 48) : log.scrollHeight;
+  }
 
   function add(m) {
+    var row;
     m.id = ++st.n;
     m.ts = Date.now();
     st.msgs.push(m);
-    log.appendChild(render(m));
-    scroll();
+    row = log.appendChild(render(m));
+    scroll(!m.u && row);
     save();
     return m;
   }

@@ -1,0 +1,43 @@
+"""A failed custom action mid-turn still leaves the patient with a true message."""
+
+from __future__ import annotations
+
+import logging
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+
+from bot.channels.guard import guard
+from bot.clinic import Clinic
+
+CLINIC = Clinic(name="Test Physio", phone="0100 000 000", booking_url="https://book.example")
+
+
+async def test_failed_action_adds_the_phone_number_even_when_other_replies_were_sent():
+    async def rasa(message: UserMessage) -> None:
+        try:
+            raise ConnectionError("action server unreachable")
+        except ConnectionError:
+            logging.getLogger("rasa.core.processor").exception(
+                "Encountered an exception while running action 'action_handle_contraindication'."
+            )
+        await message.output_channel.send_response(message.sender_id, {"text": "Would you like a physio to contact you?"})
+
+    out = CollectingOutputChannel()
+    await guard(rasa, CLINIC, 2000)(UserMessage("I take warfarin", out, "s1"))
+    texts = [m["text"] for m in out.messages]
+    assert texts[0] == "Would you like a physio to contact you?"
+    assert "0100 000 000" in texts[1]
+
+
+async def test_a_later_turn_is_not_marked_failed():
+    async def failing(message: UserMessage) -> None:
+        logging.getLogger("rasa.core.processor").error("Encountered an exception while running action 'x'.")
+        await message.output_channel.send_response(message.sender_id, {"text": "partial"})
+
+    async def fine(message: UserMessage) -> None:
+        await message.output_channel.send_response(message.sender_id, {"text": "all good"})
+
+    await guard(failing, CLINIC, 2000)(UserMessage("one", CollectingOutputChannel(), "s1"))
+    out = CollectingOutputChannel()
+    await guard(fine, CLINIC, 2000)(UserMessage("two", out, "s1"))
+    assert [m["text"] for m in out.messages] == ["all good"]
