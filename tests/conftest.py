@@ -14,10 +14,29 @@ import requests
 
 from bot.launch import Stack
 from bot.settings import REPO_ROOT
+from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
 from tests.support.receivers import SMTPServer, WebhookReceiver, free_port
 
 MODEL_DIR = REPO_ROOT / "models"
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """A SQLite escalation store in the test's own folder, migrated to head (creates the audit triggers)."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def sessions(db_url: str):
+    """A session factory bound to the test's store."""
+    engine = create_engine(db_url)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
 
 
 def require_model() -> None:

@@ -14,27 +14,8 @@ from sqlalchemy.orm import sessionmaker
 from bot.escalation.service import EscalationService
 from bot.escalation.spool import Spool
 from bot.store.db import create_engine, session_factory
-from bot.store.migrate import upgrade
 
 TRANSPORTS = ("email", "webhook")
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """A SQLite file in the test's own folder, migrated to head."""
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    upgrade(url)
-    return url
-
-
-@pytest.fixture
-async def sessions(db_url: str) -> AsyncIterator[sessionmaker]:
-    """Sessions on the working store."""
-    engine = create_engine(db_url)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 def _aiosqlite_workers() -> set[threading.Thread]:
