@@ -57,7 +57,13 @@ validate: $(VENV)/.installed ## rasa data validate, failing on warnings
 test-stories: $(MODEL_STAMP) ## Conversation tests, failing on any prediction error
 	$(RASA) test core --stories tests/stories --fail-on-prediction-errors --out results/stories --quiet
 
-pytest: setup system-deps ## Unit, store, channel, end-to-end and browser tests
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+
+$(AXE): tests/browser/package.json tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund --silent
+	touch $@
+
+pytest: setup system-deps $(AXE) ## Unit, store, channel, end-to-end and browser tests
 	$(PY) -m pytest
 
 test: setup system-deps validate test-stories pytest ## Everything above, non-zero on any failure
@@ -70,7 +76,7 @@ bench: setup ## Latency, memory, training and cold-start figures; widget size
 	$(PY) bot/web/static/widget/size_report.py
 
 clean: ## Remove derived artefacts (keeps var/ data)
-	rm -rf build models/*.tar.gz $(MODEL_STAMP) results
+	rm -rf build models/*.tar.gz $(MODEL_STAMP) results tests/browser/node_modules
 
 compare-features: $(VENV)/.installed $(SPACY_MODEL) ## Measure sparse-only NLU against MiniLM sentence features
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m bot.evaluation.compare_features

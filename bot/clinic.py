@@ -152,7 +152,7 @@ def load_clinic(path: Path) -> Clinic:
         raise ClinicConfigError(f"{path}: unknown field(s) {', '.join(sorted(unknown))}")
     clinic = Clinic(**{key: value for key, value in raw.items() if value is not None})
     try:
-        clinic.tz
+        ZoneInfo(clinic.timezone)  # raises for an unknown time zone
         for day, span in clinic.opening_hours.items():
             if day not in DAYS or not isinstance(span, (list, tuple)) or len(span) != 2:
                 raise ValueError(f"bad opening hours entry {day}: {span} (write e.g. [\"08:00\", \"17:00\"])")

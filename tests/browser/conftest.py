@@ -1,9 +1,9 @@
 """Browser test fixtures: Debian Chromium driven by Playwright's sync API.
 
 Two kinds of page:
-- ``demo_page``: the project's real demo page, served by the ``live_stack`` fixture
+- ``demo_chat``: the project's real demo page, served by the ``live_stack`` fixture
   (web app + Rasa + action server) from ``tests/conftest.py``.
-- ``stub_page``: the widget on a page served by Playwright itself, talking to
+- ``stub_chat``: the widget on a page served by Playwright itself, talking to
   :class:`FakeRasa`, a scripted socket.io server built on WebSocket routing. It tests
   the widget's protocol handling and rendering without starting any process.
 
@@ -16,9 +16,9 @@ import json
 import mimetypes
 import os
 import re
+from collections.abc import Callable, Iterator
 from html import escape
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, WebSocketRoute, expect, sync_playwright
@@ -35,7 +35,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 375, "height": 667}
 STUB_ORIGIN = "http://clinic.test"
 STUB_RASA = "http://rasa.test"
 
@@ -81,7 +80,7 @@ class Chat:
         self.replies = page.locator(".cw-log .cw-reply")
         self.banner = page.locator(".cw-offline")
 
-    def open(self) -> "Chat":
+    def open(self) -> Chat:
         """Open the panel with the launcher."""
         self.launcher.click()
         expect(self.panel).to_be_visible()
@@ -96,7 +95,7 @@ class Chat:
         """The connection state the widget shows: connecting, online or offline."""
         return self.page.locator(".cw").get_attribute("data-state") or ""
 
-    def stored(self, storage: str = "sessionStorage") -> Optional[dict]:
+    def stored(self, storage: str = "sessionStorage") -> dict | None:
         """The conversation the widget keeps in browser storage."""
         return self.page.evaluate(
             f"() => {{ const k = Object.keys({storage}).find(k => k.startsWith('chat-widget:'));"
@@ -125,7 +124,7 @@ class FakeRasa:
     ``reply(message)`` returns the ``bot_uttered`` payloads to send back for a user message.
     """
 
-    def __init__(self, page: Page, reply: Optional[Callable[[str], list]] = None, confirm: bool = True):
+    def __init__(self, page: Page, reply: Callable[[str], list] | None = None, confirm: bool = True):
         self.reply = reply or (lambda message: [])
         self.confirm = confirm
         self.received: list[tuple[str, object]] = []
@@ -138,13 +137,14 @@ class FakeRasa:
     def _accept(self, ws: WebSocketRoute) -> None:
         self.sockets.append(ws)
         ws.on_message(lambda frame: self._on_frame(ws, frame))
-        ws.send('0{"sid":"e%d","upgrades":[],"pingInterval":25000,"pingTimeout":20000}' % len(self.sockets))
+        opening = {"sid": f"e{len(self.sockets)}", "upgrades": [], "pingInterval": 25000, "pingTimeout": 20000}
+        ws.send("0" + json.dumps(opening))
 
     def _on_frame(self, ws: WebSocketRoute, frame) -> None:
         frame = frame if isinstance(frame, str) else frame.decode()
         self.frames.append(frame)
         if frame == "40":
-            ws.send('40{"sid":"s%d"}' % len(self.sockets))
+            ws.send("40" + json.dumps({"sid": f"s{len(self.sockets)}"}))
         elif frame.startswith("42"):
             name, data = json.loads(frame[2:])
             self.received.append((name, data))
@@ -155,7 +155,7 @@ class FakeRasa:
                 for message in self.reply(data["message"]):
                     self.emit("bot_uttered", message, ws)
 
-    def emit(self, event: str, data: object, ws: Optional[WebSocketRoute] = None) -> None:
+    def emit(self, event: str, data: object, ws: WebSocketRoute | None = None) -> None:
         """Send a Socket.IO event to the widget (on the newest connection by default)."""
         (ws or self.sockets[-1]).send("42" + json.dumps([event, data]))
 

@@ -48,9 +48,12 @@ def take(url: str, out_dir: Path) -> list[Path]:
             _open_and_wait_for_greeting(page, url)
             page.get_by_role("button", name="Does it hurt?").click()
             expect(page.locator(".cw-bot").last.locator(".cw-bubble")).to_contain_text(
-                re.compile(r"pain|needle|twitch|ache", re.I), timeout=30_000
+                re.compile(r"pain|needle|twitch|ache", re.IGNORECASE), timeout=30_000
             )
             expect(page.locator(".cw-typing")).to_be_hidden(timeout=30_000)
+            page.locator(".cw-user").last.evaluate(  # frame the question and its answer
+                "row => { const log = row.parentNode; log.scrollTop = row.offsetTop - log.offsetTop - 12; }"
+            )
             _settle(page)
             page.screenshot(path=str(desktop))
 

@@ -19,7 +19,7 @@ def test_widget_scripts_never_parse_strings_as_html():
 
 
 def test_every_translation_defines_only_known_strings():
-    english = set(re.findall(r"^\s+(\w+):", (WIDGET_DIR / "i18n" / "en.js").read_text(encoding="utf-8"), re.M))
+    english = set(re.findall(r"^\s+(\w+):", (WIDGET_DIR / "i18n" / "en.js").read_text(encoding="utf-8"), re.MULTILINE))
     for path in (WIDGET_DIR / "i18n").glob("*.js"):
-        keys = set(re.findall(r"^\s+(\w+):", path.read_text(encoding="utf-8"), re.M))
+        keys = set(re.findall(r"^\s+(\w+):", path.read_text(encoding="utf-8"), re.MULTILINE))
         assert keys <= english, f"{path.name} has strings the widget never uses: {keys - english}"

@@ -54,7 +54,7 @@ def test_greeting_discloses_the_automated_assistant(demo_chat):
 
 def test_question_gets_an_answer_bubble(demo_chat):
     reply = ask(greeted(demo_chat), "does it hurt?")
-    expect(reply.first).to_contain_text(re.compile(r"pain|needle|twitch|ache", re.I))
+    expect(reply.first).to_contain_text(re.compile(r"pain|needle|twitch|ache", re.IGNORECASE))
     expect(demo_chat.page.locator(".cw-user .cw-meta time").last).to_have_text(re.compile(r"^\d\d:\d\d$"))
 
 
@@ -64,7 +64,7 @@ def test_quick_reply_button_gets_an_answer_and_stays_visible_disabled(demo_chat)
     count = group.locator(".cw-reply").count()
     group.get_by_role("button", name="Does it hurt?").click()
     expect(chat.user.last).to_have_text("Does it hurt?")
-    expect(answers(chat).first).to_contain_text(re.compile(r"pain|needle|twitch|ache", re.I))
+    expect(answers(chat).first).to_contain_text(re.compile(r"pain|needle|twitch|ache", re.IGNORECASE))
     expect(group.locator(".cw-reply")).to_have_count(count)
     for i in range(count):
         expect(group.locator(".cw-reply").nth(i)).to_be_disabled()
@@ -73,7 +73,7 @@ def test_quick_reply_button_gets_an_answer_and_stays_visible_disabled(demo_chat)
 
 def test_escalation_question_mentions_a_physiotherapist(demo_chat):
     reply = ask(greeted(demo_chat), "I'm pregnant, can I have dry needling?")
-    expect(reply.filter(has_text=re.compile("physiotherapist", re.I)).first).to_be_visible()
+    expect(reply.filter(has_text=re.compile("physiotherapist", re.IGNORECASE)).first).to_be_visible()
 
 
 def test_page_button_with_data_chat_open_opens_the_chat(demo_chat):
@@ -204,4 +204,4 @@ def test_server_restart_mid_conversation_recovers(demo_chat, live_stack):
     expect(chat.page.locator(".cw")).to_have_attribute("data-state", "online", timeout=SLOW)
     expect(chat.banner).to_be_empty()
     reply = answers(chat)
-    expect(reply.filter(has_text=re.compile("physiotherapist", re.I)).first).to_be_visible(timeout=SLOW)
+    expect(reply.filter(has_text=re.compile("physiotherapist", re.IGNORECASE)).first).to_be_visible(timeout=SLOW)

@@ -243,3 +243,17 @@ def test_reduced_motion_turns_animations_off(stub_chat, page):
     expect(dot).to_be_visible()
     expect(dot).to_have_css("animation-name", "none")
     expect(chat.panel).to_have_css("animation-name", "none")
+
+
+def test_long_reply_is_shown_from_its_start(stub_chat, fake_rasa, page):
+    chat = stub_chat(initial_payload="").open()
+    chat.send("Tell me everything")
+    fake_rasa.emit("bot_uttered", {"text": "First line of a long answer.\n" + "More detail.\n" * 60})
+    expect(chat.bot.last).to_contain_text("First line")
+    page.wait_for_function(
+        """() => {
+            const log = document.querySelector('.cw-log');
+            const top = log.lastElementChild.getBoundingClientRect().top - log.getBoundingClientRect().top;
+            return top >= 0 && top < 80;
+        }"""
+    )
