@@ -10,12 +10,17 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import deps
 
-# Intents a suggestion button may offer, with their titles. Buttons send the
-# intent as a payload, which the channels accept only for these intents.
+# Intents a suggestion button may offer: (title, payload). Payloads are either
+# one of the channels' allowed /intent payloads or a question the model maps back.
 SUGGESTIBLE = {
-    "book_appointment": "Booking an appointment",
-    "request_human": "Talk to a person",
+    "ask_contraindication": ("Who shouldn't have dry needling?", "Who shouldn't have dry needling?"),
+    "report_adverse_event": ("I have a problem after a treatment", "I have a problem after my dry needling treatment"),
+    "book_appointment": ("Booking an appointment", "/book_appointment"),
+    "clinic_info": ("Opening hours and address", "What are your opening hours and address?"),
+    "request_human": ("Talk to a person", "/request_human"),
 }
+# Offered when the model has no plausible candidate at all.
+POPULAR = ("what_is_dry_needling", "does_it_hurt", "safety")
 MAX_SUGGESTIONS = 3
 
 
@@ -36,9 +41,11 @@ def suggestions(message: Dict[Text, Any]) -> List[Dict[Text, str]]:
                     title = kb.title(topic)
                     buttons.append({"title": title, "payload": title})
         elif name in SUGGESTIBLE:
-            buttons.append({"title": SUGGESTIBLE[name], "payload": f"/{name}"})
-    unique = list({b["payload"]: b for b in buttons}.values())[:MAX_SUGGESTIONS]
-    return unique
+            title, payload = SUGGESTIBLE[name]
+            buttons.append({"title": title, "payload": payload})
+    if not buttons:
+        buttons = [{"title": kb.title(topic), "payload": kb.title(topic)} for topic in POPULAR if topic in kb.faq]
+    return list({b["payload"]: b for b in buttons}.values())[:MAX_SUGGESTIONS]
 
 
 class ActionDefaultAskAffirmation(Action):

@@ -32,6 +32,38 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 
 
+ENGLISH_WORDS = frozenset(
+    """a about after am an and any are at be been before but by can could did do does dont for from get got
+    had has have how i if im in is it its ive just like me much my need no not of ok okay on or should so that
+    the there this to too was we what when where which who why will with would yes you your hi hello hey thanks
+    thank please bye help""".split()
+)
+NON_LATIN = re.compile(r"[\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\u0dff\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+FOREIGN_MARKS = re.compile(r"[áéíóúñüöäßçàèìòùâêîôûãõœøåłśźżčřěğış¿¡]", re.IGNORECASE)
+
+
+def looks_like_another_language(text: str) -> bool:
+    """Whether a message is clearly not English (the assistant answers in English only).
+
+    Mostly non-Latin script, or four or more words with accented letters and not one
+    common English word. Anything less clear (names, drug names, short messages) is
+    left to the model, whose out-of-scope examples include other languages.
+    """
+    letters = [ch for ch in text if ch.isalpha()]
+    if letters and sum(bool(NON_LATIN.match(ch)) for ch in letters) / len(letters) > 0.5:
+        return True
+    raw_words = WORD.findall(text)
+    words = [w.lower().replace("'", "") for w in raw_words]
+    looks_like_a_name = all(w[:1].isupper() for w in raw_words)
+    return (
+        len(words) >= 4
+        and not looks_like_a_name
+        and bool(FOREIGN_MARKS.search(text))
+        and not any(w in ENGLISH_WORDS for w in words)
+    )
+
+
 @dataclass(frozen=True)
 class CleanText:
     """A patient message made safe to process."""
@@ -130,6 +162,15 @@ def empty_reply() -> str:
     return "I didn't receive any text. What would you like to know about dry needling?"
 
 
+def other_language_reply(clinic: Clinic) -> str:
+    """What the assistant says to a message in another language."""
+    return (
+        "Sorry, I can only understand English at the moment. "
+        f"Please call {clinic.name} on {clinic.phone} and we will help you. "
+        f"In an emergency, call {clinic.emergency_number}."
+    )
+
+
 def failure_reply(clinic: Clinic) -> str:
     """What the assistant says when it could not process a message."""
     return (
@@ -152,6 +193,9 @@ def guard(on_new_message: OnNewMessage, clinic: Clinic, max_chars: int) -> OnNew
         out = CountingOutput(message.output_channel)
         if cleaned.empty:
             await out.send_response(message.sender_id, {"text": empty_reply()})
+            return
+        if looks_like_another_language(cleaned.text):
+            await out.send_response(message.sender_id, {"text": other_language_reply(clinic)})
             return
         if cleaned.payload_blocked:
             logger.info("blocked an intent payload typed by sender %s", _short(message.sender_id))

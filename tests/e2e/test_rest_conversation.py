@@ -78,7 +78,7 @@ def test_contraindication_conversation_is_stored_with_transcript_and_staff_notif
     method = live_stack.say(who, "Maria Lopez")
     assert any(b["payload"] == "phone" for r in method for b in r.get("buttons", []))
     assert "phone number" in texts(live_stack.say(who, "phone")).lower()
-    assert "check" in texts(live_stack.say(who, "12345")).lower()  # invalid number asked again
+    assert "type it again" in texts(live_stack.say(who, "12345")).lower()  # invalid number asked again
     consent = live_stack.say(who, "020 7946 0958")
     assert "agree" in texts(consent)
     assert escalations(live_stack, who) == []  # nothing stored before consent

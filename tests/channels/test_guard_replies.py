@@ -1,4 +1,4 @@
-"""A failed custom action mid-turn still leaves the patient with a true message."""
+"""Replies the channel guard adds itself: after a failed action, and to messages in another language."""
 
 from __future__ import annotations
 
@@ -41,3 +41,24 @@ async def test_a_later_turn_is_not_marked_failed():
     out = CollectingOutputChannel()
     await guard(fine, CLINIC, 2000)(UserMessage("two", out, "s1"))
     assert [m["text"] for m in out.messages] == ["all good"]
+
+
+async def test_message_in_another_language_gets_an_english_only_reply_with_phone_and_emergency_number():
+    called = []
+
+    async def rasa(message: UserMessage) -> None:
+        called.append(message.text)
+
+    out = CollectingOutputChannel()
+    await guard(rasa, CLINIC, 2000)(UserMessage("¿Duele la punción seca?", out, "s1"))
+    assert called == []
+    assert "only understand English" in out.messages[0]["text"]
+    assert CLINIC.phone in out.messages[0]["text"] and CLINIC.emergency_number in out.messages[0]["text"]
+
+
+def test_names_drug_names_and_short_messages_are_not_taken_for_another_language():
+    from bot.channels.guard import looks_like_another_language
+
+    for text in ["José María García Pérez", "xarelto eliquis warfarin", "tom@example.com", "dry needling cost", "😀😀"]:
+        assert not looks_like_another_language(text), text
+    assert looks_like_another_language("针灸和干针有什么区别")
