@@ -59,14 +59,25 @@ def pending_reason(tracker: Tracker, new: str) -> str:
     return new
 
 
+def mark_pending(tracker: Tracker, reason: str) -> List[EventType]:
+    """Record why the conversation may be escalated, unless a more serious reason is pending."""
+    kept = pending_reason(tracker, reason)
+    events: List[EventType] = [SlotSet("escalation_reason", kept)]
+    if kept == reason:
+        events.append(SlotSet("escalation_trigger", trigger_of(tracker, reason)))
+    return events
+
+
 def reset_form() -> List[EventType]:
     """Clear the contact form's slots."""
     return [SlotSet(slot, None) for slot in FORM_SLOTS]
 
 
-def escalation_input(tracker: Tracker, reason: str, consent: Optional[bool]) -> EscalationInput:
+def escalation_input(
+    tracker: Tracker, reason: str, consent: Optional[bool], trigger: Optional[Dict[Text, Any]] = None
+) -> EscalationInput:
     """Build the record from the tracker (transcript snapshot taken now)."""
-    trigger = tracker.get_slot("escalation_trigger") or trigger_of(tracker, reason)
+    trigger = trigger or tracker.get_slot("escalation_trigger") or trigger_of(tracker, reason)
     method = tracker.get_slot("contact_method") if consent else None
     return EscalationInput(
         sender_id=tracker.sender_id,
@@ -94,11 +105,7 @@ class ActionHandleContraindication(Action):
         dispatcher.utter_message(
             response="utter_contraindication_personal" if personal else "utter_contraindication_general"
         )
-        reason = pending_reason(tracker, "contraindication")
-        events: List[EventType] = [SlotSet("escalation_reason", reason)]
-        if reason == "contraindication":
-            events.append(SlotSet("escalation_trigger", trigger_of(tracker, reason)))
-        return events
+        return mark_pending(tracker, "contraindication")
 
 
 class ActionHandleAdverseEvent(Action):
@@ -111,16 +118,11 @@ class ActionHandleAdverseEvent(Action):
         red_flag = is_emergency(tracker.latest_message)
         if not red_flag:
             dispatcher.utter_message(response="utter_soreness_advice")
-            reason = pending_reason(tracker, "adverse_event")
-            events: List[EventType] = [SlotSet("escalation_reason", reason)]
-            if reason == "adverse_event":
-                events.append(SlotSet("escalation_trigger", trigger_of(tracker, reason)))
-            return events
+            return mark_pending(tracker, "adverse_event")
 
         dispatcher.utter_message(response="utter_red_flag_urgent")
         trigger = trigger_of(tracker, "emergency")
-        data = escalation_input(tracker, "emergency", consent=tracker.get_slot("contact_consent"))
-        data.trigger = trigger
+        data = escalation_input(tracker, "emergency", consent=tracker.get_slot("contact_consent"), trigger=trigger)
         outcome = await deps.service().escalate(data)
         if outcome.stored:
             dispatcher.utter_message(response="utter_emergency_flagged")
@@ -141,11 +143,7 @@ class ActionHandleHumanRequest(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict) -> List[EventType]:
         dispatcher.utter_message(response="utter_human_handoff")
-        reason = pending_reason(tracker, "human_request")
-        events: List[EventType] = [SlotSet("escalation_reason", reason)]
-        if reason == "human_request":
-            events.append(SlotSet("escalation_trigger", trigger_of(tracker, reason)))
-        return events
+        return mark_pending(tracker, "human_request")
 
 
 class ActionSubmitEscalation(Action):
