@@ -23,7 +23,7 @@ from rasa.nlu.constants import SPACY_DOCS
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.safety.screen import assess
+from bot.safety.screen import Assessment, assess
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,22 @@ INTENT_REASONS = {
     "request_human": "human_request",
 }
 PRIORITY = ["emergency", "adverse_event", "contraindication", "human_request"]
+STAFF_ONLY = {"ask_contraindication", "report_adverse_event", "nlu_fallback"}
+
+
+def _over_cautious(verdict: Assessment, predicted: Optional[str]) -> bool:
+    """Whether the model's staff-bound guess has nothing behind it in the message.
+
+    Only two narrow cases: every health term is ruled out by the patient, or a
+    question about a complaint (or expected soreness) with no red flag and no
+    sign of a problem after treatment.
+    """
+    red_flag = any(f.label == "RED_FLAG" and f.active for f in verdict.findings)
+    if predicted == "ask_contraindication":
+        return verdict.only_negated_health_terms
+    if predicted == "report_adverse_event" and not red_flag:
+        return verdict.only_expected_symptoms or (verdict.hypothetical and not verdict.post_treatment)
+    return False
 
 
 def _rank(reason: Optional[str]) -> int:
@@ -85,22 +101,36 @@ class SafetyScreen(GraphComponent):
         verdict = assess(text, tokens, doc.ents)
         intent = message.get(INTENT) or {}
         predicted = intent.get(INTENT_NAME_KEY)
-        reason = verdict.reason
-        from_intent = INTENT_REASONS.get(predicted or "")
-        if _rank(from_intent) < _rank(reason):
-            reason = from_intent
+        ranking = message.get(INTENT_RANKING_KEY) or []
         data = verdict.as_dict()
-        data["reason"] = reason
         data["model_intent"] = intent
-        data["rerouted"] = False
-        target = STAFF_INTENTS.get(reason or "")
-        if target and target != predicted:
-            data["rerouted"] = True
-            new_intent = {INTENT_NAME_KEY: target, "confidence": 1.0}
-            ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get(INTENT_NAME_KEY) != target]
-            message.set(INTENT, new_intent, add_to_output=True)
-            message.set(INTENT_RANKING_KEY, [new_intent] + ranking, add_to_output=True)
-            logger.info(
-                "safety screen re-routed %s -> %s (%s)", predicted, target, ", ".join(verdict.matched_terms)
-            )
+        data["rerouted"] = data["demoted"] = False
+
+        if verdict.reason is None and _over_cautious(verdict, predicted):
+            # The model saw a health word the patient ruled out ("I'm not pregnant"),
+            # or an ordinary question/expected soreness: answer the question instead.
+            alternatives = [r for r in ranking if r.get(INTENT_NAME_KEY) not in STAFF_ONLY]
+            if alternatives:
+                message.set(INTENT, alternatives[0], add_to_output=True)
+                message.set(INTENT_RANKING_KEY, alternatives, add_to_output=True)
+                data["demoted"] = True
+                logger.info("safety screen answered %s as %s", predicted, alternatives[0].get(INTENT_NAME_KEY))
+            data["reason"] = None
+        else:
+            from_intent = INTENT_REASONS.get(predicted or "")
+            reason = from_intent if _rank(from_intent) < _rank(verdict.reason) else verdict.reason
+            data["reason"] = reason
+            target = STAFF_INTENTS.get(reason or "")
+            if verdict.reason and target:
+                # The screen found evidence: route with full confidence, so neither the
+                # fallback nor a competing intent can take the message elsewhere.
+                data["rerouted"] = target != predicted
+                new_intent = {INTENT_NAME_KEY: target, "confidence": 1.0}
+                others = [r for r in ranking if r.get(INTENT_NAME_KEY) != target]
+                message.set(INTENT, new_intent, add_to_output=True)
+                message.set(INTENT_RANKING_KEY, [new_intent] + others, add_to_output=True)
+                if data["rerouted"]:
+                    logger.info(
+                        "safety screen re-routed %s -> %s (%s)", predicted, target, ", ".join(verdict.matched_terms)
+                    )
         message.set(SAFETY_KEY, data, add_to_output=True)

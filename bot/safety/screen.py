@@ -43,7 +43,7 @@ THIRD_PARTY = re.compile(rf"\b(my|our)\s+(\w+\s+)?({RELATIONS})\b")
 POST_TREATMENT = re.compile(
     r"\b(since|after|following)\b[^.?!,]{0,30}\b(needl\w*|session|treatment|appointment|physio\w*|visit|therapy)\b"
     r"|\bfrom (the |my |that |this |last |today'?s |yesterday'?s )?(needl\w*|session|treatment)\b"
-    r"|\bneedled\b|\bneedle (site|spot|mark|area|point|hole)s?\b|\bwhere (the|they|she|he) (needle|needled|put)"
+    r"|\bjust had (the |my |some )?(needl\w*|session|treatment)\b|\bneedled\b|\bneedle (site|spot|mark|area|point|hole)s?\b|\bwhere (the|they|she|he) (needle|needled|put)"
     r"|\b(yesterday|last night|this morning|earlier today|last session|last week|since then)\b"
     r"|\b(\d+|a|one|two|three|four|five|few|couple of) (hours?|days?|weeks?) (on|after|later|ago)\b"
 )
@@ -53,6 +53,8 @@ QUESTION_START = re.compile(
 HYPOTHETICAL = re.compile(
     r"\b(what if|risk|risks|chance|chances|possible|cause|causes|happen|happens|common|rare|ever|"
     r"side effects?|dangers?|likely)\b"
+    r"|\b(can|could|would|will|does|do|might)\s+(it|needling|dry needling|this|that|you|the needles?)\s+"
+    r"(help|work|treat|fix|ease|sort)"
 )
 EXPERIENCE = re.compile(
     r"\b(i\s*(am|'m|m|have|'ve|ve|had|feel|felt|got|can'?t|cannot|couldn'?t|keep|started|fainted|passed|"
@@ -74,7 +76,9 @@ PROLONGED = re.compile(
     r"\b(still|won'?t go|not going away|getting worse|worse|spreading|huge|massive|big|swollen|keeps|weeks?|"
     r"[3-9] days|three days|four days|five days|several days|ages)\b"
 )
-AGE = re.compile(r"\b(\d{1,2})[\s-]*(year|yr)s?[\s-]*old\b|\baged?\s+(\d{1,2})\b")
+AGE = re.compile(
+    r"\b(\d{1,2})[\s-]*(year|yr)s?[\s-]*old\b|\baged?\s+(\d{1,2})\b|\bi'?m\s+(\d{1,2})\b(?!\s*(weeks?|months?|days?|%))"
+)
 CHILD_AGE_LIMIT = 16
 
 
@@ -109,6 +113,10 @@ class Assessment:
     """The screen's verdict on one message."""
 
     reason: Optional[str] = None
+    #: The message names health terms only to rule them out ("I'm not pregnant").
+    only_negated_health_terms: bool = False
+    #: Only symptoms expected after needling, without a sign of more (no red flag).
+    only_expected_symptoms: bool = False
     personal: bool = False
     third_party: bool = False
     hypothetical: bool = False
@@ -159,7 +167,7 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
         for ent in entities
     ]
     for match in AGE.finditer(lowered):
-        age = int(match.group(1) or match.group(3))
+        age = int(match.group(1) or match.group(3) or match.group(4))
         if age < CHILD_AGE_LIMIT:
             findings.append(Finding(label="CONDITION", category="child", text=match.group(0)))
 
@@ -188,6 +196,14 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
     active = [f for f in findings if f.active]
     red_flags = [f for f in active if f.label == "RED_FLAG"]
     urgent = [f for f in red_flags if not hypothetical and (post_treatment or f.category in ALWAYS_URGENT)]
+    health = [f for f in findings if f.label in CONTRAINDICATION_LABELS]
+    result.only_negated_health_terms = bool(health) and not any(f.active for f in health)
+    symptoms = [f for f in active if f.label in {"SYMPTOM", "RED_FLAG"}]
+    result.only_expected_symptoms = (
+        bool(symptoms)
+        and all(f.label == "SYMPTOM" and f.category in EXPECTED_SYMPTOMS for f in symptoms)
+        and not PROLONGED.search(lowered)
+    )
     if urgent:
         result.reason = "emergency"
     elif any(f.label in CONTRAINDICATION_LABELS for f in active):

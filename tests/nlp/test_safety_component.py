@@ -1,0 +1,66 @@
+"""The SafetyScreen NLU component re-routes, boosts and (narrowly) demotes intents."""
+
+from __future__ import annotations
+
+import pytest
+from rasa.nlu.constants import SPACY_DOCS
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+
+from bot.nlp import pipeline
+from bot.nlp.safety_component import SafetyScreen
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    return pipeline.build(pipeline.load_patterns())
+
+
+def parse(nlp, text: str, ranking: list[tuple[str, float]]) -> Message:
+    message = Message(data={TEXT: text})
+    message.set(SPACY_DOCS[TEXT], nlp(text))
+    intents = [{"name": name, "confidence": c} for name, c in ranking]
+    message.set(INTENT, intents[0])
+    message.set(INTENT_RANKING_KEY, intents)
+    SafetyScreen().process([message])
+    return message
+
+
+def test_contraindication_the_model_missed_is_rerouted_with_full_confidence(nlp):
+    message = parse(nlp, "does it hurt? I'm on warfarin", [("faq", 0.9), ("ask_contraindication", 0.1)])
+    assert message.get(INTENT) == {"name": "ask_contraindication", "confidence": 1.0}
+    assert message.get("safety")["rerouted"] is True
+    assert message.get("safety")["model_intent"]["name"] == "faq"
+
+
+def test_unsure_model_is_boosted_when_the_screen_has_evidence(nlp):
+    message = parse(nlp, "on plavix, is needling safe for my back", [("ask_contraindication", 0.45), ("faq", 0.4)])
+    assert message.get(INTENT)["confidence"] == 1.0
+    assert message.get("safety")["rerouted"] is False
+
+
+def test_red_flag_beats_a_contraindication(nlp):
+    message = parse(nlp, "I'm on warfarin and since the needling I can't breathe", [("ask_contraindication", 0.9)])
+    assert message.get(INTENT)["name"] == "report_adverse_event"
+    assert message.get("safety")["reason"] == "emergency"
+
+
+def test_ruled_out_condition_is_answered_as_the_question(nlp):
+    message = parse(nlp, "I'm not pregnant, does it hurt?", [("ask_contraindication", 0.7), ("faq", 0.3)])
+    assert message.get(INTENT)["name"] == "faq"
+    assert message.get("safety")["demoted"] is True
+
+
+def test_treatment_seeking_question_is_not_an_adverse_event(nlp):
+    message = parse(nlp, "i get tension headaches, would needling help?", [("report_adverse_event", 0.9), ("faq", 0.1)])
+    assert message.get(INTENT)["name"] == "faq"
+
+
+def test_prolonged_soreness_after_treatment_stays_staff_bound(nlp):
+    message = parse(nlp, "still sore a week after my session", [("report_adverse_event", 0.9), ("faq", 0.1)])
+    assert message.get(INTENT)["name"] == "report_adverse_event"
+
+
+def test_button_payloads_are_not_screened(nlp):
+    message = parse(nlp, "/affirm", [("affirm", 1.0)])
+    assert message.get("safety") is None
