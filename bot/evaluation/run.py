@@ -31,9 +31,11 @@ logger = logging.getLogger(__name__)
 
 
 def load_agent(model: Path) -> Any:
-    """Load a trained model's agent (NLU only is used)."""
+    """Load a trained model's agent (NLU only is used), with Rasa's per-message debug logs off."""
     from rasa.core.agent import Agent
+    from rasa.utils.log_utils import configure_structlog
 
+    configure_structlog(logging.WARNING)
     return Agent.load(str(model))
 
 

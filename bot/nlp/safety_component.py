@@ -125,8 +125,11 @@ class SafetyScreen(GraphComponent):
                 # The screen found evidence: route with full confidence, so neither the
                 # fallback nor a competing intent can take the message elsewhere.
                 data["rerouted"] = target != predicted
+                # The model's own ranking stays in safety.model_ranking for audit; the
+                # others drop to zero so the fallback's ambiguity check cannot fire.
+                data["model_ranking"] = ranking
                 new_intent = {INTENT_NAME_KEY: target, "confidence": 1.0}
-                others = [r for r in ranking if r.get(INTENT_NAME_KEY) != target]
+                others = [{**r, "confidence": 0.0} for r in ranking if r.get(INTENT_NAME_KEY) != target]
                 message.set(INTENT, new_intent, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [new_intent] + others, add_to_output=True)
                 if data["rerouted"]:

@@ -64,3 +64,10 @@ def test_prolonged_soreness_after_treatment_stays_staff_bound(nlp):
 def test_button_payloads_are_not_screened(nlp):
     message = parse(nlp, "/affirm", [("affirm", 1.0)])
     assert message.get("safety") is None
+
+
+def test_rerouted_message_cannot_look_ambiguous_to_the_fallback(nlp):
+    message = parse(nlp, "I'm on warfarin, how many sessions?", [("faq", 0.99), ("ask_contraindication", 0.01)])
+    ranking = message.get(INTENT_RANKING_KEY)
+    assert ranking[0]["confidence"] - ranking[1]["confidence"] == 1.0
+    assert message.get("safety")["model_ranking"][0]["name"] == "faq"
