@@ -63,8 +63,11 @@ $(AXE): tests/browser/package.json tests/browser/package-lock.json
 	npm ci --prefix tests/browser --no-audit --no-fund --silent
 	touch $@
 
+# Browser tests run in their own pytest process: Playwright's sync API keeps an
+# event loop running in the main thread, which asyncio tests cannot share.
 pytest: setup system-deps $(AXE) ## Unit, store, channel, end-to-end and browser tests
-	$(PY) -m pytest
+	$(PY) -m pytest --ignore=tests/browser
+	$(PY) -m pytest tests/browser
 
 test: setup system-deps validate test-stories pytest ## Everything above, non-zero on any failure
 

@@ -40,7 +40,7 @@ ENGLISH_WORDS = frozenset(
 )
 NON_LATIN = re.compile(r"[\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\u0dff\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
-FOREIGN_MARKS = re.compile(r"[áéíóúñüöäßçàèìòùâêîôûãõœøåłśźżčřěğış¿¡]", re.IGNORECASE)
+FOREIGN_MARKS = re.compile("[áéíóúñüöäßçàèìòùâêîôûãõœøåłśźżčřěğş¿¡ÁÉÍÓÚÑÜÖÄÇÀÈÌÒÙÂÊÎÔÛÃÕŒØÅŁŚŹŻČŘĚĞŞ]")
 
 
 def looks_like_another_language(text: str) -> bool:

@@ -73,3 +73,21 @@ def test_clinic_specific_facts_are_placeholders_not_text(kb):
     for answer in kb.answers.values():
         for value in (clinic_yml["phone"], clinic_yml["booking_url"], clinic_yml["name"]):
             assert value not in answer.text, (answer.name, value)
+
+
+def test_held_out_utterances_are_not_in_the_training_data():
+    from bot.evaluation.nlu import read_dir
+
+    training = {e.text.lower().strip() for e in read_dir(REPO_ROOT / "data" / "nlu")}
+    held_out = {e.text.lower().strip() for e in read_dir(REPO_ROOT / "tests" / "nlu_holdout")}
+    assert not training & held_out
+
+
+def test_held_out_set_has_at_least_ten_utterances_per_intent():
+    from collections import Counter
+
+    from bot.evaluation.nlu import read_dir
+
+    counts = Counter(e.intent.split("/")[0] if not e.intent.startswith("faq/") else e.intent
+                     for e in read_dir(REPO_ROOT / "tests" / "nlu_holdout"))
+    assert all(n >= 10 for n in counts.values()), counts
