@@ -32,6 +32,7 @@ STAFF_INTENTS = {
     "emergency": "report_adverse_event",
     "adverse_event": "report_adverse_event",
     "contraindication": "ask_contraindication",
+    "human_request": "request_human",
 }
 INTENT_REASONS = {
     "report_adverse_event": "adverse_event",
@@ -53,7 +54,9 @@ def _over_cautious(verdict: Assessment, predicted: Optional[str]) -> bool:
     if predicted == "ask_contraindication":
         return verdict.only_negated_health_terms
     if predicted == "report_adverse_event" and not red_flag:
-        return verdict.only_expected_symptoms or (verdict.hypothetical and not verdict.post_treatment)
+        # Expected soreness is NOT demoted: a symptom after treatment gets the aftercare
+        # advice and an offer of follow-up, which also says what is normal.
+        return verdict.hypothetical and not verdict.post_treatment
     return False
 
 
@@ -133,7 +136,6 @@ class SafetyScreen(GraphComponent):
                 message.set(INTENT, new_intent, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [new_intent] + others, add_to_output=True)
                 if data["rerouted"]:
-                    logger.info(
-                        "safety screen re-routed %s -> %s (%s)", predicted, target, ", ".join(verdict.matched_terms)
-                    )
+                    # No matched terms here: they are the patient's health data.
+                    logger.info("safety screen re-routed %s -> %s (%s)", predicted, target, reason)
         message.set(SAFETY_KEY, data, add_to_output=True)

@@ -41,7 +41,7 @@ RELATIONS = (
 )
 THIRD_PARTY = re.compile(rf"\b(my|our)\s+(\w+\s+)?({RELATIONS})\b")
 POST_TREATMENT = re.compile(
-    r"\b(since|after|following)\b[^.?!,]{0,30}\b(needl\w*|session|treatment|appointment|physio\w*|visit|therapy)\b"
+    r"\b(since|after|following|post)\b[^.?!,]{0,30}\b(needl\w*|session|treatment|appointment|physio\w*|visit|therapy)\b"
     r"|\bfrom (the |my |that |this |last |today'?s |yesterday'?s )?(needl\w*|session|treatment)\b"
     r"|\bjust had (the |my |some )?(needl\w*|session|treatment)\b|\bneedled\b|\bneedle (site|spot|mark|area|point|hole)s?\b|\bwhere (the|they|she|he) (needle|needled|put)"
     r"|\b(yesterday|last night|this morning|earlier today|last session|last week|since then)\b"
@@ -75,6 +75,12 @@ EXPECTED_SYMPTOMS = {"soreness", "bruising", "minor_bleeding"}
 PROLONGED = re.compile(
     r"\b(still|won'?t go|not going away|getting worse|worse|spreading|huge|massive|big|swollen|keeps|weeks?|"
     r"[3-9] days|three days|four days|five days|several days|ages)\b"
+)
+# Asking for a person (not "are you a real person?", which is a question about the bot).
+HUMAN_REQUEST = re.compile(
+    r"\b(talk|speak|chat)\s+(to|with)\s+(a|an|my|the|your|someone|somebody|actual|real|human|reception)\b"
+    r"|\b(get hold of|put me through|call me back|ring me|phone me)\b"
+    r"|\bwant (a|an|to speak to a|to talk to a) ?(real|actual)? ?(person|human)\b"
 )
 AGE = re.compile(
     r"\b(\d{1,2})[\s-]*(year|yr)s?[\s-]*old\b|\baged?\s+(\d{1,2})\b|\bi'?m\s+(\d{1,2})\b(?!\s*(weeks?|months?|days?|%))"
@@ -115,8 +121,6 @@ class Assessment:
     reason: Optional[str] = None
     #: The message names health terms only to rule them out ("I'm not pregnant").
     only_negated_health_terms: bool = False
-    #: Only symptoms expected after needling, without a sign of more (no red flag).
-    only_expected_symptoms: bool = False
     personal: bool = False
     third_party: bool = False
     hypothetical: bool = False
@@ -198,16 +202,12 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
     urgent = [f for f in red_flags if not hypothetical and (post_treatment or f.category in ALWAYS_URGENT)]
     health = [f for f in findings if f.label in CONTRAINDICATION_LABELS]
     result.only_negated_health_terms = bool(health) and not any(f.active for f in health)
-    symptoms = [f for f in active if f.label in {"SYMPTOM", "RED_FLAG"}]
-    result.only_expected_symptoms = (
-        bool(symptoms)
-        and all(f.label == "SYMPTOM" and f.category in EXPECTED_SYMPTOMS for f in symptoms)
-        and not PROLONGED.search(lowered)
-    )
     if urgent:
         result.reason = "emergency"
     elif any(f.label in CONTRAINDICATION_LABELS for f in active):
         result.reason = "contraindication"
+    elif HUMAN_REQUEST.search(lowered) and not (post_treatment and any(f.label == "SYMPTOM" for f in active)):
+        result.reason = "human_request"
     elif post_treatment and not hypothetical and any(
         f.label == "RED_FLAG" or (f.label == "SYMPTOM" and (f.category not in EXPECTED_SYMPTOMS or PROLONGED.search(lowered)))
         for f in active

@@ -65,7 +65,7 @@ def test_child_only_counts_when_their_treatment_is_asked_about(nlp):
     assert screen(nlp, "can my 10 year old have dry needling?").reason == "contraindication"
 
 
-def test_expected_soreness_the_next_day_is_not_escalated_but_prolonged_is(nlp):
+def test_expected_soreness_is_left_to_the_model_but_prolonged_soreness_is_escalated(nlp):
     assert screen(nlp, "bit sore today after yesterday's needling, is that normal?").reason is None
     assert screen(nlp, "still really sore a week after the needling").reason == "adverse_event"
 
@@ -82,3 +82,17 @@ def test_adverse_event_with_any_active_red_flag_is_an_emergency():
     assert is_emergency(parse)
     parse["safety"]["findings"][0]["negated"] = True
     assert not is_emergency(parse)
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("can i chat to an actual human being", "human_request"),
+        ("how do i get hold of my physio directly", "human_request"),
+        ("are you a bot? i want a real person", "human_request"),
+        ("are you a real person?", None),
+        ("muscles are super tender 4 days post needling", "adverse_event"),
+    ],
+)
+def test_requests_for_a_person_and_post_treatment_wording(nlp, text, reason):
+    assert screen(nlp, text).reason == reason
