@@ -16,7 +16,8 @@ from bot.launch import Stack
 from bot.settings import REPO_ROOT
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
-from tests.support.receivers import SMTPServer, WebhookReceiver, free_port
+from bot.launch import free_port
+from tests.support.receivers import SMTPServer, WebhookReceiver
 
 MODEL_DIR = REPO_ROOT / "models"
 

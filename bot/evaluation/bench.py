@@ -24,7 +24,8 @@ from typing import Any
 
 import requests
 
-from bot.launch import Stack
+from bot.evaluation.results import percentile, write_results
+from bot.launch import Stack, free_port
 from bot.settings import REPO_ROOT
 from bot.store.migrate import upgrade
 
@@ -35,21 +36,6 @@ CONVERSATION = [
     "what should I wear to my appointment",
     "thanks, bye",
 ]
-
-
-def free_port() -> int:
-    """A free loopback port."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def percentile(samples: list[float], share: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -153,10 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["full_training_seconds"] = train_seconds()
 
     print(json.dumps(figures, indent=2))
-    out = REPO_ROOT / "results" / "bench.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2), encoding="utf-8")
-    print(f"written to {out}")
+    write_results("bench.json", figures)
     return 0
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from bot.evaluation import nlu
+from bot.evaluation.results import percentile, write_results
 from bot.evaluation.run import load_agent
 from bot.nlp.minilm import DEFAULT_OUTPUT as MINILM_DIR
 from bot.nlp.minilm import convert
@@ -64,8 +65,8 @@ def parse_latency(agent: Any, texts: list[str]) -> tuple[float, float]:
             samples.append((time.perf_counter() - started) * 1000)
         return samples
 
-    samples = sorted(asyncio.run(timed()))
-    return statistics.median(samples), samples[int(0.95 * (len(samples) - 1))]
+    samples = asyncio.run(timed())
+    return statistics.median(samples), percentile(samples, 0.95)
 
 
 def main() -> int:
@@ -94,10 +95,7 @@ def main() -> int:
     print(f"\n{'':30}{'sparse only':>14}{'with MiniLM':>14}")
     for key in results["sparse_only"]:
         print(f"{key:30}{results['sparse_only'][key]:>14.3f}{results['with_minilm'][key]:>14.3f}")
-    path = REPO_ROOT / "results" / "compare_features.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(results, indent=2), encoding="utf-8")
-    print(f"\nwritten to {path}")
+    write_results("compare_features.json", results)
     return 0
 
 

@@ -10,7 +10,6 @@ of ``data/nlu`` and tests on the rest. Figures are printed and written to
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ import yaml
 from sklearn.model_selection import StratifiedKFold
 
 from bot.evaluation import nlu
+from bot.evaluation.results import write_results
 from bot.launch import newest_model
 from bot.settings import REPO_ROOT
 
@@ -111,7 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Evaluate the NLU model and the safety suite.")
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (0 skips it)")
     parser.add_argument("--model", type=Path, default=None, help="model archive (default: newest in models/)")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "eval.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("rasa", "tensorflow", "absl", "transformers"):
@@ -143,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  mean NLU training time per fold: {seconds:.0f}s")
         results["cross_validation"] = {**cv.as_dict(), "folds": args.folds, "train_seconds_mean": seconds}
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
-    print(f"\nwritten to {args.out}")
+    write_results("eval.json", results)
     return 0
 
 

@@ -13,7 +13,7 @@ from bot.notify.worker import MAX_ATTEMPTS, SIGNATURE_HEADER, Notifier, sign
 from bot.store.models import AuditEvent, AuditKind, Escalation, OutboxMessage, OutboxStatus, Priority, Reason, utcnow
 from bot.store.repository import EscalationInput
 from tests.notify.conftest import WEBHOOK_SECRET
-from tests.support.receivers import free_port
+from bot.launch import free_port
 
 PATIENT_TEXT = "My arm went numb after the needle in my shoulder"
 PATIENT_NAME = "Ana Quetzal"

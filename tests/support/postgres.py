@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from tests.support.receivers import free_port
+from bot.launch import free_port
 
 
 def _bin_dir() -> Optional[Path]:
