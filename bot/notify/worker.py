@@ -118,7 +118,9 @@ class Notifier:
     def _subject(self, payload: dict[str, Any]) -> str:
         prefix = "[URGENT] " if payload.get("urgent") else ""
         reason = str(payload.get("reason", "")).replace("_", " ")
-        return f"{prefix}{self.clinic.name} assistant: {reason} escalation {payload.get('escalation_id', '')[:8]}"
+        # Short enough (under 78 characters with "Subject: ") not to be folded, which some
+        # mail clients show with a leading space.
+        return f"{prefix}{reason} escalation {payload.get('escalation_id', '')[:8]} ({self.clinic.name[:28]})"
 
     async def _send_email(self, payload: dict[str, Any]) -> None:
         s = self.settings

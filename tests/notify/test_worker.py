@@ -60,8 +60,8 @@ async def audit(sessions, kind: AuditKind) -> list[AuditEvent]:
 
 
 def subject(email) -> str:
-    """The Subject header unfolded, as a mail client shows it (long subjects are folded in transit)."""
-    return " ".join(email["Subject"].split())
+    """The Subject header as a mail client shows it."""
+    return email["Subject"]
 
 
 def body_of(email) -> str:
@@ -76,7 +76,7 @@ async def test_run_once_delivers_an_email_to_the_smtp_server(service, notifier, 
     [email] = smtp.messages
     assert email["To"] == "team@clinic.example"
     assert email["From"] == "assistant@clinic.example"
-    assert subject(email) == f"Riverside Physiotherapy assistant: adverse event escalation {outcome.escalation_id[:8]}"
+    assert email["Subject"] == f"adverse event escalation {outcome.escalation_id[:8]} (Riverside Physiotherapy)"
     assert outcome.escalation_id in body_of(email)
 
 
