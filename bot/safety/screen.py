@@ -31,6 +31,7 @@ UNCERTAINTY = re.compile(
 )
 CLAUSE_BREAKS = {".", ",", ";", "!", "?", "but", "and", "although", "though", "however", "yet", "except"}
 NEGATION_WINDOW = 5
+PERSISTENCE = {"stop", "stopping", "go", "going", "ease", "easing", "settle", "settling", "heal", "improve", "end", "clear"}
 
 FIRST_PERSON = {"i", "me", "my", "mine", "myself", "im", "i'm", "ive", "i've", "we", "our", "us"}
 RELATIONS = (
@@ -63,7 +64,9 @@ EXPERIENCE = re.compile(
 )
 # A child is only a contraindication when the message asks about treating them.
 CHILD_CONTEXT = re.compile(r"\b(needl\w*|treat\w*|therapy|physio\w*|it)\b")
-ELIGIBILITY = re.compile(r"\b(can|could|safe|suitable|allowed|ok|okay|too young|old enough|appropriate|should)\b")
+ELIGIBILITY = re.compile(
+    r"\b(can|could|would|will|do you|safe|suitable|allowed|ok|okay|too young|old enough|appropriate|should)\b"
+)
 # Conditions that no longer apply ("used to have eczema as a kid, long gone").
 RESOLVED = re.compile(r"\b(used to have|long gone|not any ?more|no longer|cleared up|went away|healed)\b")
 RESOLVABLE = {"skin_condition", "infection"}
@@ -79,7 +82,7 @@ PROLONGED = re.compile(
 # Asking for a person (not "are you a real person?", which is a question about the bot).
 HUMAN_REQUEST = re.compile(
     r"\b(talk|speak|chat)\s+(to|with)\s+(a|an|my|the|your|someone|somebody|actual|real|human|reception)\b"
-    r"|\b(get hold of|put me through|call me back|ring me|phone me)\b"
+    r"|\b(get hold of|put me through|call me back|ring me|phone me|give me a (call|ring)|contact me)\b"
     r"|\bwant (a|an|to speak to a|to talk to a) ?(real|actual)? ?(person|human)\b"
 )
 AGE = re.compile(
@@ -146,7 +149,9 @@ def _negated(tokens: Sequence[str], start: int) -> bool:
         if word in CLAUSE_BREAKS:
             return False
         if word in NEGATION_CUES:
-            return True
+            # "won't stop bleeding", "not going away": persistence, not negation.
+            following = tokens[index + 1] if index + 1 < len(tokens) else ""
+            return following not in PERSISTENCE
     return False
 
 

@@ -96,3 +96,8 @@ def test_adverse_event_with_any_active_red_flag_is_an_emergency():
 )
 def test_requests_for_a_person_and_post_treatment_wording(nlp, text, reason):
     assert screen(nlp, text).reason == reason
+
+
+def test_persistence_is_not_negation(nlp):
+    assert screen(nlp, "the needle spot won't stop dripping blood").reason == "emergency"
+    assert screen(nlp, "I'm not bleeding, does it hurt?").reason is None
