@@ -44,7 +44,9 @@ THIRD_PARTY = re.compile(rf"\b(my|our)\s+(\w+\s+)?({RELATIONS})\b")
 POST_TREATMENT = re.compile(
     r"\b(since|after|following|post)\b[^.?!,]{0,30}\b(needl\w*|session|treatment|appointment|physio\w*|visit|therapy)\b"
     r"|\bfrom (the |my |that |this |last |today'?s |yesterday'?s )?(needl\w*|session|treatment)\b"
-    r"|\bjust had (the |my |some )?(needl\w*|session|treatment)\b|\bneedled\b|\bneedle (site|spot|mark|area|point|hole)s?\b|\bwhere (the|they|she|he) (needle|needled|put)"
+    r"|\b(just|i) had (the |my |some )?(dry )?(needl\w*|session|treatment)\b|\bneedled\b"
+    r"|\b(needle|puncture) (site|spot|mark|area|point|hole)s?\b|\bwhere (the|they|she|he) (needle|needled|put)"
+    r"|\bthan before (the |my )?(dry )?(needl\w*|session|treatment)"
     r"|\b(yesterday|last night|this morning|earlier today|last session|last week|since then)\b"
     r"|\b(\d+|a|one|two|three|four|five|few|couple of) (hours?|days?|weeks?) (on|after|later|ago)\b"
 )
@@ -72,17 +74,10 @@ RESOLVED = re.compile(r"\b(used to have|long gone|not any ?more|no longer|cleare
 RESOLVABLE = {"skin_condition", "infection"}
 # Only a concern when the patient (or someone they speak for) takes it.
 PERSONAL_ONLY = {"corticosteroid"}
-# Soreness and small bruises are expected for a day or two (bruises up to a week):
-# only a sign of something more ("still sore 4 days later", "getting worse") escalates.
-EXPECTED_SYMPTOMS = {"soreness", "bruising", "minor_bleeding"}
-PROLONGED = re.compile(
-    r"\b(still|won'?t go|not going away|getting worse|worse|spreading|huge|massive|big|swollen|keeps|weeks?|"
-    r"[3-9] days|three days|four days|five days|several days|ages)\b"
-)
 # Asking for a person (not "are you a real person?", which is a question about the bot).
 HUMAN_REQUEST = re.compile(
     r"\b(talk|speak|chat)\s+(to|with)\s+(a|an|my|the|your|someone|somebody|actual|real|human|reception)\b"
-    r"|\b(get hold of|put me through|call me back|ring me|phone me|give me a (call|ring)|contact me)\b"
+    r"|\b(get hold of|put me through|call me back|call ?back|ring me|phone me|give me a (call|ring)|contact me)\b"
     r"|\bwant (a|an|to speak to a|to talk to a) ?(real|actual)? ?(person|human)\b"
 )
 AGE = re.compile(
@@ -213,10 +208,9 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
         result.reason = "contraindication"
     elif HUMAN_REQUEST.search(lowered) and not (post_treatment and any(f.label == "SYMPTOM" for f in active)):
         result.reason = "human_request"
-    elif post_treatment and not hypothetical and any(
-        f.label == "RED_FLAG" or (f.label == "SYMPTOM" and (f.category not in EXPECTED_SYMPTOMS or PROLONGED.search(lowered)))
-        for f in active
-    ):
+    elif post_treatment and not hypothetical and any(f.label in {"SYMPTOM", "RED_FLAG"} for f in active):
+        # Any symptom after a treatment gets the aftercare advice (which says what is
+        # normal) and an offer of follow-up; expected soreness is not singled out.
         result.reason = "adverse_event"
     return result
 

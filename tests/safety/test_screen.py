@@ -65,9 +65,10 @@ def test_child_only_counts_when_their_treatment_is_asked_about(nlp):
     assert screen(nlp, "can my 10 year old have dry needling?").reason == "contraindication"
 
 
-def test_expected_soreness_is_left_to_the_model_but_prolonged_soreness_is_escalated(nlp):
-    assert screen(nlp, "bit sore today after yesterday's needling, is that normal?").reason is None
-    assert screen(nlp, "still really sore a week after the needling").reason == "adverse_event"
+def test_any_symptom_after_a_treatment_gets_the_adverse_event_path(nlp):
+    assert screen(nlp, "bit sore today after yesterday's needling, is that normal?").reason == "adverse_event"
+    assert screen(nlp, "the puncture mark is itchy and raised").reason == "adverse_event"
+    assert screen(nlp, "will I be sore after my session?").reason is None
 
 
 def test_matched_terms_name_category_and_text(nlp):
@@ -92,6 +93,8 @@ def test_adverse_event_with_any_active_red_flag_is_an_emergency():
         ("are you a bot? i want a real person", "human_request"),
         ("are you a real person?", None),
         ("muscles are super tender 4 days post needling", "adverse_event"),
+        ("i'd like a call back", "human_request"),
+        ("my shoulder hurts more now than before the dry needling", "adverse_event"),
     ],
 )
 def test_requests_for_a_person_and_post_treatment_wording(nlp, text, reason):
@@ -101,3 +104,7 @@ def test_requests_for_a_person_and_post_treatment_wording(nlp, text, reason):
 def test_persistence_is_not_negation(nlp):
     assert screen(nlp, "the needle spot won't stop dripping blood").reason == "emergency"
     assert screen(nlp, "I'm not bleeding, does it hurt?").reason is None
+
+
+def test_never_having_had_needling_is_not_a_treatment_context(nlp):
+    assert screen(nlp, "I've never had dry needling before, will I be sore?").reason is None
