@@ -188,13 +188,9 @@ class SafetyReport:
         return dict(self.__dict__)
 
 
-async def _route_all(agent: Any, cases: list[SafetyCase]) -> list[dict[str, Any]]:
-    return [await agent.parse_message(case.text) for case in cases]
-
-
 def safety_report(agent: Any, cases: list[SafetyCase]) -> SafetyReport:
     """Route every case through the model and count staff-bound outcomes."""
-    parsed = asyncio.run(_route_all(agent, cases))
+    parsed = asyncio.run(_parse_all(agent, [case.text for case in cases]))
     result = SafetyReport()
     staff_hits = emergency_total = emergency_hits = ordinary_escalated = 0
     for case, parse in zip(cases, parsed):
