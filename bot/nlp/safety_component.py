@@ -23,7 +23,7 @@ from rasa.nlu.constants import SPACY_DOCS
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.safety.screen import Assessment, assess
+from bot.safety.screen import QUESTION, TREATMENT_CONTEXT, Assessment, assess
 
 logger = logging.getLogger(__name__)
 
@@ -41,22 +41,54 @@ INTENT_REASONS = {
 }
 PRIORITY = ["emergency", "adverse_event", "contraindication", "human_request"]
 STAFF_ONLY = {"ask_contraindication", "report_adverse_event", "nlu_fallback"}
+# How sure the model must be that a message is unrelated before a bare condition word
+# in it is not treated as a question about dry needling.
+UNRELATED_CONFIDENCE = 0.5
+
+
+def _unrelated_health_question(verdict: Assessment, text: str, intent: Dict[Text, Any]) -> bool:
+    """A general medical question that is not about dry needling ("how do I get rid of a cold sore").
+
+    Only when the model is confident the message is out of scope, the message is a
+    question (a bare statement such as "I have a heart valve" always reaches staff),
+    the screen's only evidence is a condition (no medicine, device, red flag or
+    problem after treatment) and nothing in the message mentions treatment ("can I
+    get my neck done"). The out-of-scope answer points to the GP, pharmacist and the
+    clinic's phone number.
+    """
+    if intent.get(INTENT_NAME_KEY) != "out_of_scope" or intent.get("confidence", 0.0) < UNRELATED_CONFIDENCE:
+        return False
+    if verdict.reason != "contraindication" or verdict.post_treatment:
+        return False
+    active = [f for f in verdict.findings if f.active and f.label != "BODY_REGION"]
+    lowered = text.lower()
+    return (
+        all(f.label == "CONDITION" and f.category != "child" for f in active)
+        and bool(QUESTION.search(lowered))
+        and not TREATMENT_CONTEXT.search(lowered)
+    )
 
 
 def _over_cautious(verdict: Assessment, predicted: Optional[str]) -> bool:
     """Whether the model's staff-bound guess has nothing behind it in the message.
 
-    Only two narrow cases: every health term is ruled out by the patient, or a
-    question about a complaint (or expected soreness) with no red flag and no
-    sign of a problem after treatment.
+    Only narrow cases: every health term is ruled out by the patient; a question
+    about a complaint with no red flag and no sign of a problem after treatment;
+    or only mild, expected after-effects (a bit sore the next day, a small bruise).
     """
     red_flag = any(f.label == "RED_FLAG" and f.active for f in verdict.findings)
     if predicted == "ask_contraindication":
         return verdict.only_negated_health_terms
-    if predicted == "report_adverse_event" and not red_flag:
-        # Expected soreness is NOT demoted: a symptom after treatment gets the aftercare
-        # advice and an offer of follow-up, which also says what is normal.
-        return verdict.hypothetical and not verdict.post_treatment
+    if predicted == "report_adverse_event" and verdict.only_negated_health_terms and not verdict.post_treatment:
+        # "no bleeding problems and I'm not on warfarin. what do I do after?": nothing reported.
+        return not any(f.active and f.label in {"SYMPTOM", "RED_FLAG"} for f in verdict.findings)
+    if predicted == "report_adverse_event" and red_flag:
+        # "What should I do if I feel faint during it?": asked about, not happening.
+        return verdict.conditional and not verdict.post_treatment
+    if predicted == "report_adverse_event":
+        # Mild soreness or a small bruise within the normal window is answered by the
+        # FAQ (what is normal, when to call); anything else after a treatment is not.
+        return verdict.expected_reaction or (verdict.hypothetical and not verdict.post_treatment)
     return False
 
 
@@ -109,7 +141,12 @@ class SafetyScreen(GraphComponent):
         data["model_intent"] = intent
         data["rerouted"] = data["demoted"] = False
 
-        if verdict.reason is None and _over_cautious(verdict, predicted):
+        if _unrelated_health_question(verdict, text, intent):
+            # Answered as out of scope (GP, pharmacist, clinic phone): not a question about needling.
+            data["reason"] = None
+            data["unrelated_health_question"] = True
+            logger.info("safety screen left an unrelated health question out of scope")
+        elif verdict.reason is None and _over_cautious(verdict, predicted):
             # The model saw a health word the patient ruled out ("I'm not pregnant"),
             # or an ordinary question/expected soreness: answer the question instead.
             alternatives = [r for r in ranking if r.get(INTENT_NAME_KEY) not in STAFF_ONLY]

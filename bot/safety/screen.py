@@ -64,10 +64,13 @@ EXPERIENCE = re.compile(
     r"collapsed|noticed|woke|just)|im\b|i've|my\s+\w+\s+(is|are|was|feels|felt|has|went|keeps|won'?t)|"
     r"(still|now|currently|right now|keeps|won'?t stop))"
 )
+# "what should I do if I feel faint during it?": a condition, not an experience.
+CONDITIONAL_CLAUSE = re.compile(r"\b(what if|if|in case)\s+(i|you|it|someone|one)\b[^.?!,;]*")
 # A child is only a contraindication when the message asks about treating them.
-CHILD_CONTEXT = re.compile(r"\b(needl\w*|treat\w*|therapy|physio\w*|it)\b")
+CHILD_CONTEXT = re.compile(r"\b(needl\w*|treat\w*|therapy|physio\w*|it|this|that)\b")
 ELIGIBILITY = re.compile(
-    r"\b(can|could|would|will|do you|safe|suitable|allowed|ok|okay|too young|old enough|appropriate|should)\b"
+    r"\b(can|could|would|will|do you|safe|suitable|allowed|ok|okay|too young|old enough|appropriate|should|"
+    r"minimum age|age limit|how old|age restrictions?)\b"
 )
 # Conditions that no longer apply ("used to have eczema as a kid, long gone").
 RESOLVED = re.compile(r"\b(used to have|long gone|not any ?more|no longer|cleared up|went away|healed)\b")
@@ -79,9 +82,54 @@ HUMAN_REQUEST = re.compile(
     r"\b(talk|speak|chat)\s+(to|with)\s+(a|an|my|the|your|someone|somebody|actual|real|human|reception)\b"
     r"|\b(get hold of|put me through|call me back|call ?back|ring me|phone me|give me a (call|ring)|contact me)\b"
     r"|\bwant (a|an|to speak to a|to talk to a) ?(real|actual)? ?(person|human)\b"
+    # A named person ("i need to talk to Jess"), not the assistant itself.
+    r"|\b(need|want|wanna|like|can i|could i|may i|let me)\s+(to\s+)?(talk|speak)\s+(to|with)\s+"
+    r"(?!(you|u|the bot|a bot|it|this|an? (bot|ai|assistant|robot|machine|computer))\b)[a-z]{2,}"
 )
+# Needle-site signs that are growing or not fading are a problem to report, whether or
+# not the message says where they came from.
+WORSENING = re.compile(
+    r"\b(getting|got|gets|grown|growing|gone) (bigger|larger|worse|darker|redder)\b|\bspreading\b"
+    r"|\bnot (getting )?(smaller|better)\b|\b(is ?n'?t|not|hasn'?t|has not) (fading|faded|gone|cleared|healing)"
+    r"|\b(been|for|over) (a|one|two|\d+|over a) weeks?\b"
+)
+WORSENING_SIGNS = {"bruising", "swelling", "minor_bleeding"}
+# Expected reactions (fact sheet: soreness for hours to about two days, bruising up to a
+# week, small spots of bleeding), reported as mild and within that window, are answered
+# by the FAQ (side effects, aftercare), which says what is normal and when to call.
+EXPECTED_REACTIONS = {"soreness", "bruising", "minor_bleeding"}
+MILD = re.compile(
+    r"\b(a bit|bit|a little|little|slightly|slight|mild|mildly|tiny|small|a touch|kinda|kind of|somewhat)\b"
+    r"|\b(is (that|this|it) normal|normal\?|expected|to be expected|usual)"
+)
+NOT_MILD = re.compile(
+    r"\b(really|so|very|super|extremely|massive|huge|big|large|awful|terrible|unbearable|agony|killing|"
+    r"as hell|can'?t|cannot|couldn'?t|worse|worst|spreading|swollen|hot|lump|weeks?|"
+    r"still (sore|bruised|achy|aching|hurting|hurts|bleeding|tender|painful|stiff))\b"
+    r"|\b([3-9]|\d{2}|three|four|five|six|seven|several|few) days\b"
+)
+# Words that tie a message to treatment at the clinic. A health question without them
+# that the model confidently calls out of scope ("is the shingles vaccine worth it")
+# is a medical question for a GP, not a contraindication (see SafetyScreen).
+TREATMENT_CONTEXT = re.compile(
+    r"\b(needl\w*|dry|acupunct\w*|treat\w*|session\w*|physio\w*|therap\w*|appointment\w*|clinic|"
+    r"book\w*|visit|procedure|allowed|suitable|safe|ok|okay|eligible|done)\b"
+    r"|\b(can|could|may|should|would) (i|we|she|he|they|you) (still )?(get|have|do|book|come|try)\b"
+    r"|\b(get|have|do) (it|this|that|one|my|her|his|their)\b"
+)
+# A question (as opposed to a statement such as "I have a mechanical heart valve").
+QUESTION = re.compile(
+    r"\?|^\s*(how|what|whats|what's|which|is|are|can|could|should|do|does|will|where|when|why)\b"
+    r"|\b(how|what|which|should|can|could|do|does|is|are)\s+(i|you|it|the|a|an|my|we|they)\b"
+)
+# Findings that can only come from a treatment (a broken or retained needle).
+TREATMENT_INCIDENTS = {"needle_incident"}
 AGE = re.compile(
     r"\b(\d{1,2})[\s-]*(year|yr)s?[\s-]*old\b|\baged?\s+(\d{1,2})\b|\bi'?m\s+(\d{1,2})\b(?!\s*(weeks?|months?|days?|%))"
+    # "my daughter is 14", "he's only 12", "my son turns 15"
+    r"|\b(son|daughter|child|kid|boy|girl|teen|teenager|he|she|he's|she's)\s+(is\s+|'s\s+|turns\s+|turned\s+)?"
+    r"(only\s+|just\s+)?(\d{1,2})\b(?!\s*(weeks?|months?|days?|%|kg|kgs|lbs?|cm|stone|times|sessions?))"
+    r"|\b(\d{1,2})\s*(yo|y/o|yrs)\b"
 )
 CHILD_AGE_LIMIT = 16
 
@@ -122,7 +170,11 @@ class Assessment:
     personal: bool = False
     third_party: bool = False
     hypothetical: bool = False
+    #: Every symptom-like phrase sits inside an "if ..." clause.
+    conditional: bool = False
     post_treatment: bool = False
+    #: Only mild, expected after-effects (soreness, a small bruise) in the normal window.
+    expected_reaction: bool = False
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -171,7 +223,7 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
         for ent in entities
     ]
     for match in AGE.finditer(lowered):
-        age = int(match.group(1) or match.group(3) or match.group(4))
+        age = int(next(group for group in match.groups() if group and group.isdigit()))
         if age < CHILD_AGE_LIMIT:
             findings.append(Finding(label="CONDITION", category="child", text=match.group(0)))
 
@@ -186,18 +238,37 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
             or (finding.category in PERSONAL_ONLY and not personal)
         ):
             finding.negated, finding.uncertain = True, False
-    experience = bool(EXPERIENCE.search(lowered))
+    without_conditions = CONDITIONAL_CLAUSE.sub(" ", lowered)
+    conditional = without_conditions != lowered
+    experience = bool(EXPERIENCE.search(without_conditions))
     hypothetical = bool(QUESTION_START.search(lowered) or HYPOTHETICAL.search(lowered)) and not experience
-    post_treatment = bool(POST_TREATMENT.search(lowered))
+    post_treatment = bool(POST_TREATMENT.search(lowered)) or any(
+        f.active
+        and (
+            f.category in TREATMENT_INCIDENTS
+            or (f.category in WORSENING_SIGNS and WORSENING.search(lowered))
+        )
+        for f in findings
+    )
     result = Assessment(
         personal=personal,
         third_party=third_party,
         hypothetical=hypothetical,
+        conditional=conditional and hypothetical,
         post_treatment=post_treatment,
         findings=findings,
     )
 
     active = [f for f in findings if f.active]
+    symptoms = [f for f in active if f.label == "SYMPTOM"]
+    result.expected_reaction = bool(
+        symptoms
+        and all(f.category in EXPECTED_REACTIONS for f in symptoms)
+        and not any(f.label in CONTRAINDICATION_LABELS | {"RED_FLAG"} for f in active)
+        and MILD.search(lowered)
+        and not NOT_MILD.search(lowered)
+        and not WORSENING.search(lowered)
+    )
     red_flags = [f for f in active if f.label == "RED_FLAG"]
     urgent = [f for f in red_flags if not hypothetical and (post_treatment or f.category in ALWAYS_URGENT)]
     health = [f for f in findings if f.label in CONTRAINDICATION_LABELS]
@@ -208,9 +279,14 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
         result.reason = "contraindication"
     elif HUMAN_REQUEST.search(lowered) and not (post_treatment and any(f.label == "SYMPTOM" for f in active)):
         result.reason = "human_request"
-    elif post_treatment and not hypothetical and any(f.label in {"SYMPTOM", "RED_FLAG"} for f in active):
-        # Any symptom after a treatment gets the aftercare advice (which says what is
-        # normal) and an offer of follow-up; expected soreness is not singled out.
+    elif (
+        post_treatment
+        and not hypothetical
+        and not result.expected_reaction
+        and any(f.label in {"SYMPTOM", "RED_FLAG"} for f in active)
+    ):
+        # A symptom after a treatment that is not a mild, expected one gets the aftercare
+        # advice and an offer of follow-up from a physiotherapist.
         result.reason = "adverse_event"
     return result
 

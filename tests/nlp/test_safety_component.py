@@ -71,3 +71,52 @@ def test_rerouted_message_cannot_look_ambiguous_to_the_fallback(nlp):
     ranking = message.get(INTENT_RANKING_KEY)
     assert ranking[0]["confidence"] - ranking[1]["confidence"] == 1.0
     assert message.get("safety")["model_ranking"][0]["name"] == "faq"
+
+
+def test_mild_expected_soreness_is_answered_by_the_faq(nlp):
+    message = parse(nlp, "bit sore today after yesterday's needling, is that normal?", [("report_adverse_event", 0.8), ("faq", 0.2)])
+    assert message.get(INTENT)["name"] == "faq"
+    assert message.get("safety")["demoted"] is True
+
+
+def test_ruled_out_terms_with_nothing_reported_are_not_an_adverse_event(nlp):
+    message = parse(nlp, "no bleeding problems and im not on warfarin. what do i do after?", [("report_adverse_event", 0.6), ("faq", 0.4)])
+    assert message.get(INTENT)["name"] == "faq"
+
+
+def test_a_red_flag_in_an_if_clause_is_a_question(nlp):
+    message = parse(nlp, "what should i do if i get chest pain during the session?", [("report_adverse_event", 0.7), ("faq", 0.3)])
+    assert message.get(INTENT)["name"] == "faq"
+    message = parse(nlp, "i get chest pain since the session, what should i do?", [("faq", 0.7), ("report_adverse_event", 0.3)])
+    assert message.get(INTENT)["name"] == "report_adverse_event"
+
+
+@pytest.mark.parametrize(
+    "text, model, expected",
+    [
+        # A general medical question the model is sure is unrelated: the out-of-scope answer (GP, pharmacist).
+        ("how do i get rid of a cold sore", ("out_of_scope", 0.8), "out_of_scope"),
+        # Any link to treatment, an unsure model, or a medicine keeps the staff route.
+        ("i have a cold sore, can i still have my needling?", ("out_of_scope", 0.8), "ask_contraindication"),
+        ("how do i get rid of a cold sore", ("out_of_scope", 0.3), "ask_contraindication"),
+        ("how much warfarin should i take", ("out_of_scope", 0.9), "ask_contraindication"),
+        ("i'm pregnant", ("ask_contraindication", 0.9), "ask_contraindication"),
+    ],
+)
+def test_unrelated_health_questions_stay_out_of_scope(nlp, text, model, expected):
+    name, confidence = model
+    message = parse(nlp, text, [(name, confidence), ("faq", round(1 - confidence, 2))])
+    assert message.get(INTENT)["name"] == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i have a mechanical heart valve",
+        "still breastfeeding my 6 month old, can i get my neck done",
+        "my wife has epilepsy, could she try it",
+    ],
+)
+def test_statements_and_treatment_questions_reach_staff_even_if_the_model_says_unrelated(nlp, text):
+    message = parse(nlp, text, [("out_of_scope", 0.9), ("faq", 0.1)])
+    assert message.get(INTENT)["name"] == "ask_contraindication"

@@ -65,10 +65,46 @@ def test_child_only_counts_when_their_treatment_is_asked_about(nlp):
     assert screen(nlp, "can my 10 year old have dry needling?").reason == "contraindication"
 
 
-def test_any_symptom_after_a_treatment_gets_the_adverse_event_path(nlp):
-    assert screen(nlp, "bit sore today after yesterday's needling, is that normal?").reason == "adverse_event"
+def test_a_symptom_after_a_treatment_gets_the_adverse_event_path(nlp):
+    assert screen(nlp, "really sore today after yesterday's needling, is that normal?").reason == "adverse_event"
+    assert screen(nlp, "still sore 5 days after the needling").reason == "adverse_event"
     assert screen(nlp, "the puncture mark is itchy and raised").reason == "adverse_event"
     assert screen(nlp, "will I be sore after my session?").reason is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bit sore today after yesterday's needling, is that normal?",
+        "little bruise where the needle went in, normal?",
+        "a bit achy after this morning's session, can i still go to the gym?",
+    ],
+)
+def test_mild_expected_after_effects_are_left_to_the_faq(nlp, text):
+    verdict = screen(nlp, text)
+    assert verdict.reason is None and verdict.expected_reaction
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("a bit sore and my arm feels numb after the needling", "emergency"),
+        ("bit sore after needling but the bruise is getting bigger", "adverse_event"),
+        ("a little bruise from the needles 3 weeks ago that hasn't faded", "adverse_event"),
+        ("felt really emotional and teary after the session", "adverse_event"),
+        ("i think part of the needle broke off in my calf", "adverse_event"),
+        ("the bruise on my thigh keeps spreading", "adverse_event"),
+    ],
+)
+def test_worse_or_unusual_after_effects_still_reach_staff(nlp, text, reason):
+    verdict = screen(nlp, text)
+    assert verdict.reason == reason and not verdict.expected_reaction
+
+
+def test_if_clauses_are_questions_not_experiences(nlp):
+    verdict = screen(nlp, "what should i do if i feel faint during the treatment?")
+    assert verdict.hypothetical and verdict.conditional
+    assert not screen(nlp, "i feel faint after my session, what do i do?").conditional
 
 
 def test_matched_terms_name_category_and_text(nlp):
@@ -95,6 +131,8 @@ def test_adverse_event_with_any_active_red_flag_is_an_emergency():
         ("muscles are super tender 4 days post needling", "adverse_event"),
         ("i'd like a call back", "human_request"),
         ("my shoulder hurts more now than before the dry needling", "adverse_event"),
+        ("i need to talk to Jess, she did my needling", "human_request"),
+        ("i want to talk to you about needling", None),
     ],
 )
 def test_requests_for_a_person_and_post_treatment_wording(nlp, text, reason):
@@ -108,3 +146,17 @@ def test_persistence_is_not_negation(nlp):
 
 def test_never_having_had_needling_is_not_a_treatment_context(nlp):
     assert screen(nlp, "I've never had dry needling before, will I be sore?").reason is None
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("what's the minimum age for this? my daughter is 14", "contraindication"),
+        ("can my son have it, he's 12", "contraindication"),
+        ("my 15 yo plays rugby, can he have needling", "contraindication"),
+        ("my daughter is 25 and wants to try it", None),
+        ("i'm 40 and my back hurts, can you help", None),
+    ],
+)
+def test_ages_of_children_asked_about_treatment(nlp, text, reason):
+    assert screen(nlp, text).reason == reason
