@@ -1,8 +1,8 @@
 """``make eval``: held-out test set, 5-fold cross-validation and the safety suite.
 
-The model under test is trained on ``data/`` only; the held-out set
-(``tests/nlu_holdout/``) and the safety suite (``tests/safety/suite.yml``) are
-never trained on. Cross-validation trains one NLU model per fold on four fifths
+The model under test is trained on ``data/`` only; the blind held-out set
+(``tests/nlu_holdout/``), the development set (``tests/nlu_holdout_dev/``) and the
+safety suite (``tests/safety/suite.yml``) are never trained on. Cross-validation trains one NLU model per fold on four fifths
 of ``data/nlu`` and tests on the rest. Figures are printed and written to
 ``results/eval.json``; nothing here asserts a target.
 """
@@ -28,6 +28,15 @@ from bot.launch import newest_model
 from bot.settings import REPO_ROOT
 
 logger = logging.getLogger(__name__)
+
+# (result key, folder, title). The blind set was written from the topic contract by
+# someone who had seen neither the training data nor the development set, after the
+# pipeline was chosen; the development set's errors informed data and thresholds, so
+# its figures are optimistic. Neither is ever trained on.
+HELD_OUT_SETS = [
+    ("holdout", "tests/nlu_holdout", "Blind held-out test set"),
+    ("development", "tests/nlu_holdout_dev", "Development set (seen during tuning: optimistic)"),
+]
 
 
 def load_agent(model: Path) -> Any:
@@ -120,9 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     agent = load_agent(model)
     results: dict[str, Any] = {"model": model.name}
 
-    holdout = nlu.report(nlu.predict(agent, nlu.read_dir(REPO_ROOT / "tests" / "nlu_holdout")))
-    _print_report("Held-out test set (tests/nlu_holdout)", holdout)
-    results["holdout"] = holdout.as_dict()
+    for key, folder, title in HELD_OUT_SETS:
+        report = nlu.report(nlu.predict(agent, nlu.read_dir(REPO_ROOT / folder)))
+        _print_report(f"{title} ({folder})", report)
+        results[key] = report.as_dict()
 
     safety = nlu.safety_report(agent, nlu.read_safety_suite(REPO_ROOT / "tests" / "safety" / "suite.yml"))
     print(f"\n== Safety suite (tests/safety/suite.yml: {safety.staff_cases} staff-bound, "

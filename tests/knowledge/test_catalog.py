@@ -80,7 +80,10 @@ def test_held_out_utterances_are_not_in_the_training_data():
 
     training = {e.text.lower().strip() for e in read_dir(REPO_ROOT / "data" / "nlu")}
     held_out = {e.text.lower().strip() for e in read_dir(REPO_ROOT / "tests" / "nlu_holdout")}
+    development = {e.text.lower().strip() for e in read_dir(REPO_ROOT / "tests" / "nlu_holdout_dev")}
     assert not training & held_out
+    assert not training & development
+    assert not held_out & development
 
 
 def test_held_out_set_has_at_least_ten_utterances_per_intent():
