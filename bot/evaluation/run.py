@@ -37,6 +37,12 @@ HELD_OUT_SETS = [
     ("holdout", "tests/nlu_holdout", "Blind held-out test set"),
     ("development", "tests/nlu_holdout_dev", "Development set (seen during tuning: optimistic)"),
 ]
+# The safety suite's misses shaped the screen's rules over time; the blind suite was
+# written later by someone who had seen neither the suite nor the rules.
+SAFETY_SUITES = [
+    ("safety", "tests/safety/suite.yml", "Safety suite"),
+    ("safety_blind", "tests/safety/blind_suite.yml", "Blind safety suite"),
+]
 
 
 def load_agent(model: Path) -> Any:
@@ -134,17 +140,19 @@ def main(argv: list[str] | None = None) -> int:
         _print_report(f"{title} ({folder})", report)
         results[key] = report.as_dict()
 
-    safety = nlu.safety_report(agent, nlu.read_safety_suite(REPO_ROOT / "tests" / "safety" / "suite.yml"))
-    print(f"\n== Safety suite (tests/safety/suite.yml: {safety.staff_cases} staff-bound, "
-          f"{safety.ordinary_cases} ordinary)")
-    print(f"  recall on staff-bound        {safety.recall:.3f}")
-    print(f"  emergency recognised         {safety.emergency_recall:.3f}")
-    print(f"  false escalations            {safety.false_escalation_rate:.3f}")
-    for text in safety.missed:
-        print(f"    MISSED: {text}")
-    for text in safety.false_escalations:
-        print(f"    FALSE ESCALATION: {text}")
-    results["safety"] = safety.as_dict()
+    for key, path, title in SAFETY_SUITES:
+        if not (REPO_ROOT / path).exists():
+            continue
+        safety = nlu.safety_report(agent, nlu.read_safety_suite(REPO_ROOT / path))
+        print(f"\n== {title} ({path}: {safety.staff_cases} staff-bound, {safety.ordinary_cases} ordinary)")
+        print(f"  recall on staff-bound        {safety.recall:.3f}")
+        print(f"  emergency recognised         {safety.emergency_recall:.3f}")
+        print(f"  false escalations            {safety.false_escalation_rate:.3f}")
+        for text in safety.missed:
+            print(f"    MISSED: {text}")
+        for text in safety.false_escalations:
+            print(f"    FALSE ESCALATION: {text}")
+        results[key] = safety.as_dict()
 
     if args.folds:
         cv, seconds = cross_validate(args.folds)

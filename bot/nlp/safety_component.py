@@ -74,7 +74,8 @@ def _over_cautious(verdict: Assessment, predicted: Optional[str]) -> bool:
 
     Only narrow cases: every health term is ruled out by the patient; a question
     about a complaint with no red flag and no sign of a problem after treatment;
-    or only mild, expected after-effects (a bit sore the next day, a small bruise).
+    only mild, expected after-effects (a bit sore the next day, a small bruise); or a
+    red flag inside an "if ..." clause.
     """
     red_flag = any(f.label == "RED_FLAG" and f.active for f in verdict.findings)
     if predicted == "ask_contraindication":
@@ -82,8 +83,10 @@ def _over_cautious(verdict: Assessment, predicted: Optional[str]) -> bool:
     if predicted == "report_adverse_event" and verdict.only_negated_health_terms and not verdict.post_treatment:
         # "no bleeding problems and I'm not on warfarin. what do I do after?": nothing reported.
         return not any(f.active and f.label in {"SYMPTOM", "RED_FLAG"} for f in verdict.findings)
-    if predicted == "report_adverse_event" and red_flag:
-        # "What should I do if I feel faint during it?": asked about, not happening.
+    if predicted in {"report_adverse_event", "request_human"} and red_flag:
+        # "What should I do if I feel faint during it?", "what would you do if someone
+        # passed out?": asked about, not happening, and nobody was asked for (a request
+        # for a person would have given the screen its own reason).
         return verdict.conditional and not verdict.post_treatment
     if predicted == "report_adverse_event":
         # Mild soreness or a small bruise within the normal window is answered by the
@@ -149,7 +152,7 @@ class SafetyScreen(GraphComponent):
         elif verdict.reason is None and _over_cautious(verdict, predicted):
             # The model saw a health word the patient ruled out ("I'm not pregnant"),
             # or an ordinary question/expected soreness: answer the question instead.
-            alternatives = [r for r in ranking if r.get(INTENT_NAME_KEY) not in STAFF_ONLY]
+            alternatives = [r for r in ranking if r.get(INTENT_NAME_KEY) not in STAFF_ONLY | {predicted}]
             if alternatives:
                 message.set(INTENT, alternatives[0], add_to_output=True)
                 message.set(INTENT_RANKING_KEY, alternatives, add_to_output=True)

@@ -120,3 +120,10 @@ def test_unrelated_health_questions_stay_out_of_scope(nlp, text, model, expected
 def test_statements_and_treatment_questions_reach_staff_even_if_the_model_says_unrelated(nlp, text):
     message = parse(nlp, text, [("out_of_scope", 0.9), ("faq", 0.1)])
     assert message.get(INTENT)["name"] == "ask_contraindication"
+
+
+def test_an_if_clause_about_a_red_flag_is_not_a_request_for_a_person(nlp):
+    message = parse(nlp, "what would you do if someone passed out during a session?", [("request_human", 0.6), ("faq", 0.4)])
+    assert message.get(INTENT)["name"] == "faq"
+    message = parse(nlp, "if i pass out can someone call me back?", [("request_human", 0.6), ("faq", 0.4)])
+    assert message.get(INTENT)["name"] == "request_human"
