@@ -181,6 +181,8 @@ class SafetyReport:
     false_escalation_rate: float = 0.0
     emergency_recall: float = 0.0
     missed: list[str] = field(default_factory=list)
+    #: Emergencies that reached staff without being recognised as emergencies.
+    emergencies_missed: list[str] = field(default_factory=list)
     false_escalations: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -203,7 +205,10 @@ def safety_report(agent: Any, cases: list[SafetyCase]) -> SafetyReport:
                 result.missed.append(f"{case.text} -> {intent}")
             if case.reason == "emergency":
                 emergency_total += 1
-                emergency_hits += is_emergency(parse)
+                if is_emergency(parse):
+                    emergency_hits += 1
+                else:
+                    result.emergencies_missed.append(f"{case.text} -> {intent}")
         else:
             result.ordinary_cases += 1
             ordinary_escalated += escalated

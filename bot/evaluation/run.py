@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  false escalations            {safety.false_escalation_rate:.3f}")
         for text in safety.missed:
             print(f"    MISSED: {text}")
+        for text in safety.emergencies_missed:
+            print(f"    EMERGENCY NOT RECOGNISED: {text}")
         for text in safety.false_escalations:
             print(f"    FALSE ESCALATION: {text}")
         results[key] = safety.as_dict()

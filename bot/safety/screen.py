@@ -106,8 +106,9 @@ NOT_MILD = re.compile(
     r"\b(really|so|very|super|extremely|massive|huge|big|large|awful|terrible|unbearable|agony|killing|"
     r"as hell|can'?t|cannot|couldn'?t|worse|worst|spreading|swollen|hot|lump|weeks?|"
     r"still (sore|bruised|achy|aching|hurting|hurts|bleeding|tender|painful|stiff))\b"
-    r"|\b([3-9]|\d{2}|three|four|five|six|seven|several|few) days\b"
 )
+# Soreness normally settles within about two days; a bruise can take up to a week.
+BEYOND_SORENESS_WINDOW = re.compile(r"\b([3-9]|\d{2}|three|four|five|six|seven|several|few) days\b")
 # Words that tie a message to treatment at the clinic. A health question without them
 # that the model confidently calls out of scope ("is the shingles vaccine worth it")
 # is a medical question for a GP, not a contraindication (see SafetyScreen).
@@ -121,6 +122,16 @@ TREATMENT_CONTEXT = re.compile(
 QUESTION = re.compile(
     r"\?|^\s*(how|what|whats|what's|which|is|are|can|could|should|do|does|will|where|when|why)\b"
     r"|\b(how|what|which|should|can|could|do|does|is|are)\s+(i|you|it|the|a|an|my|we|they)\b"
+)
+# Bleeding that will not stop, however it is worded ("bleeding and wont stop", "still
+# bleeding after pressing on it for 20 mins"): the phrase patterns cannot list them all.
+PERSISTENT_BLEEDING = re.compile(
+    r"\bbleed\w*\b[^.?!]{0,25}\b(won'?t|wont|will not|doesn'?t|does not|isn'?t|is not|hasn'?t|has not|"
+    r"can'?t|cannot|not|never) (stop|stopping|stopped|ease|easing|settle|settling)"
+    r"|\bstill bleeding\b[^.?!]{0,30}\b(\d+|twenty|ten|fifteen|thirty) ?(min|mins|minutes|hours?)\b"
+    r"|\b(pressing|pressure|pressed)\b[^.?!]{0,40}\b(still|keeps?) bleeding\b"
+    r"|\bbleeding\b[^.?!]{0,40}\b(pressing|pressure|pressed)\b[^.?!]{0,20}\b(\d+|twenty|ten|fifteen) ?(min|mins|minutes)\b"
+    r"|\b(soaked|soaking|dripping) (through|with blood)"
 )
 # Findings that can only come from a treatment (a broken or retained needle).
 TREATMENT_INCIDENTS = {"needle_incident"}
@@ -222,6 +233,8 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
         )
         for ent in entities
     ]
+    if PERSISTENT_BLEEDING.search(lowered) and not any(f.category == "heavy_bleeding" for f in findings):
+        findings.append(Finding(label="RED_FLAG", category="heavy_bleeding", text="persistent bleeding"))
     for match in AGE.finditer(lowered):
         age = int(next(group for group in match.groups() if group and group.isdigit()))
         if age < CHILD_AGE_LIMIT:
@@ -267,6 +280,7 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
         and not any(f.label in CONTRAINDICATION_LABELS | {"RED_FLAG"} for f in active)
         and MILD.search(lowered)
         and not NOT_MILD.search(lowered)
+        and not (any(f.category == "soreness" for f in symptoms) and BEYOND_SORENESS_WINDOW.search(lowered))
         and not WORSENING.search(lowered)
     )
     red_flags = [f for f in active if f.label == "RED_FLAG"]

@@ -78,6 +78,7 @@ def test_a_symptom_after_a_treatment_gets_the_adverse_event_path(nlp):
         "bit sore today after yesterday's needling, is that normal?",
         "little bruise where the needle went in, normal?",
         "a bit achy after this morning's session, can i still go to the gym?",
+        "small bruise from the needle 3 days ago, already fading, normal?",
     ],
 )
 def test_mild_expected_after_effects_are_left_to_the_faq(nlp, text):
@@ -94,6 +95,9 @@ def test_mild_expected_after_effects_are_left_to_the_faq(nlp, text):
         ("felt really emotional and teary after the session", "adverse_event"),
         ("i think part of the needle broke off in my calf", "adverse_event"),
         ("the bruise on my thigh keeps spreading", "adverse_event"),
+        ("a bit sore 4 days after the needling, normal?", "adverse_event"),
+        ("the needle spot is bleeding and wont stop, pressed on it for 20 mins", "emergency"),
+        ("still bleeding 30 mins after the session", "emergency"),
     ],
 )
 def test_worse_or_unusual_after_effects_still_reach_staff(nlp, text, reason):
@@ -141,6 +145,7 @@ def test_requests_for_a_person_and_post_treatment_wording(nlp, text, reason):
 
 def test_persistence_is_not_negation(nlp):
     assert screen(nlp, "the needle spot won't stop dripping blood").reason == "emergency"
+    assert screen(nlp, "will the bleeding stop quickly after needling?").reason is None
     assert screen(nlp, "I'm not bleeding, does it hurt?").reason is None
 
 
