@@ -139,7 +139,7 @@ AGE = re.compile(
     r"\b(\d{1,2})[\s-]*(year|yr)s?[\s-]*old\b|\baged?\s+(\d{1,2})\b|\bi'?m\s+(\d{1,2})\b(?!\s*(weeks?|months?|days?|%))"
     # "my daughter is 14", "he's only 12", "my son turns 15"
     r"|\b(son|daughter|child|kid|boy|girl|teen|teenager|he|she|he's|she's)\s+(is\s+|'s\s+|turns\s+|turned\s+)?"
-    r"(only\s+|just\s+)?(\d{1,2})\b(?!\s*(weeks?|months?|days?|%|kg|kgs|lbs?|cm|stone|times|sessions?))"
+    r"(only\s+|just\s+)?(\d{1,2})\b(?!\s*(weeks?|months?|days?|%|kg|kgs|lbs?|cm|stone|times|sessions?|foot|feet|ft|inch\w*))"
     r"|\b(\d{1,2})\s*(yo|y/o|yrs)\b"
 )
 CHILD_AGE_LIMIT = 16
@@ -181,7 +181,7 @@ class Assessment:
     personal: bool = False
     third_party: bool = False
     hypothetical: bool = False
-    #: Every symptom-like phrase sits inside an "if ..." clause.
+    #: A question about a situation in an "if ..." clause, with no experience of its own.
     conditional: bool = False
     post_treatment: bool = False
     #: Only mild, expected after-effects (soreness, a small bruise) in the normal window.
@@ -253,8 +253,6 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
             finding.negated, finding.uncertain = True, False
     without_conditions = CONDITIONAL_CLAUSE.sub(" ", lowered)
     conditional = without_conditions != lowered
-    experience = bool(EXPERIENCE.search(without_conditions))
-    hypothetical = bool(QUESTION_START.search(lowered) or HYPOTHETICAL.search(lowered)) and not experience
     post_treatment = bool(POST_TREATMENT.search(lowered)) or any(
         f.active
         and (
@@ -263,6 +261,10 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
         )
         for f in findings
     )
+    # An "if ..." clause is a question, unless the message places it after a treatment
+    # ("what do I do if I can't breathe since my session" is an experience).
+    experience = bool(EXPERIENCE.search(lowered if post_treatment else without_conditions))
+    hypothetical = bool(QUESTION_START.search(lowered) or HYPOTHETICAL.search(lowered)) and not experience
     result = Assessment(
         personal=personal,
         third_party=third_party,

@@ -109,6 +109,7 @@ def test_if_clauses_are_questions_not_experiences(nlp):
     verdict = screen(nlp, "what should i do if i feel faint during the treatment?")
     assert verdict.hypothetical and verdict.conditional
     assert not screen(nlp, "i feel faint after my session, what do i do?").conditional
+    assert screen(nlp, "what do i do if i can't breathe properly since my session").reason == "emergency"
 
 
 def test_matched_terms_name_category_and_text(nlp):
@@ -160,6 +161,7 @@ def test_never_having_had_needling_is_not_a_treatment_context(nlp):
         ("can my son have it, he's 12", "contraindication"),
         ("my 15 yo plays rugby, can he have needling", "contraindication"),
         ("my daughter is 25 and wants to try it", None),
+        ("my wife, she's 5 foot 2, can she have needling", None),
         ("i'm 40 and my back hurts, can you help", None),
     ],
 )
