@@ -145,18 +145,20 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
 
     # ---- features -------------------------------------------------------------------
 
+    @staticmethod
+    def _block(messages: List[Message], origin: str, width: int) -> scipy.sparse.csr_matrix:
+        """One featurizer's block for every message, one row each (zeros where it is missing)."""
+        rows = [
+            scipy.sparse.csr_matrix(_sentence_blocks(message).get(origin, scipy.sparse.csr_matrix((1, width))))
+            for message in messages
+        ]
+        return scipy.sparse.vstack(rows).tocsr()
+
     def _matrix(self, messages: List[Message], layout: List[tuple[str, int, bool]]) -> scipy.sparse.csr_matrix:
         """Stack the messages' feature blocks in ``layout`` order (missing blocks are zeros)."""
         columns = []
         for origin, width, dense in layout:
-            rows = []
-            for message in messages:
-                block = _sentence_blocks(message).get(origin)
-                if block is None:
-                    rows.append(scipy.sparse.csr_matrix((1, width)))
-                else:
-                    rows.append(scipy.sparse.csr_matrix(block))
-            matrix = scipy.sparse.vstack(rows).tocsr()
+            matrix = self._block(messages, origin, width)
             if dense:
                 matrix = matrix * float(self._config["dense_weight"])
             else:
@@ -184,15 +186,11 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         layout: List[tuple[str, int, bool]] = []
         for origin, block in sorted(_sentence_blocks(examples[0]).items()):
             layout.append((origin, block.shape[-1], not scipy.sparse.issparse(block)))
-        tfidf = {}
-        for origin, width, dense in layout:
-            if dense:
-                continue
-            raw = scipy.sparse.vstack(
-                [scipy.sparse.csr_matrix(_sentence_blocks(m).get(origin, scipy.sparse.csr_matrix((1, width))))
-                 for m in examples]
-            ).tocsr()
-            tfidf[origin] = TfidfTransformer(sublinear_tf=True).fit(raw)
+        tfidf = {
+            origin: TfidfTransformer(sublinear_tf=True).fit(self._block(examples, origin, width))
+            for origin, width, dense in layout
+            if not dense
+        }
         self._state = {"layout": layout, "tfidf": tfidf}
         features = self._matrix(examples, layout)
         model = LogisticRegression(C=float(self._config["C"]), max_iter=int(self._config["max_iter"]))
