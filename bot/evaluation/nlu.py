@@ -98,6 +98,7 @@ class Report:
     response_selection_accuracy: float = 0.0
     out_of_scope_rejection: float = 0.0
     out_of_scope_given_faq: int = 0
+    out_of_scope_faq_answers: list[tuple[str, str]] = field(default_factory=list)
     staff_routed: float = 0.0
     staff_missed: list[str] = field(default_factory=list)
     confusions: list[tuple[str, str, int]] = field(default_factory=list)
@@ -130,7 +131,8 @@ def report(predictions: list[Prediction]) -> Report:
     oos = [p for p in predictions if p.example.intent == "out_of_scope"]
     if oos:
         result.out_of_scope_rejection = sum(p.intent in REJECTED for p in oos) / len(oos)
-        result.out_of_scope_given_faq = sum(p.intent == "faq" for p in oos)
+        result.out_of_scope_faq_answers = [(p.example.text, p.full_intent) for p in oos if p.intent == "faq"]
+        result.out_of_scope_given_faq = len(result.out_of_scope_faq_answers)
 
     staff = [p for p in predictions if p.example.intent in STAFF_INTENTS]
     if staff:
