@@ -22,6 +22,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Optional, Protocol, Sequence
 
 CONTRAINDICATION_LABELS = {"CONDITION", "MEDICATION", "DEVICE"}
+# The ruler's labels the screen reads; OTHER_TREATMENT (massage, statins...) is not a
+# health finding and is only used to keep FAQ answers on topic (bot/nlp/other_subject.py).
+HEALTH_LABELS = CONTRAINDICATION_LABELS | {"BODY_REGION", "SYMPTOM", "RED_FLAG"}
 # Red flags that are urgent even without a mention of a recent treatment (unless asked hypothetically).
 ALWAYS_URGENT = {"breathing", "chest_pain", "fainting", "heavy_bleeding", "coughing_blood", "collapsed_lung"}
 
@@ -85,6 +88,15 @@ HUMAN_REQUEST = re.compile(
     # A named person ("i need to talk to Jess"), not the assistant itself.
     r"|\b(need|want|wanna|like|can i|could i|may i|let me)\s+(to\s+)?(talk|speak)\s+(to|with)\s+"
     r"(?!(you|u|the bot|a bot|it|this|an? (bot|ai|assistant|robot|machine|computer))\b)[a-z]{2,}"
+    # "is there anyone I can chat to", "someone I could speak with".
+    r"|\b(anyone|anybody|someone|somebody|a person|a human|staff|a physio|a therapist)\b[^.?!]{0,30}?"
+    r"\b(i|we) (can|could|might) (talk|speak|chat)\b"
+    r"|\bhave a (word|chat|talk) with\b"
+    r"|\bwant (someone|somebody|a person) (real|human|actual)\b"
+    # "can Dr Mehta call me", "could reception ring me".
+    r"|\b(can|could|would|will) (dr\.? |doctor )?[a-z]+ (call|ring|phone) me\b"
+    # A terse SMS asking for a person: "operator", "agent pls", "human please".
+    r"|^\W*(an? )?(operator|representative|agent|human|real person|receptionist|reception)\W*(please|pls|plz)?\W*$"
 )
 # Needle-site signs that are growing or not fading are a problem to report, whether or
 # not the message says where they came from.
@@ -232,6 +244,7 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
             uncertain=uncertain,
         )
         for ent in entities
+        if ent.label_ in HEALTH_LABELS
     ]
     if PERSISTENT_BLEEDING.search(lowered) and not any(f.category == "heavy_bleeding" for f in findings):
         findings.append(Finding(label="RED_FLAG", category="heavy_bleeding", text="persistent bleeding"))

@@ -138,6 +138,15 @@ def test_adverse_event_with_any_active_red_flag_is_an_emergency():
         ("my shoulder hurts more now than before the dry needling", "adverse_event"),
         ("i need to talk to Jess, she did my needling", "human_request"),
         ("i want to talk to you about needling", None),
+        ("is there somebody at reception I could speak with", "human_request"),
+        ("can i have a word with a physio", "human_request"),
+        ("you're a bot, i want someone real", "human_request"),
+        ("can Dr Osei ring me tomorrow", "human_request"),
+        ("agent pls", "human_request"),
+        ("Representative.", "human_request"),
+        ("is there anyone who shouldn't have dry needling", None),  # the model routes general ones
+        ("can anyone have it or are there people who should avoid it", None),
+        ("what do i call my physio, by first name?", None),
     ],
 )
 def test_requests_for_a_person_and_post_treatment_wording(nlp, text, reason):
