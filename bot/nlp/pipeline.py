@@ -25,8 +25,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PATTERN_DIR = REPO_ROOT / "data" / "patterns"
 DEFAULT_OUTPUT = REPO_ROOT / "build" / "spacy" / "en_dry_needling"
 
-#: Entity labels the ruler may emit, mapped to the Rasa entity names in domain.yml.
-LABELS = ("CONDITION", "MEDICATION", "DEVICE", "BODY_REGION", "SYMPTOM", "RED_FLAG")
+#: Entity labels the ruler may emit. The first six are the safety screen's health terms
+#: (and Rasa entities, see config.yml); OTHER_TREATMENT names treatments other than dry
+#: needling, so FAQ answers are not given to questions about them (bot/nlp/other_subject.py).
+LABELS = ("CONDITION", "MEDICATION", "DEVICE", "BODY_REGION", "SYMPTOM", "RED_FLAG", "OTHER_TREATMENT")
 
 
 class PatternError(ValueError):
@@ -79,7 +81,7 @@ def build(patterns: Iterable[dict]) -> Language:
     nlp.meta["name"] = "dry_needling"
     nlp.meta["description"] = (
         "Blank English pipeline with lookup lemmas and curated entity patterns "
-        "(conditions, medications, devices, body regions, symptoms, red flags)."
+        "(conditions, medications, devices, body regions, symptoms, red flags, other treatments)."
     )
     return nlp
 

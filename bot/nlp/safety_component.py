@@ -8,6 +8,9 @@ health situation) with full confidence, so the dialogue rules take over; the
 model's own guess stays in the ranking for audit. The verdict is attached to the
 parse result under ``safety`` so actions and escalation records can cite the
 matched terms.
+
+Last, an FAQ answer is withheld from a question about another treatment ("does
+cupping hurt?"): see :mod:`bot.nlp.other_subject`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from rasa.nlu.constants import SPACY_DOCS
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from bot.nlp.other_subject import other_subject
 from bot.safety.screen import QUESTION, TREATMENT_CONTEXT, Assessment, assess
 
 logger = logging.getLogger(__name__)
@@ -178,4 +182,19 @@ class SafetyScreen(GraphComponent):
                 if data["rerouted"]:
                     # No matched terms here: they are the patient's health data.
                     logger.info("safety screen re-routed %s -> %s (%s)", predicted, target, reason)
+        final = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+        subject = other_subject(text, tokens, doc.ents) if final == "faq" and not data["reason"] else None
+        if subject is not None:
+            # A question about another treatment, shaped like an FAQ question: the
+            # out-of-scope answer (GP, pharmacist, clinic phone), never a needling answer.
+            data["other_subject"] = subject.ent_id_ or subject.label_.lower()
+            new_intent = {INTENT_NAME_KEY: "out_of_scope", "confidence": 1.0}
+            ranking = message.get(INTENT_RANKING_KEY) or []
+            # As with a re-route: the model's ranking is kept for audit, the others drop
+            # to zero so the fallback's ambiguity check cannot turn this into "did you mean".
+            data["model_ranking"] = ranking
+            others = [{**r, "confidence": 0.0} for r in ranking if r.get(INTENT_NAME_KEY) != "out_of_scope"]
+            message.set(INTENT, new_intent, add_to_output=True)
+            message.set(INTENT_RANKING_KEY, [new_intent] + others, add_to_output=True)
+            logger.info("faq answer withheld: the question is about another treatment (%s)", data["other_subject"])
         message.set(SAFETY_KEY, data, add_to_output=True)

@@ -127,3 +127,23 @@ def test_an_if_clause_about_a_red_flag_is_not_a_request_for_a_person(nlp):
     assert message.get(INTENT)["name"] == "faq"
     message = parse(nlp, "if i pass out can someone call me back?", [("request_human", 0.6), ("faq", 0.4)])
     assert message.get(INTENT)["name"] == "request_human"
+
+
+def test_faq_answer_is_withheld_from_a_question_about_another_treatment(nlp):
+    message = parse(nlp, "does cupping hurt much", [("faq", 0.97), ("out_of_scope", 0.02)])
+    assert message.get(INTENT) == {"name": "out_of_scope", "confidence": 1.0}
+    # The fallback's ambiguity check must not turn it into "did you mean ...?".
+    assert [r["confidence"] for r in message.get(INTENT_RANKING_KEY)[1:]] == [0.0]
+    assert message.get("safety")["other_subject"] == "manual_therapy"
+    assert message.get("safety")["model_ranking"][0]["name"] == "faq"
+
+
+def test_faq_answer_stays_when_another_treatment_is_compared_with_needling(nlp):
+    message = parse(nlp, "is dry needling better than a sports massage", [("faq", 0.9), ("out_of_scope", 0.1)])
+    assert message.get(INTENT)["name"] == "faq"
+    assert "other_subject" not in message.get("safety")
+
+
+def test_staff_routing_comes_before_the_other_treatment_check(nlp):
+    message = parse(nlp, "I'm on warfarin, does a massage hurt", [("faq", 0.9), ("out_of_scope", 0.1)])
+    assert message.get(INTENT)["name"] == "ask_contraindication"
