@@ -1,8 +1,8 @@
 """``make eval``: held-out test set, 5-fold cross-validation and the safety suite.
 
 The model under test is trained on ``data/`` only; the blind held-out set
-(``tests/nlu_holdout/``), the two development sets (``tests/nlu_holdout_dev/``,
-``tests/nlu_holdout_dev2/``) and the safety suites (``tests/safety/suite.yml``) are never trained on. Cross-validation trains one NLU model per fold on four fifths
+(``tests/nlu_holdout/``), the development sets (``tests/nlu_holdout_dev*/``) and the
+safety suites (``tests/safety/suite.yml``) are never trained on. Cross-validation trains one NLU model per fold on four fifths
 of ``data/nlu`` and tests on the rest. Figures are printed and written to
 ``results/eval.json``; nothing here asserts a target.
 """
@@ -32,11 +32,13 @@ logger = logging.getLogger(__name__)
 # (result key, folder, title). The blind set was written from the topic contract by
 # people who had seen neither the training data nor the other sets, after the data and
 # pipeline it measures were final. Once a blind set's errors have been read it becomes a
-# development set: development-2 was the blind set until its errors shaped the
-# out-of-scope data; development-1 informed data and thresholds from the start. Their
-# figures are optimistic. None is ever trained on.
+# development set: development-3 was the blind set until its errors shaped the
+# other-treatment check and the request-for-a-person patterns, development-2 until its
+# errors shaped the out-of-scope data; development-1 informed data and thresholds from
+# the start. Their figures are optimistic. None is ever trained on.
 HELD_OUT_SETS = [
     ("holdout", "tests/nlu_holdout", "Blind held-out test set"),
+    ("development_3", "tests/nlu_holdout_dev3", "Development set 3 (former blind set; seen)"),
     ("development_2", "tests/nlu_holdout_dev2", "Development set 2 (former blind set; seen)"),
     ("development", "tests/nlu_holdout_dev", "Development set 1 (seen during tuning: optimistic)"),
 ]

@@ -80,13 +80,15 @@ def test_held_out_utterances_are_not_in_the_training_data():
 
     training = {e.text.lower().strip() for e in read_dir(REPO_ROOT / "data" / "nlu")}
     held_out = {e.text.lower().strip() for e in read_dir(REPO_ROOT / "tests" / "nlu_holdout")}
-    development = {e.text.lower().strip() for e in read_dir(REPO_ROOT / "tests" / "nlu_holdout_dev")}
-    development_2 = {e.text.lower().strip() for e in read_dir(REPO_ROOT / "tests" / "nlu_holdout_dev2")}
-    assert held_out and development and development_2
+    development = [
+        {e.text.lower().strip() for e in read_dir(folder)}
+        for folder in sorted((REPO_ROOT / "tests").glob("nlu_holdout_dev*"))
+    ]
+    assert held_out and len(development) == 3 and all(development)
     assert not training & held_out
-    assert not training & development
-    assert not training & development_2
-    assert not held_out & (development | development_2)
+    for seen in development:
+        assert not training & seen
+        assert not held_out & seen
 
 
 def test_held_out_set_has_at_least_ten_utterances_per_intent():
