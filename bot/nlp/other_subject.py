@@ -33,7 +33,7 @@ NEEDLING_REFERENCE = re.compile(
 # what to bring, who performs it.
 RELATION = re.compile(
     r"\b(than|vs|versus|compared?|comparison|instead|rather|alongside|as well as|together|"
-    r"combined?|combining|same as|different|difference|differ|similar|while|whilst|during|"
+    r"combined?|combining|same as|different|difference|differ|similar|while|whilst|"
     r"still|keep|continue|carry on|didn'?t|did not|hasn'?t|has not|haven'?t|have not|wasn'?t|"
     r"better|worse|beats?|outperforms?|as (much|bad|painful|sore|good|effective) as|"
     r"failed|tried|same day|same session|next (day|morning)|day after|afterwards?|beforehand|between|"
@@ -41,9 +41,10 @@ RELATION = re.compile(
     # "is it chiros doing it or physios": who performs it, not a question about chiropractic.
     r"physios?|physiotherapists?)\b"
 )
-# "after" / "before" relate to the needling session ("a massage after?") unless the
-# other subject is their own object ("water after a massage?").
-SEQUENCE = {"after", "before", "following"}
+# "after" / "before" / "during" relate to the needling session ("a massage after?",
+# "can I listen to music during?") unless the other subject is their own object
+# ("water after a massage?", "what happens during a mammogram?").
+SEQUENCE = {"after", "before", "following", "during"}
 DETERMINERS = {"a", "an", "the", "my", "your", "his", "her", "their", "our", "some"}
 
 

@@ -98,6 +98,18 @@ HUMAN_REQUEST = re.compile(
     # A terse SMS asking for a person: "operator", "agent pls", "human please".
     r"|^\W*(an? )?(operator|representative|agent|human|real person|receptionist|reception)\W*(please|pls|plz)?\W*$"
 )
+# Not a request for a person: giving contact details when the handover form asks for
+# them ("ring me on 0433 902 117", "best to ring me in the mornings"), or calling a
+# request off ("don't want a callback anymore").
+CONTACT_DETAILS = re.compile(
+    r"\+?\d[\d\s().-]{6,}\d|[^@\s]+@[^@\s]+\.[a-z]{2,}"
+    r"|\b(best|better|easiest)\s+(to\s+)?(call|ring|phone|text|email)\s+me\b"
+    r"|\bpreferably\s+(by\s+)?(call|phone|text|email)"
+)
+CALLED_OFF = re.compile(
+    r"\b(don'?t|do not|no longer)\s+(want|need)\b[^.?!]{0,25}?\b(call ?back|call|ring|talk|speak|chat)\b"
+    r"|\bcancel\b[^.?!]{0,20}\bcall ?back\b|\bcall ?back\b[^.?!]{0,20}\bany ?more\b"
+)
 # Needle-site signs that are growing or not fading are a problem to report, whether or
 # not the message says where they came from.
 WORSENING = re.compile(
@@ -306,7 +318,12 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
         result.reason = "emergency"
     elif any(f.label in CONTRAINDICATION_LABELS for f in active):
         result.reason = "contraindication"
-    elif HUMAN_REQUEST.search(lowered) and not (post_treatment and any(f.label == "SYMPTOM" for f in active)):
+    elif (
+        HUMAN_REQUEST.search(lowered)
+        and not CONTACT_DETAILS.search(lowered)
+        and not CALLED_OFF.search(lowered)
+        and not (post_treatment and any(f.label == "SYMPTOM" for f in active))
+    ):
         result.reason = "human_request"
     elif (
         post_treatment

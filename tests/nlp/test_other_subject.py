@@ -27,6 +27,7 @@ def subject(nlp, text):
         ("should i drink lots of water after a massage", "massage"),
         ("is paracetamol safe to take every day", "paracetamol"),
         ("is invisalign painful", "invisalign"),
+        ("what goes on during an mri scan", "mri scan"),
         # Related to needling: the FAQ still answers.
         ("is dry needling better than a sports massage", None),
         ("can I have a massage after?", None),
@@ -35,6 +36,7 @@ def subject(nlp, text):
         ("can i keep going to pilates", None),
         ("yoga the same day, ok?", None),
         ("is IMS the same as cupping", None),
+        ("can i wear my brace during?", None),
         # Nothing else named: not this check's business.
         ("does it hurt", None),
         ("how much is a session", None),

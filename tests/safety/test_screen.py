@@ -147,6 +147,14 @@ def test_adverse_event_with_any_active_red_flag_is_an_emergency():
         ("is there anyone who shouldn't have dry needling", None),  # the model routes general ones
         ("can anyone have it or are there people who should avoid it", None),
         ("what do i call my physio, by first name?", None),
+        # Contact details given to the handover form, or a request called off.
+        ("you can ring me on 07700 900 456", None),
+        ("phone me, it's sam.k@example.com", None),
+        ("easiest to phone me after 5", None),
+        ("i don't want anyone to call me back now", None),
+        ("please ring me, i'd like to talk to a physio", "human_request"),
+        ("i don't know who to talk to, can a physio call me back", "human_request"),
+        ("it would be best if someone could ring me", "human_request"),
     ],
 )
 def test_requests_for_a_person_and_post_treatment_wording(nlp, text, reason):
