@@ -99,6 +99,15 @@ def _over_cautious(verdict: Assessment, predicted: Optional[str]) -> bool:
     return False
 
 
+def _decide(message: Message, intent_name: str, ranking: List[Dict[Text, Any]]) -> None:
+    """Set the intent with full confidence; the others drop to zero so the fallback's
+    ambiguity check cannot turn the decision into "did you mean ...?"."""
+    decided = {INTENT_NAME_KEY: intent_name, "confidence": 1.0}
+    others = [{**r, "confidence": 0.0} for r in ranking if r.get(INTENT_NAME_KEY) != intent_name]
+    message.set(INTENT, decided, add_to_output=True)
+    message.set(INTENT_RANKING_KEY, [decided] + others, add_to_output=True)
+
+
 def _rank(reason: Optional[str]) -> int:
     return PRIORITY.index(reason) if reason in PRIORITY else len(PRIORITY)
 
@@ -172,13 +181,9 @@ class SafetyScreen(GraphComponent):
                 # The screen found evidence: route with full confidence, so neither the
                 # fallback nor a competing intent can take the message elsewhere.
                 data["rerouted"] = target != predicted
-                # The model's own ranking stays in safety.model_ranking for audit; the
-                # others drop to zero so the fallback's ambiguity check cannot fire.
+                # The model's own ranking stays in safety.model_ranking for audit.
                 data["model_ranking"] = ranking
-                new_intent = {INTENT_NAME_KEY: target, "confidence": 1.0}
-                others = [{**r, "confidence": 0.0} for r in ranking if r.get(INTENT_NAME_KEY) != target]
-                message.set(INTENT, new_intent, add_to_output=True)
-                message.set(INTENT_RANKING_KEY, [new_intent] + others, add_to_output=True)
+                _decide(message, target, ranking)
                 if data["rerouted"]:
                     # No matched terms here: they are the patient's health data.
                     logger.info("safety screen re-routed %s -> %s (%s)", predicted, target, reason)
@@ -188,13 +193,7 @@ class SafetyScreen(GraphComponent):
             # A question about another treatment, shaped like an FAQ question: the
             # out-of-scope answer (GP, pharmacist, clinic phone), never a needling answer.
             data["other_subject"] = subject.ent_id_ or subject.label_.lower()
-            new_intent = {INTENT_NAME_KEY: "out_of_scope", "confidence": 1.0}
-            ranking = message.get(INTENT_RANKING_KEY) or []
-            # As with a re-route: the model's ranking is kept for audit, the others drop
-            # to zero so the fallback's ambiguity check cannot turn this into "did you mean".
-            data["model_ranking"] = ranking
-            others = [{**r, "confidence": 0.0} for r in ranking if r.get(INTENT_NAME_KEY) != "out_of_scope"]
-            message.set(INTENT, new_intent, add_to_output=True)
-            message.set(INTENT_RANKING_KEY, [new_intent] + others, add_to_output=True)
+            data["model_ranking"] = message.get(INTENT_RANKING_KEY) or []
+            _decide(message, "out_of_scope", data["model_ranking"])
             logger.info("faq answer withheld: the question is about another treatment (%s)", data["other_subject"])
         message.set(SAFETY_KEY, data, add_to_output=True)
