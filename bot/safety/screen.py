@@ -100,7 +100,10 @@ HUMAN_REQUEST = re.compile(
 )
 # Not a request for a person: giving contact details when the handover form asks for
 # them ("ring me on 0433 902 117", "best to ring me in the mornings"), or calling a
-# request off ("don't want a callback anymore").
+# request off ("don't want a callback anymore"). Loose on purpose: this only has to see
+# that something looks like a number or address (the same shapes as the regex features in
+# data/nlu/inform.yml); validating it is the form's job (bot.escalation.contact), which
+# needs the clinic's region and would reject a foreign or mistyped number.
 CONTACT_DETAILS = re.compile(
     r"\+?\d[\d\s().-]{6,}\d|[^@\s]+@[^@\s]+\.[a-z]{2,}"
     r"|\b(best|better|easiest)\s+(to\s+)?(call|ring|phone|text|email)\s+me\b"
