@@ -239,7 +239,9 @@ class UnfamiliarSubjectCheck(GraphComponent):
     def _check(self, message: Message) -> None:
         text = message.get(TEXT)
         intent = message.get(INTENT) or {}
-        if not isinstance(text, str) or text.startswith("/") or intent.get(INTENT_NAME_KEY) != self._config["answer_intent"]:
+        if not isinstance(text, str) or text.startswith("/"):
+            return  # nothing typed, or a button payload
+        if intent.get(INTENT_NAME_KEY) != self._config["answer_intent"]:
             return
         safety = message.get("safety") or {}
         if safety.get("reason"):
