@@ -96,7 +96,8 @@ HUMAN_REQUEST = re.compile(
     # "can Dr Mehta call me", "could reception ring me".
     r"|\b(can|could|would|will) (dr\.? |doctor )?[a-z]+ (call|ring|phone) me\b"
     # A terse SMS asking for a person: "operator", "agent pls", "human please".
-    r"|^\W*(an? )?(operator|representative|agent|human|real person|receptionist|reception)\W*(please|pls|plz)?\W*$"
+    r"|^\W*(an? )?((live|real|actual) )?(operator|representative|agent|human|person|receptionist|reception)"
+    r"\W*(please|pls|plz)?\W*$"
 )
 # Not a request for a person: giving contact details when the handover form asks for
 # them ("ring me on 0433 902 117", "best to ring me in the mornings"), or calling a
@@ -121,6 +122,15 @@ WORSENING = re.compile(
     r"|\b(been|for|over) (a|one|two|\d+|over a) weeks?\b"
 )
 WORSENING_SIGNS = {"bruising", "swelling", "minor_bleeding"}
+# The patient tells the clinic about a reaction ("little bruise, just letting you know",
+# "it's stopped now but thought I should tell you"): they want staff to know, so it is
+# a report to pass on, however mild, and it refers to their treatment.
+REPORTING = re.compile(
+    r"\b(letting|let) (you|u|someone|somebody|the (clinic|team|physio))( all)? know\b"
+    r"|\bthought (i'?d|i should|i would|you should|you'?d|you might) (want to )?(tell|let|mention|report|know)"
+    r"|\bjust so (you|u) know\b|\bfyi\b|\bfor your (records|info|information)\b"
+    r"|\bwanted to (tell|let|report|mention|flag)\b|\b(i'?m|i am) reporting\b"
+)
 # Expected reactions (fact sheet: soreness for hours to about two days, bruising up to a
 # week, small spots of bleeding), reported as mild and within that window, are answered
 # by the FAQ (side effects, aftercare), which says what is normal and when to call.
@@ -281,7 +291,8 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
             finding.negated, finding.uncertain = True, False
     without_conditions = CONDITIONAL_CLAUSE.sub(" ", lowered)
     conditional = without_conditions != lowered
-    post_treatment = bool(POST_TREATMENT.search(lowered)) or any(
+    reporting = bool(REPORTING.search(lowered)) and any(f.active and f.label == "SYMPTOM" for f in findings)
+    post_treatment = reporting or bool(POST_TREATMENT.search(lowered)) or any(
         f.active
         and (
             f.category in TREATMENT_INCIDENTS
@@ -305,7 +316,8 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
     active = [f for f in findings if f.active]
     symptoms = [f for f in active if f.label == "SYMPTOM"]
     result.expected_reaction = bool(
-        symptoms
+        not reporting
+        and symptoms
         and all(f.category in EXPECTED_REACTIONS for f in symptoms)
         and not any(f.label in CONTRAINDICATION_LABELS | {"RED_FLAG"} for f in active)
         and MILD.search(lowered)

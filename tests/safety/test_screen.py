@@ -98,6 +98,9 @@ def test_mild_expected_after_effects_are_left_to_the_faq(nlp, text):
         ("a bit sore 4 days after the needling, normal?", "adverse_event"),
         ("the needle spot is bleeding and wont stop, pressed on it for 20 mins", "emergency"),
         ("still bleeding 30 mins after the session", "emergency"),
+        # Told to the clinic on purpose: passed on to staff, however mild.
+        ("small bruise on my arm, nothing major, just letting you know", "adverse_event"),
+        ("a bit of bleeding when the plaster came off, stopped now but thought i should tell you", "adverse_event"),
     ],
 )
 def test_worse_or_unusual_after_effects_still_reach_staff(nlp, text, reason):
@@ -144,6 +147,9 @@ def test_adverse_event_with_any_active_red_flag_is_an_emergency():
         ("can Dr Osei ring me tomorrow", "human_request"),
         ("agent pls", "human_request"),
         ("Representative.", "human_request"),
+        ("live agent", "human_request"),
+        ("real person please", "human_request"),
+        ("just letting you know I'll be 10 minutes late", None),
         ("is there anyone who shouldn't have dry needling", None),  # the model routes general ones
         ("can anyone have it or are there people who should avoid it", None),
         ("what do i call my physio, by first name?", None),
