@@ -23,6 +23,10 @@ buttons) if the message
   about "it" or "this" ("is it covered under the VHI?"), as opposed to an empty
   "it" ("is it safe to travel to ...", "will it rain ...").
 
+The same holds for the clinic's own answers (opening hours and address, booking): "what
+are the opening hours of the Louvre" or "where's the closest ATM" get "did you mean ...?"
+unless they refer to the clinic ("are you open", "is there parking", "your address").
+
 A genuine FAQ question with an unusual word ("should I come in my tracksuit?")
 costs the patient one tap on the suggested topic; an unrelated question gets no
 dry-needling answer. Staff routing and the other-treatment check run first
@@ -75,6 +79,12 @@ ASPECT = re.compile(
     r"price\w*|fees?|charge|policy|reimburs\w*|extras|"
     r"wear|clothes|clothing|shorts|safe|safety|risks?|risky|hygien\w*|steril\w*|infection|"
     r"qualifi\w*|trained|training|registered|certified|accredited|weekly|often|gap)\b"
+)
+# The clinic itself, for the clinic-information and booking answers: "are you open on
+# Sundays" is about the clinic, "is the pharmacy on the high street open on Sunday" is not.
+CLINIC_REFERENCE = re.compile(
+    r"\b(you|your|yours|youre|you're|u|ur|ya|yous|clinic|practice|here|building|premises|centre|center|"
+    r"rooms?|reception|staff|team|parking|park|lift|stairs|wheelchair|access\w*|entrance|door)\b"
 )
 REFERENCE = re.compile(r"\b(it|its|this|these|that|they|them)\b")
 # "is it safe to travel", "will it be dry enough", "it's raining": an "it" that refers to nothing.
@@ -145,22 +155,31 @@ def tied_to_needling(text: str, doc: Doc) -> bool:
     return bool(ASPECT.search(lowered) and REFERENCE.search(EMPTY_IT.sub(" ", lowered)))
 
 
-def unfamiliar_subject(text: str, doc: Doc, vocabulary: Vocabulary) -> List[str]:
-    """The unfamiliar words of a message that is not tied to needling, or ``[]``."""
+def unfamiliar_subject(text: str, doc: Doc, vocabulary: Vocabulary, about_clinic: bool = False) -> List[str]:
+    """The unfamiliar words of a message that is not tied to needling (or, with
+    ``about_clinic``, to the clinic), or ``[]``."""
     unknown = vocabulary.unknown_words(doc)
     if not unknown or tied_to_needling(text, doc):
+        return []
+    if about_clinic and CLINIC_REFERENCE.search(text.lower()):
         return []
     return unknown
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
 class UnfamiliarSubjectCheck(GraphComponent):
-    """Turns an FAQ answer into "did you mean ...?" when the message names a subject outside the domain."""
+    """Turns an answer into "did you mean ...?" when the message names a subject outside the domain."""
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        """Intents whose examples make up the domain's vocabulary are all but these."""
-        return {"unrelated_intents": ["out_of_scope"], "answer_intent": "faq"}
+        """Which examples make up the vocabulary (all intents but the unrelated ones), and
+        which answers are checked: the FAQ against needling, the clinic's own information
+        and booking against needling or the clinic."""
+        return {
+            "unrelated_intents": ["out_of_scope"],
+            "answer_intents": ["faq"],
+            "clinic_intents": ["clinic_info", "book_appointment"],
+        }
 
     def __init__(
         self,
@@ -229,7 +248,7 @@ class UnfamiliarSubjectCheck(GraphComponent):
         return training_data
 
     def process(self, messages: List[Message]) -> List[Message]:
-        """Replaces an FAQ answer by the fallback when the message names an unfamiliar subject."""
+        """Replaces an FAQ, clinic or booking answer by the fallback when the message names an unfamiliar subject."""
         if self._vocabulary is None:
             return messages
         for message in messages:
@@ -241,7 +260,9 @@ class UnfamiliarSubjectCheck(GraphComponent):
         intent = message.get(INTENT) or {}
         if not isinstance(text, str) or text.startswith("/"):
             return  # nothing typed, or a button payload
-        if intent.get(INTENT_NAME_KEY) != self._config["answer_intent"]:
+        name = intent.get(INTENT_NAME_KEY)
+        about_clinic = name in self._config["clinic_intents"]
+        if name not in self._config["answer_intents"] and not about_clinic:
             return
         safety = message.get("safety") or {}
         if safety.get("reason"):
@@ -249,7 +270,7 @@ class UnfamiliarSubjectCheck(GraphComponent):
         doc = message.get(SPACY_DOCS[TEXT])
         if doc is None:
             return
-        unknown = unfamiliar_subject(text, doc, self._vocabulary)
+        unknown = unfamiliar_subject(text, doc, self._vocabulary, about_clinic)
         if not unknown:
             return
         ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get(INTENT_NAME_KEY) != FALLBACK_INTENT]
@@ -259,5 +280,5 @@ class UnfamiliarSubjectCheck(GraphComponent):
         message.set(INTENT_RANKING_KEY, [fallback] + ranking, add_to_output=True)
         message.set(RESULT_KEY, {"unknown_words": unknown, "model_intent": intent}, add_to_output=True)
         # The count only: the words are the patient's.
-        logger.info("faq answer held back: %d word(s) outside the domain and nothing about needling", len(unknown))
+        logger.info("%s answer held back: %d word(s) outside the domain and nothing tying it in", name, len(unknown))
 

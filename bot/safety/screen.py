@@ -47,7 +47,9 @@ THIRD_PARTY = re.compile(rf"\b(my|our)\s+(\w+\s+)?({RELATIONS})\b")
 POST_TREATMENT = re.compile(
     r"\b(since|after|following|post)\b[^.?!,]{0,30}\b(needl\w*|session|treatment|appointment|physio\w*|visit|therapy)\b"
     r"|\bfrom (the |my |that |this |last |today'?s |yesterday'?s )?(needl\w*|session|treatment)\b"
-    r"|\b(just|i) had (the |my |some )?(dry )?(needl\w*|session|treatment)\b|\bneedled\b"
+    r"|\b(just|i) had (the |my |some )?(dry )?(needl\w*|session|treatment)\b"
+    # "I got needled", not "getting dry needled next week".
+    r"|(?<!get )(?<!gets )(?<!getting )(?<!to be )(?<!get dry )(?<!gets dry )(?<!getting dry )(?<!to be dry )\bneedled\b"
     r"|\b(needle|puncture) (site|spot|mark|area|point|hole)s?\b|\bwhere (the|they|she|he) (needle|needled|put)"
     r"|\bthan before (the |my )?(dry )?(needl\w*|session|treatment)"
     r"|\b(yesterday|last night|this morning|earlier today|last session|last week|since then)\b"
@@ -70,7 +72,8 @@ EXPERIENCE = re.compile(
 # "what should I do if I feel faint during it?": a condition, not an experience.
 CONDITIONAL_CLAUSE = re.compile(r"\b(what if|if|in case)\s+(i|you|it|someone|one)\b[^.?!,;]*")
 # A child is only a contraindication when the message asks about treating them.
-CHILD_CONTEXT = re.compile(r"\b(needl\w*|treat\w*|therapy|physio\w*|it|this|that)\b")
+# "it" is the treatment in "can my son have it", not in "my son's homework, it's fractions".
+CHILD_CONTEXT = re.compile(r"\b(needl\w*|treat\w*|therapy|physio\w*|this|that|it(?!'s|\u2019s| is| was))\b")
 ELIGIBILITY = re.compile(
     r"\b(can|could|would|will|do you|safe|suitable|allowed|ok|okay|too young|old enough|appropriate|should|"
     r"minimum age|age limit|how old|age restrictions?)\b"

@@ -118,6 +118,21 @@ def test_faq_answer_to_an_unfamiliar_subject_becomes_the_fallback_with_the_model
     assert msg.get("unfamiliar_subject")["model_intent"]["name"] == "faq"
 
 
+@pytest.mark.parametrize(
+    "text, held_back",
+    [
+        ("what are the opening hours of the Louvre", True),
+        ("is the pharmacy on the high street open on Sunday", True),
+        ("are you open on Sunday", False),  # the clinic itself
+        ("is there parking on the high street", False),
+    ],
+)
+def test_clinic_answers_need_the_clinic(nlp, trained, text, held_back):
+    msg = message(nlp, text, intent="clinic_info")
+    trained.process([msg])
+    assert (msg.get(INTENT)["name"] == "nlu_fallback") is held_back
+
+
 def test_unrelated_training_examples_do_not_join_the_vocabulary(nlp, trained):
     # "today" appears only in the out_of_scope example.
     msg = message(nlp, "what's the price today")

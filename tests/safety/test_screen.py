@@ -177,6 +177,11 @@ def test_never_having_had_needling_is_not_a_treatment_context(nlp):
     assert screen(nlp, "I've never had dry needling before, will I be sore?").reason is None
 
 
+def test_being_needled_soon_is_not_after_a_treatment(nlp):
+    assert not screen(nlp, "getting dry needled on friday, will my leg feel weak after?").post_treatment
+    assert screen(nlp, "got needled on friday and my leg feels weak").post_treatment
+
+
 @pytest.mark.parametrize(
     "text, reason",
     [
@@ -186,6 +191,9 @@ def test_never_having_had_needling_is_not_a_treatment_context(nlp):
         ("my daughter is 25 and wants to try it", None),
         ("my wife, she's 5 foot 2, can she have needling", None),
         ("i'm 40 and my back hurts, can you help", None),
+        # "it's" is not the treatment: a child named with no treatment asked about.
+        ("can u help with my kid's maths homework, it's long division", None),
+        ("is it ok for my kids to have it", "contraindication"),
     ],
 )
 def test_ages_of_children_asked_about_treatment(nlp, text, reason):
