@@ -45,6 +45,7 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.constants import SPACY_DOCS
+from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
@@ -55,7 +56,8 @@ from bot.nlp.other_subject import NEEDLING_REFERENCE
 logger = logging.getLogger(__name__)
 
 VOCABULARY_FILE = "in_domain_vocabulary.json"
-FALLBACK_INTENT = "nlu_fallback"
+# The FallbackClassifier's intent, so the two-stage fallback rules take over.
+FALLBACK_INTENT = DEFAULT_NLU_FALLBACK_INTENT_NAME
 RESULT_KEY = "unfamiliar_subject"
 
 # Words that tie a message to a needling session, whatever else it names.
