@@ -67,7 +67,7 @@ SUBJECT = re.compile(
     r"muscles?|muscular|twitch\w*|trigger|knots?|fascia|nerves?|tissues?|"
     r"pain\w*|hurts?|hurting|sore\w*|aches?|achy|achiness|bruis\w*|tender|stiff\w*|tight\w*|spasms?|"
     r"relief|relieve|exercises?|stretch\w*|rehab\w*|injur\w*|recover\w*|heal\w*|"
-    r"after|afterwards|before|beforehand|post|later|following|during|"
+    r"after|afterwards|before|beforehand|later|following|during|"
     r"bed|table|lie|lying|undress\w*|strip|underwear|gown|towel|"
     r"inject\w*|fluid|substance|drugs?|germs|clean\w*|disposable|reus\w*)\b"
 )
@@ -84,9 +84,11 @@ ASPECT = re.compile(
 )
 # The clinic itself, for the clinic-information and booking answers: "are you open on
 # Sundays" is about the clinic, "is the pharmacy on the high street open on Sunday" is not.
+# "parking" (is there parking?) ties, the verb "park" does not ("where can I park near the
+# stadium").
 CLINIC_REFERENCE = re.compile(
     r"\b(you|your|yours|youre|you're|u|ur|ya|yous|clinic|practice|here|building|premises|centre|center|"
-    r"rooms?|reception|staff|team|parking|park|lift|stairs|wheelchair|access\w*|entrance|door)\b"
+    r"rooms?|reception|staff|team|parking|lift|stairs|wheelchair|access\w*|entrance|door)\b"
 )
 REFERENCE = re.compile(r"\b(it|its|this|these|that|they|them)\b")
 # "is it safe to travel", "will it be dry enough", "it's raining": an "it" that refers to nothing.

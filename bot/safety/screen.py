@@ -146,6 +146,8 @@ NOT_MILD = re.compile(
     r"\b(really|so|very|super|extremely|massive|huge|big|large|awful|terrible|unbearable|agony|killing|"
     r"as hell|can'?t|cannot|couldn'?t|worse|worst|spreading|swollen|hot|lump|weeks?|"
     r"still (sore|bruised|achy|aching|hurting|hurts|bleeding|tender|painful|stiff))\b"
+    # Widespread, however small each mark ("tiny bruises all over my shoulder").
+    r"|\ball over\b|\bcovered in\b|\b(lots|loads|heaps) of bruis|\bbruises everywhere\b|\bmultiple\b"
 )
 # Soreness normally settles within about two days; a bruise can take up to a week.
 BEYOND_SORENESS_WINDOW = re.compile(r"\b([3-9]|\d{2}|three|four|five|six|seven|several|few) days\b")

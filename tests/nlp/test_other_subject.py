@@ -28,6 +28,7 @@ def subject(nlp, text):
         ("is paracetamol safe to take every day", "paracetamol"),
         ("is invisalign painful", "invisalign"),
         ("what goes on during an mri scan", "mri scan"),
+        ("is it normal to feel dizzy after giving blood", "giving blood"),
         # Related to needling: the FAQ still answers.
         ("is dry needling better than a sports massage", None),
         ("can I have a massage after?", None),

@@ -66,6 +66,8 @@ def test_vocabulary_knows_its_words_their_inflections_and_slips(vocabulary, word
         ("what's the price of bitcoin", ["bitcoin"]),
         ("will it be dry enough in Cork on Sunday for a barbecue", ["dry", "cork", "barbecue"]),
         ("is it safe to travel to Egypt right now", ["travel", "egypt", "right"]),
+        # "post" on its own is the post office, not "post-needling".
+        ("how much is post to Canada", ["post", "canada"]),
         # Tied to needling by a subject word, a health term or an aspect of "it": answered.
         ("can I have a barbecue after", []),
         ("is dry needling good for tennis elbow", []),
@@ -125,6 +127,7 @@ def test_faq_answer_to_an_unfamiliar_subject_becomes_the_fallback_with_the_model
         ("is the pharmacy on the high street open on Sunday", True),
         ("are you open on Sunday", False),  # the clinic itself
         ("is there parking on the high street", False),
+        ("where can I park near the Louvre", True),  # the verb "park" is not the clinic's parking
     ],
 )
 def test_clinic_answers_need_the_clinic(nlp, trained, text, held_back):

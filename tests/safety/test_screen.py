@@ -95,6 +95,7 @@ def test_mild_expected_after_effects_are_left_to_the_faq(nlp, text):
         ("felt really emotional and teary after the session", "adverse_event"),
         ("i think part of the needle broke off in my calf", "adverse_event"),
         ("the bruise on my thigh keeps spreading", "adverse_event"),
+        ("tiny bruises all over my back after the session, is that normal", "adverse_event"),
         ("a bit sore 4 days after the needling, normal?", "adverse_event"),
         ("the needle spot is bleeding and wont stop, pressed on it for 20 mins", "emergency"),
         ("still bleeding 30 mins after the session", "emergency"),
