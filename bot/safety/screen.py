@@ -89,15 +89,19 @@ HUMAN_REQUEST = re.compile(
     r"|\b(get hold of|put me through|call me back|call ?back|ring me|phone me|give me a (call|ring)|contact me)\b"
     r"|\bwant (a|an|to speak to a|to talk to a) ?(real|actual)? ?(person|human)\b"
     # A named person ("i need to talk to Jess"), not the assistant itself.
-    r"|\b(need|want|wanna|like|can i|could i|may i|let me)\s+(to\s+)?(talk|speak)\s+(to|with)\s+"
+    r"|\b(need|want|wanna|like|can i|could i|may i|let me)\s+(to\s+)?(talk|speak|chat)\s+(to|with)\s+"
     r"(?!(you|u|the bot|a bot|it|this|an? (bot|ai|assistant|robot|machine|computer))\b)[a-z]{2,}"
     # "is there anyone I can chat to", "someone I could speak with".
     r"|\b(anyone|anybody|someone|somebody|a person|a human|staff|a physio|a therapist)\b[^.?!]{0,30}?"
     r"\b(i|we) (can|could|might) (talk|speak|chat)\b"
-    r"|\bhave a (word|chat|talk) with\b"
+    r"|\bhave a ((quick|short|brief|little|proper|wee|private) )?(word|chat|talk|natter) with\b"
+    r"|\btouch base with\b"
     r"|\bwant (someone|somebody|a person) (real|human|actual)\b"
     # "can Dr Mehta call me", "could reception ring me".
     r"|\b(can|could|would|will) (dr\.? |doctor )?[a-z]+ (call|ring|phone) me\b"
+    # "please get Aoife to ring me", "ask the physio to give me a shout".
+    r"|\b(ask|get|have) (dr\.? |doctor |the |my )?[a-z]+ to (call|ring|phone|text|contact) me\b"
+    r"|\b(ask|get|have) (dr\.? |doctor |the |my )?[a-z]+ to give me a (call|ring|shout|bell)\b"
     # A terse SMS asking for a person: "operator", "agent pls", "human please".
     r"|^\W*(an? )?((live|real|actual) )?(operator|representative|agent|human|person|receptionist|reception)"
     r"\W*(please|pls|plz)?\W*$"
@@ -115,7 +119,8 @@ CONTACT_DETAILS = re.compile(
 )
 CALLED_OFF = re.compile(
     r"\b(don'?t|do not|no longer)\s+(want|need)\b[^.?!]{0,25}?\b(call ?back|call|ring|talk|speak|chat)\b"
-    r"|\bcancel\b[^.?!]{0,20}\bcall ?back\b|\bcall ?back\b[^.?!]{0,20}\bany ?more\b"
+    r"|\b(cancel|skip|scrap|forget|drop|ditch)\b[^.?!]{0,20}\bcall ?back\b|\bcall ?back\b[^.?!]{0,20}\bany ?more\b"
+    r"|\bno need for (a|the|that) (call|callback|call back|ring)\b"
 )
 # Needle-site signs that are growing or not fading are a problem to report, whether or
 # not the message says where they came from.

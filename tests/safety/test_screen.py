@@ -150,6 +150,9 @@ def test_adverse_event_with_any_active_red_flag_is_an_emergency():
         ("Representative.", "human_request"),
         ("live agent", "human_request"),
         ("real person please", "human_request"),
+        ("could I have a quick chat with Maeve, she treated me last week", "human_request"),
+        ("please get Aoife to give me a shout", "human_request"),
+        ("can you ask the physio to ring me", "human_request"),
         ("just letting you know I'll be 10 minutes late", None),
         ("is there anyone who shouldn't have dry needling", None),  # the model routes general ones
         ("can anyone have it or are there people who should avoid it", None),
@@ -159,6 +162,8 @@ def test_adverse_event_with_any_active_red_flag_is_an_emergency():
         ("phone me, it's sam.k@example.com", None),
         ("easiest to phone me after 5", None),
         ("i don't want anyone to call me back now", None),
+        ("nah skip the callback, all sorted", None),
+        ("no need for a call, thanks", None),
         ("please ring me, i'd like to talk to a physio", "human_request"),
         ("i don't know who to talk to, can a physio call me back", "human_request"),
         ("it would be best if someone could ring me", "human_request"),
