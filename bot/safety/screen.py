@@ -88,6 +88,9 @@ HUMAN_REQUEST = re.compile(
     r"\b(talk|speak|chat)\s+(to|with)\s+(a|an|my|the|your|someone|somebody|actual|real|human|reception)\b"
     r"|\b(get hold of|put me through|call me back|call ?back|ring me|phone me|give me a (call|ring)|contact me)\b"
     r"|\bwant (a|an|to speak to a|to talk to a) ?(real|actual)? ?(person|human)\b"
+    # "i'd like a proper person to answer this", "would rather speak to an actual human".
+    r"|\b(want|wanna|like|need|prefer|rather)( to (talk|speak|chat) (to|with))? (a|an|some) "
+    r"(real|actual|proper|live) (person|human|human being|people)\b"
     # A named person ("i need to talk to Jess"), not the assistant itself.
     r"|\b(need|want|wanna|like|can i|could i|may i|let me)\s+(to\s+)?(talk|speak|chat)\s+(to|with)\s+"
     r"(?!(you|u|the bot|a bot|it|this|an? (bot|ai|assistant|robot|machine|computer))\b)[a-z]{2,}"
@@ -118,8 +121,9 @@ CONTACT_DETAILS = re.compile(
     r"|\bpreferably\s+(by\s+)?(call|phone|text|email)"
 )
 CALLED_OFF = re.compile(
-    r"\b(don'?t|do not|no longer)\s+(want|need)\b[^.?!]{0,25}?\b(call ?back|call|ring|talk|speak|chat)\b"
-    r"|\b(cancel|skip|scrap|forget|drop|ditch)\b[^.?!]{0,20}\bcall ?back\b|\bcall ?back\b[^.?!]{0,20}\bany ?more\b"
+    r"\b(don'?t|do not|no longer)\s+(want|need)\b[^.?!]{0,25}?\b(call ?back|call|ring|talk|speak|chat|contact\w*|phone)\b"
+    r"|\b(cancel|skip|scrap|forget|drop|ditch|quit|stop|don'?t bother with)\b[^.?!]{0,20}\bcall ?back\b"
+    r"|\bcall ?back\b[^.?!]{0,20}\bany ?more\b"
     r"|\bno need for (a|the|that) (call|callback|call back|ring)\b"
 )
 # Needle-site signs that are growing or not fading are a problem to report, whether or

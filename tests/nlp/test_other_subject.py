@@ -29,6 +29,7 @@ def subject(nlp, text):
         ("is invisalign painful", "invisalign"),
         ("what goes on during an mri scan", "mri scan"),
         ("is it normal to feel dizzy after giving blood", "giving blood"),
+        ("can i push my dentist appointment back a week", "dentist"),
         # Related to needling: the FAQ still answers.
         ("is dry needling better than a sports massage", None),
         ("can I have a massage after?", None),
