@@ -28,6 +28,24 @@ NEEDLING_REFERENCE = re.compile(
     r"\b(dry[\s-]?needl\w*|needl\w*|ims|intramuscular stimulation|acupunct\w*|"
     r"this treatment|the treatment (here|you do|you offer))\b"
 )
+# Needles of crafts and other things: "what needle size for chunky wool" is not about
+# needling, unless the message also names the treatment.
+OTHER_NEEDLES = re.compile(
+    r"\b(knit\w*|sew\w*|crochet\w*|embroider\w*|cross[\s-]?stitch\w*|yarn|wool|thread\w*|quilt\w*|"
+    r"tapestry|darning|felting|haberdash\w*|record player|turntable|stylus|pine needles?|compass)\b"
+)
+THE_TREATMENT = re.compile(
+    r"\b(dry[\s-]?needl\w*|needling|needled|acupunct\w*|ims|physio\w*|sessions?|treatments?|clinic)\b"
+)
+
+
+def refers_to_needling(lowered: str) -> bool:
+    """Whether a (lower-cased) message refers to needling, not to a knitting or sewing needle."""
+    if not NEEDLING_REFERENCE.search(lowered):
+        return False
+    return not OTHER_NEEDLES.search(lowered) or bool(THE_TREATMENT.search(lowered))
+
+
 # Words that relate another subject to needling rather than ask about it alone:
 # comparison, combination, sequence, a treatment that did not help, after-effects,
 # what to bring, who performs it.
@@ -74,7 +92,7 @@ def other_subject(text: str, tokens: Sequence[str], entities: Iterable[Span]) ->
     if not others:
         return None
     lowered = " ".join(text.lower().split())
-    if NEEDLING_REFERENCE.search(lowered) or RELATION.search(lowered):
+    if refers_to_needling(lowered) or RELATION.search(lowered):
         return None
     if _sequence_about_needling(tokens, others):
         return None

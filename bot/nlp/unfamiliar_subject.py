@@ -51,7 +51,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from spacy.tokens import Doc
 
-from bot.nlp.other_subject import NEEDLING_REFERENCE
+from bot.nlp.other_subject import refers_to_needling
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class Vocabulary:
 def tied_to_needling(text: str, doc: Doc) -> bool:
     """A needling reference, a health term, a subject word, or an aspect word about "it"/"this"."""
     lowered = " ".join(text.lower().split())
-    if NEEDLING_REFERENCE.search(lowered) or SUBJECT.search(lowered):
+    if refers_to_needling(lowered) or SUBJECT.search(lowered):
         return True
     if any(span.label_ != "OTHER_TREATMENT" for span in doc.ents):
         return True

@@ -52,14 +52,16 @@ POST_TREATMENT = re.compile(
     r"|(?<!get )(?<!gets )(?<!getting )(?<!to be )(?<!get dry )(?<!gets dry )(?<!getting dry )(?<!to be dry )\bneedled\b"
     r"|\b(needle|puncture) (site|spot|mark|area|point|hole)s?\b|\bwhere (the|they|she|he) (needle|needled|put)"
     r"|\bthan before (the |my )?(dry )?(needl\w*|session|treatment)"
-    r"|\b(yesterday|last night|this morning|earlier today|last session|last week|since then)\b"
+    r"|\b(yesterday|last night|this morning|earlier today|last session|last week|since then|ever since)\b"
+    # "one needle gave me a sharp pain", "the session left me wiped out".
+    r"|\b(needles?|needling|session|treatment) (gave|left|has left|made|caused) me\b"
     r"|\b(\d+|a|one|two|three|four|five|few|couple of) (hours?|days?|weeks?) (on|after|later|ago)\b"
 )
 QUESTION_START = re.compile(
     r"^\s*(can|could|does|do|did|will|would|is|are|might|may|what|how|should|whats|what's|any)\b"
 )
 HYPOTHETICAL = re.compile(
-    r"\b(what if|risk|risks|chance|chances|possible|cause|causes|happen|happens|common|rare|ever|"
+    r"\b(what if|risk|risks|chance|chances|possible|cause|causes|happen|happens|common|rare|ever(?! since)|"
     r"side effects?|dangers?|likely)\b"
     r"|\b(can|could|would|will|does|do|might)\s+(it|needling|dry needling|this|that|you|the needles?)\s+"
     r"(help|work|treat|fix|ease|sort)"
@@ -68,6 +70,16 @@ EXPERIENCE = re.compile(
     r"\b(i\s*(am|'m|m|have|'ve|ve|had|feel|felt|got|can'?t|cannot|couldn'?t|keep|started|fainted|passed|"
     r"collapsed|noticed|woke|just)|im\b|i've|my\s+\w+\s+(is|are|was|feels|felt|has|went|keeps|won'?t)|"
     r"(still|now|currently|right now|keeps|won'?t stop))"
+)
+# "am I gonna be sore after the needles", "I'm a chef, will I be stiff the next day after a
+# session": a question about what will happen, even with "I'm" in it, unless the message
+# also tells of something that has happened.
+FUTURE = re.compile(
+    r"\b(will|would|shall) (i|it|my \w+) (be|feel|get|hurt|ache)\b"
+    r"|\b(am i|is it|are they|will i|will it) (gonna|going to|likely to) (be|feel|get|hurt|ache)\b"
+)
+PAST = re.compile(
+    r"\b(had|got|was|were|went|did|felt|noticed|started|yesterday|last|ago|since|been|gave|left)\b|\w+ed\b"
 )
 # "what should I do if I feel faint during it?": a condition, not an experience.
 CONDITIONAL_CLAUSE = re.compile(r"\b(what if|if|in case)\s+(i|you|it|someone|one)\b[^.?!,;]*")
@@ -318,6 +330,18 @@ def assess(text: str, tokens: Sequence[str], entities: Iterable[Span]) -> Assess
     # ("what do I do if I can't breathe since my session" is an experience).
     experience = bool(EXPERIENCE.search(lowered if post_treatment else without_conditions))
     hypothetical = bool(QUESTION_START.search(lowered) or HYPOTHETICAL.search(lowered)) and not experience
+    # Only for the ordinary after-effects: a red flag or an unusual symptom is never read
+    # as a question about the future ("my arm is numb, will it wear off?").
+    future = FUTURE.search(lowered)
+    hypothetical = hypothetical or bool(
+        future
+        and not PAST.search(lowered)
+        # The symptom is what the future question asks about, not told before it
+        # ("really sore after the session, will it settle?" is a report).
+        and not any(f.text.lower() in lowered[: future.start()] for f in findings if f.label == "SYMPTOM")
+        and not reporting
+        and all(f.category in EXPECTED_REACTIONS for f in findings if f.label in {"SYMPTOM", "RED_FLAG"})
+    )
     result = Assessment(
         personal=personal,
         third_party=third_party,

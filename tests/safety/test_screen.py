@@ -176,6 +176,22 @@ def test_requests_for_a_person_and_post_treatment_wording(nlp, text, reason):
     assert screen(nlp, text).reason == reason
 
 
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        # What will happen: a question, even with "I'm" in it.
+        ("am i gonna be sore after the needles", None),
+        ("i'm a chef on my feet all day, will i be stiff the next day after a session", None),
+        # What has happened, or a red flag: never a question about the future.
+        ("really sore after the session, will it settle", "adverse_event"),
+        ("my arm is numb after needling, will it wear off", "emergency"),
+        ("one needle gave me a sharp pain and it has ached ever since", "adverse_event"),
+    ],
+)
+def test_future_questions_and_past_reports(nlp, text, reason):
+    assert screen(nlp, text).reason == reason
+
+
 def test_persistence_is_not_negation(nlp):
     assert screen(nlp, "the needle spot won't stop dripping blood").reason == "emergency"
     assert screen(nlp, "will the bleeding stop quickly after needling?").reason is None
