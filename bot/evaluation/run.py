@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 # trained on.
 HELD_OUT_SETS = [
     ("holdout", "tests/nlu_holdout", "Blind held-out test set"),
+    ("development_11", "tests/nlu_holdout_dev11", "Development set 11 (former blind set; seen)"),
     ("development_10", "tests/nlu_holdout_dev10", "Development set 10 (former blind set; seen)"),
     ("development_9", "tests/nlu_holdout_dev9", "Development set 9 (former blind set; seen)"),
     ("development_8", "tests/nlu_holdout_dev8", "Development set 8 (former blind set; seen)"),
