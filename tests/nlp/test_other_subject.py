@@ -30,6 +30,7 @@ def subject(nlp, text):
         ("what goes on during an mri scan", "mri scan"),
         ("is it normal to feel dizzy after giving blood", "giving blood"),
         ("can i push my dentist appointment back a week", "dentist"),
+        ("what do they do at a hearing test", "hearing test"),
         # Related to needling: the FAQ still answers.
         ("is dry needling better than a sports massage", None),
         ("can I have a massage after?", None),
