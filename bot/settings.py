@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,15 +23,47 @@ def _path(value: str) -> Path:
 
 
 def _read_or_create_secret(path: Path) -> str:
-    """Return the secret stored at ``path``, creating a random one (mode 0600) if missing."""
-    if path.exists():
-        return path.read_text(encoding="utf-8").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(value)
-    return value
+    """Return the secret stored at ``path``, creating a random one (mode 0600) if missing.
+
+    Several processes may start at once: whoever creates the file first wins and the
+    others read it.
+    """
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+        # Written whole to a private temporary file, then linked into place: a reader
+        # never sees a half-written secret, and only one creator wins.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(secrets.token_urlsafe(32))
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def origin_of(url: str) -> str:
+    """The browser origin (scheme://host[:port]) of a URL."""
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
+
+
+def _origins(value: str, default: str) -> tuple[str, ...]:
+    """Comma-separated origins; empty means the web app's own origin only. ``*`` is refused."""
+    listed = [item.strip() for item in value.split(",") if item.strip()] or [default]
+    if "*" in listed:
+        raise ValueError("CORS_ALLOWED_ORIGINS: list the clinic's origins; '*' is not allowed")
+    origins = tuple(dict.fromkeys(origin_of(item) for item in listed if origin_of(item)))
+    if not origins:
+        raise ValueError("CORS_ALLOWED_ORIGINS: no valid origin (expected e.g. https://www.example-clinic.org)")
+    return origins
 
 
 def sync_db_url(url: str) -> str:
@@ -65,7 +99,12 @@ class Settings:
     action_port: int = 5055
     web_port: int = 8000
     public_rasa_url: str = ""
-    rasa_token: str = ""
+    public_web_url: str = ""
+    cors_origins: tuple[str, ...] = ()
+    rasa_api: bool = False
+    rasa_jwt_secret: str = ""
+    action_secret: str = ""
+    session_secret: str = ""
     var_dir: Path = REPO_ROOT / "var"
     clinic_config: Path = REPO_ROOT / "clinic.yml"
     database_url: str = ""
@@ -84,6 +123,10 @@ class Settings:
     notify_webhook_secret: str = ""
     notify_interval_seconds: float = 5.0
     log_level: str = "INFO"
+    sender_messages_per_minute: int = 20
+    address_messages_per_minute: int = 60
+    urgent_notify_alert_seconds: int = 300
+    escalations_per_hour_warning: int = 20
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -97,13 +140,21 @@ class Settings:
             default_tracker = f"sqlite:///{var_dir / 'tracker.db'}"
         action_port = int(env.get("ACTION_PORT", "5055"))
         rasa_port = int(env.get("RASA_PORT", "5005"))
+        web_port = int(env.get("WEB_PORT", "8000"))
+        public_web_url = env.get("PUBLIC_WEB_URL", f"http://127.0.0.1:{web_port}").rstrip("/")
+        secrets_dir = var_dir / "secrets"
         return cls(
             bind_host=env.get("BIND_HOST", "127.0.0.1"),
             rasa_port=rasa_port,
             action_port=action_port,
-            web_port=int(env.get("WEB_PORT", "8000")),
+            web_port=web_port,
             public_rasa_url=env.get("PUBLIC_RASA_URL", f"http://127.0.0.1:{rasa_port}"),
-            rasa_token=env.get("RASA_TOKEN") or _read_or_create_secret(var_dir / "secrets" / "rasa_token"),
+            public_web_url=public_web_url,
+            cors_origins=_origins(env.get("CORS_ALLOWED_ORIGINS", ""), default=public_web_url),
+            rasa_api=_flag(env.get("RASA_API", "false")),
+            rasa_jwt_secret=env.get("RASA_JWT_SECRET") or _read_or_create_secret(secrets_dir / "rasa_jwt_secret"),
+            action_secret=env.get("ACTION_SERVER_SECRET") or _read_or_create_secret(secrets_dir / "action_secret"),
+            session_secret=env.get("SESSION_SECRET") or _read_or_create_secret(secrets_dir / "session_secret"),
             var_dir=var_dir,
             clinic_config=_path(env.get("CLINIC_CONFIG", "clinic.yml")),
             database_url=database_url,
@@ -117,13 +168,17 @@ class Settings:
             smtp_port=int(env.get("SMTP_PORT", "25")),
             smtp_user=env.get("SMTP_USER", ""),
             smtp_password=env.get("SMTP_PASSWORD", ""),
-            smtp_starttls=env.get("SMTP_STARTTLS", "false").lower() in {"1", "true", "yes"},
+            smtp_starttls=_flag(env.get("SMTP_STARTTLS", "false")),
             notify_from=env.get("NOTIFY_FROM", "assistant@localhost"),
             notify_email_to=env.get("NOTIFY_EMAIL_TO", ""),
             notify_webhook_url=env.get("NOTIFY_WEBHOOK_URL", ""),
             notify_webhook_secret=env.get("NOTIFY_WEBHOOK_SECRET", ""),
             notify_interval_seconds=float(env.get("NOTIFY_INTERVAL_SECONDS", "5")),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            sender_messages_per_minute=int(env.get("RATE_SENDER_PER_MINUTE", "20")),
+            address_messages_per_minute=int(env.get("RATE_ADDRESS_PER_MINUTE", "60")),
+            urgent_notify_alert_seconds=int(env.get("URGENT_NOTIFY_ALERT_SECONDS", "300")),
+            escalations_per_hour_warning=int(env.get("ESCALATIONS_PER_HOUR_WARNING", "20")),
         )
 
     @property

@@ -82,28 +82,58 @@ def test_from_env_derives_urls_from_the_ports(tmp_path):
     assert settings.public_rasa_url == "http://127.0.0.1:6005"
 
 
+SECRETS = {"RASA_JWT_SECRET": "j", "ACTION_SERVER_SECRET": "a", "SESSION_SECRET": "s"}
+
+
 def test_from_env_resolves_a_relative_var_dir_against_the_repository():
-    settings = Settings.from_env({"VAR_DIR": "var", "RASA_TOKEN": "t", "SESSION_SECRET": "s"})
+    settings = Settings.from_env({"VAR_DIR": "var", **SECRETS})
 
     assert settings.var_dir == REPO_ROOT / "var"
 
 
-def test_from_env_creates_a_private_rasa_token_once_and_reuses_it(tmp_path):
+@pytest.mark.parametrize(
+    "field, file",
+    [("rasa_jwt_secret", "rasa_jwt_secret"), ("action_secret", "action_secret"), ("session_secret", "session_secret")],
+)
+def test_from_env_creates_each_secret_privately_once_and_reuses_it(tmp_path, field, file):
     first = Settings.from_env(env(tmp_path))
     second = Settings.from_env(env(tmp_path))
 
-    assert len(first.rasa_token) >= 32
-    assert second.rasa_token == first.rasa_token
-    token_file = tmp_path / "secrets" / "rasa_token"
-    assert token_file.read_text(encoding="utf-8") == first.rasa_token
-    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert len(getattr(first, field)) >= 32
+    assert getattr(second, field) == getattr(first, field)
+    secret_file = tmp_path / "secrets" / file
+    assert secret_file.read_text(encoding="utf-8") == getattr(first, field)
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    assert secret_file.parent.stat().st_mode & 0o777 == 0o700
+    assert [p.name for p in secret_file.parent.iterdir() if p.name.startswith(".secret-")] == []
 
 
-def test_from_env_prefers_a_rasa_token_given_in_the_environment(tmp_path):
-    settings = Settings.from_env(env(tmp_path, RASA_TOKEN="token"))
+def test_from_env_prefers_secrets_given_in_the_environment(tmp_path):
+    settings = Settings.from_env(env(tmp_path, **SECRETS))
 
-    assert settings.rasa_token == "token"
-    assert not (tmp_path / "secrets" / "rasa_token").exists()
+    assert (settings.rasa_jwt_secret, settings.action_secret, settings.session_secret) == ("j", "a", "s")
+    assert not (tmp_path / "secrets").exists()
+
+
+def test_cors_origins_default_to_the_web_apps_own_origin(tmp_path):
+    settings = Settings.from_env(env(tmp_path, WEB_PORT="8123"))
+
+    assert settings.cors_origins == ("http://127.0.0.1:8123",)
+
+
+def test_cors_origins_are_normalised_origins_and_refuse_a_wildcard(tmp_path):
+    settings = Settings.from_env(
+        env(tmp_path, CORS_ALLOWED_ORIGINS="https://WWW.Clinic.example/contact, https://clinic.example")
+    )
+
+    assert settings.cors_origins == ("https://www.clinic.example", "https://clinic.example")
+    with pytest.raises(ValueError):
+        Settings.from_env(env(tmp_path, CORS_ALLOWED_ORIGINS="*"))
+
+
+def test_the_rasa_http_api_is_off_unless_asked_for(tmp_path):
+    assert Settings.from_env(env(tmp_path)).rasa_api is False
+    assert Settings.from_env(env(tmp_path, RASA_API="true")).rasa_api is True
 
 
 @pytest.mark.parametrize(
