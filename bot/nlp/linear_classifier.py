@@ -16,6 +16,11 @@ screen and ``ActionRetrieveResponse`` work unchanged:
   confidence in ``faq`` is the total over its topics;
 * ``response_selector.<retrieval intent>``: the topics ranked by probability
   within that intent, with the predicted ``utter_faq/...`` action.
+
+scikit-learn fits the model; what is saved is plain numbers: the weights in a
+NumPy ``.npz`` archive read with ``allow_pickle=False`` and the labels, layout and
+responses in JSON (:class:`LinearWeights`). Loading a model archive therefore
+never executes code from it, unlike pickle or joblib.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ import zlib
 from collections import defaultdict
 from typing import Any, Dict, List, Optional, Text
 
-import joblib
+import json
+from dataclasses import dataclass
+from pathlib import Path
 import numpy as np
 import scipy.sparse
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -59,7 +66,73 @@ from sklearn.linear_model import LogisticRegression
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE = "linear_intent_classifier.joblib"
+WEIGHTS_FILE = "linear_intent_classifier.npz"
+META_FILE = "linear_intent_classifier.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class LinearWeights:
+    """What a fitted model is at prediction time: TF-IDF weights per sparse block and a softmax layer.
+
+    ``layout`` lists the feature blocks in column order as (origin, width, dense).
+    Sparse blocks are TF-IDF weighted as scikit-learn's ``TfidfTransformer(sublinear_tf=True)``
+    does (1 + log tf, times idf, rows scaled to unit length); dense blocks are scaled by
+    ``dense_weight``. Probabilities are the multinomial logistic regression's softmax.
+    """
+
+    layout: List[tuple[str, int, bool]]
+    idf: Dict[str, np.ndarray]
+    labels: List[str]
+    coef: np.ndarray
+    intercept: np.ndarray
+    responses: Dict[str, Any]
+
+    def features(self, blocks: List[scipy.sparse.csr_matrix], dense_weight: float) -> scipy.sparse.csr_matrix:
+        """The model's input row(s) from the raw blocks, in ``layout`` order."""
+        columns = []
+        for (origin, _, dense), matrix in zip(self.layout, blocks):
+            if dense:
+                columns.append(matrix * dense_weight)
+                continue
+            weighted = matrix.astype(np.float64).tocsr(copy=True)
+            np.log(weighted.data, weighted.data)
+            weighted.data += 1.0
+            weighted = weighted @ scipy.sparse.diags(self.idf[origin])
+            norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1))).ravel()
+            norms[norms == 0.0] = 1.0
+            columns.append(scipy.sparse.diags(1.0 / norms) @ weighted)
+        return scipy.sparse.hstack(columns).tocsr()
+
+    def probabilities(self, features: scipy.sparse.csr_matrix) -> np.ndarray:
+        """Softmax of the linear scores, one row per message."""
+        scores = np.asarray(features @ self.coef.T) + self.intercept
+        scores -= scores.max(axis=1, keepdims=True)
+        exp = np.exp(scores)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def save(self, directory: Path) -> None:
+        """Arrays to ``.npz`` (no pickled objects), everything else to JSON."""
+        arrays = {"coef": self.coef, "intercept": self.intercept}
+        arrays.update({f"idf_{index}": self.idf[origin] for index, (origin, _, dense) in enumerate(self.layout) if not dense})
+        np.savez(directory / WEIGHTS_FILE, **arrays)
+        meta = {"format": FORMAT_VERSION, "layout": self.layout, "labels": self.labels, "responses": self.responses}
+        (directory / META_FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> "LinearWeights":
+        """Read a saved model; raises ``ValueError`` on anything malformed."""
+        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+        if meta.get("format") != FORMAT_VERSION:
+            raise ValueError(f"unknown LinearIntentClassifier format {meta.get('format')!r}")
+        layout = [(str(origin), int(width), bool(dense)) for origin, width, dense in meta["layout"]]
+        with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as arrays:
+            coef, intercept = arrays["coef"], arrays["intercept"]
+            idf = {origin: arrays[f"idf_{index}"] for index, (origin, _, dense) in enumerate(layout) if not dense}
+        labels = [str(label) for label in meta["labels"]]
+        if coef.shape != (len(labels), sum(width for _, width, _ in layout)) or intercept.shape != (len(labels),):
+            raise ValueError("LinearIntentClassifier weights do not match its labels and layout")
+        return cls(layout, idf, labels, coef, intercept, meta["responses"])
 
 
 def _base(label: str) -> str:
@@ -104,7 +177,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         config: Dict[Text, Any],
         model_storage: ModelStorage,
         resource: Resource,
-        state: Optional[Dict[str, Any]] = None,
+        weights: Optional[LinearWeights] = None,
     ) -> None:
         """Holds the config and, once trained or loaded, the fitted model."""
         if float(config["C"]) <= 0 or float(config["dense_weight"]) < 0:
@@ -112,7 +185,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         self._config = config
         self._model_storage = model_storage
         self._resource = resource
-        self._state = state
+        self._weights = weights
 
     @classmethod
     def create(
@@ -137,11 +210,11 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         """Loads the fitted model from the model archive (untrained if there is none)."""
         try:
             with model_storage.read_from(resource) as directory:
-                state = joblib.load(directory / MODEL_FILE)
-        except (ValueError, FileNotFoundError):
-            logger.warning("no trained LinearIntentClassifier in the model; it will predict nothing")
-            state = None
-        return cls(config, model_storage, resource, state)
+                weights = LinearWeights.load(directory)
+        except (ValueError, KeyError, TypeError, FileNotFoundError):
+            logger.warning("no usable trained LinearIntentClassifier in the model; it will predict nothing")
+            weights = None
+        return cls(config, model_storage, resource, weights)
 
     # ---- features -------------------------------------------------------------------
 
@@ -154,17 +227,9 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         ]
         return scipy.sparse.vstack(rows).tocsr()
 
-    def _matrix(self, messages: List[Message], layout: List[tuple[str, int, bool]]) -> scipy.sparse.csr_matrix:
-        """Stack the messages' feature blocks in ``layout`` order (missing blocks are zeros)."""
-        columns = []
-        for origin, width, dense in layout:
-            matrix = self._block(messages, origin, width)
-            if dense:
-                matrix = matrix * float(self._config["dense_weight"])
-            else:
-                matrix = self._state["tfidf"][origin].transform(matrix)
-            columns.append(matrix)
-        return scipy.sparse.hstack(columns).tocsr()
+    def _blocks(self, messages: List[Message], layout: List[tuple[str, int, bool]]) -> List[scipy.sparse.csr_matrix]:
+        """Each featurizer's block for the messages, in ``layout`` order."""
+        return [self._block(messages, origin, width) for origin, width, _ in layout]
 
     def _label(self, message: Message) -> Optional[str]:
         intent = message.get(INTENT)
@@ -186,24 +251,34 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         layout: List[tuple[str, int, bool]] = []
         for origin, block in sorted(_sentence_blocks(examples[0]).items()):
             layout.append((origin, block.shape[-1], not scipy.sparse.issparse(block)))
-        tfidf = {
-            origin: TfidfTransformer(sublinear_tf=True).fit(self._block(examples, origin, width))
-            for origin, width, dense in layout
+        blocks = self._blocks(examples, layout)
+        idf = {
+            origin: TfidfTransformer(sublinear_tf=True).fit(block).idf_
+            for (origin, _, dense), block in zip(layout, blocks)
             if not dense
         }
-        self._state = {"layout": layout, "tfidf": tfidf}
-        features = self._matrix(examples, layout)
+        # Fit on exactly the features prediction will compute, so the two cannot drift apart.
+        unfitted = LinearWeights(layout, idf, [], np.zeros((0, 0)), np.zeros(0), {})
+        features = unfitted.features(blocks, float(self._config["dense_weight"]))
         model = LogisticRegression(C=float(self._config["C"]), max_iter=int(self._config["max_iter"]))
         model.fit(features, labels)
-        self._state.update(
-            model=model,
+        coef, intercept = model.coef_, model.intercept_
+        if coef.shape[0] == 1:
+            # Two labels: scikit-learn keeps one row (sigmoid); the softmax of [0, z] is the same.
+            coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
+        self._weights = LinearWeights(
+            layout=layout,
+            idf=idf,
+            labels=[str(label) for label in model.classes_],
+            coef=coef,
+            intercept=intercept,
             responses={
                 key: value for key, value in training_data.responses.items()
                 if _base(key.replace("utter_", "", 1)) in self._config["retrieval_intents"]
             },
         )
         with self._model_storage.write_to(self._resource) as directory:
-            joblib.dump(self._state, directory / MODEL_FILE)
+            self._weights.save(directory)
         logger.info("trained LinearIntentClassifier on %d examples, %d labels", len(examples), len(set(labels)))
         return self._resource
 
@@ -215,14 +290,16 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets intent, intent ranking and response-selector output on each message."""
-        if not self._state:
+        if not self._weights:
             return messages
-        model: LogisticRegression = self._state["model"]
-        labels = [str(c) for c in model.classes_]
+        weights = self._weights
+        labels = weights.labels
+        dense_weight = float(self._config["dense_weight"])
         for message in messages:
             if not isinstance(message.get(TEXT), str):
                 continue
-            probabilities = model.predict_proba(self._matrix([message], self._state["layout"]))[0]
+            features = weights.features(self._blocks([message], weights.layout), dense_weight)
+            probabilities = weights.probabilities(features)[0]
             self._set_intent(message, labels, probabilities)
             for retrieval_intent in self._config["retrieval_intents"]:
                 self._set_selector(message, retrieval_intent, labels, probabilities)
@@ -257,7 +334,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         selector[RESPONSE_SELECTOR_RETRIEVAL_INTENTS] = list(self._config["retrieval_intents"])
         selector[retrieval_intent] = {
             RESPONSE_SELECTOR_PREDICTION_KEY: {
-                RESPONSE_SELECTOR_RESPONSES_KEY: self._state["responses"].get(utter_action, []),
+                RESPONSE_SELECTOR_RESPONSES_KEY: self._weights.responses.get(utter_action, []),
                 PREDICTED_CONFIDENCE_KEY: ranking[0][PREDICTED_CONFIDENCE_KEY],
                 INTENT_RESPONSE_KEY: top,
                 RESPONSE_SELECTOR_UTTER_ACTION_KEY: utter_action,

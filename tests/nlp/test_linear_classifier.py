@@ -110,3 +110,52 @@ def test_untrained_model_leaves_messages_alone(storage):
 def test_invalid_config_is_refused(storage):
     with pytest.raises(Exception):
         LinearIntentClassifier({**LinearIntentClassifier.get_default_config(), "C": 0}, storage, Resource("x"))
+
+
+def test_the_saved_model_is_plain_arrays_and_json_and_matches_scikit_learn(storage, tmp_path):
+    classifier, resource = trained(storage)
+    with storage.read_from(resource) as directory:
+        names = sorted(path.name for path in directory.iterdir())
+        with np.load(directory / "linear_intent_classifier.npz", allow_pickle=False) as arrays:
+            assert all(arrays[name].dtype != object for name in arrays.files)
+    assert names == ["linear_intent_classifier.json", "linear_intent_classifier.npz"]
+
+    # The hand-written inference equals scikit-learn's on the same features.
+    from sklearn.linear_model import LogisticRegression
+
+    weights = classifier._weights
+    examples = list(TRAINING)
+    features = weights.features(classifier._blocks(examples, weights.layout), 2.0)
+    reference = LogisticRegression(C=30.0, max_iter=5000).fit(features, [classifier._label(m) for m in examples])
+    assert list(reference.classes_) == weights.labels
+    assert np.allclose(weights.probabilities(features), reference.predict_proba(features), atol=1e-9)
+
+
+def test_a_tampered_archive_with_pickled_objects_is_not_loaded(storage):
+    _, resource = trained(storage)
+    with storage.read_from(resource) as directory:
+        path = directory / "linear_intent_classifier.npz"
+        with np.load(path, allow_pickle=False) as arrays:
+            content = {name: arrays[name] for name in arrays.files}
+        content["coef"] = np.array([object()], dtype=object)  # what a pickle payload would need
+        np.savez(path, **content)
+    context = ExecutionContext(GraphSchema({}), "test")
+    classifier = LinearIntentClassifier.load(LinearIntentClassifier.get_default_config(), storage, resource, context)
+    message = featurize("does it hurt")
+    classifier.process([message])
+    assert message.get(INTENT) is None
+
+
+def test_two_labels_give_the_same_probabilities_as_scikit_learns_sigmoid(storage):
+    from sklearn.linear_model import LogisticRegression
+
+    resource = Resource("binary")
+    context = ExecutionContext(GraphSchema({}), "test")
+    config = {**LinearIntentClassifier.get_default_config()}
+    component = LinearIntentClassifier.create(config, storage, resource, context)
+    two = [m for m in TRAINING if m.get(INTENT) in {"greet", "out_of_scope"}]
+    component.train(TrainingData(training_examples=two))
+    weights = component._weights
+    features = weights.features(component._blocks(two, weights.layout), 2.0)
+    reference = LogisticRegression(C=30.0, max_iter=5000).fit(features, [m.get(INTENT) for m in two])
+    assert np.allclose(weights.probabilities(features), reference.predict_proba(features), atol=1e-9)
