@@ -127,6 +127,7 @@ class Settings:
     address_messages_per_minute: int = 60
     urgent_notify_alert_seconds: int = 300
     escalations_per_hour_warning: int = 20
+    store_timeout_seconds: float = 8.0
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -179,6 +180,7 @@ class Settings:
             address_messages_per_minute=int(env.get("RATE_ADDRESS_PER_MINUTE", "60")),
             urgent_notify_alert_seconds=int(env.get("URGENT_NOTIFY_ALERT_SECONDS", "300")),
             escalations_per_hour_warning=int(env.get("ESCALATIONS_PER_HOUR_WARNING", "20")),
+            store_timeout_seconds=float(env.get("STORE_TIMEOUT_SECONDS", "8")),
         )
 
     @property
