@@ -22,6 +22,7 @@ from typing import Any, Awaitable, Callable, Dict, Optional, Text
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
 from bot.clinic import Clinic
+from bot.privacy import mark_sensitive
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +191,7 @@ def guard(on_new_message: OnNewMessage, clinic: Clinic, max_chars: int) -> OnNew
 
     async def handle(message: UserMessage) -> None:
         cleaned = clean_text(message.text, max_chars)
+        mark_sensitive(message.text, cleaned.text)  # kept out of every log line of this turn
         out = CountingOutput(message.output_channel)
         if cleaned.empty:
             await out.send_response(message.sender_id, {"text": empty_reply()})
