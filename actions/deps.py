@@ -12,8 +12,7 @@ from functools import lru_cache
 from typing import Any, Optional
 
 from bot.clinic import Clinic, load_clinic
-from bot.escalation.service import EscalationService, transports
-from bot.escalation.spool import Spool
+from bot.escalation.service import EscalationService
 from bot.knowledge.catalog import KnowledgeBase, load
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
@@ -47,7 +46,7 @@ def service() -> EscalationService:
     if _service is None:
         current = settings()
         engine = create_engine(current.database_url)
-        _service = EscalationService(session_factory(engine), Spool(current.spool_dir), transports(current))
+        _service = EscalationService.from_settings(current, session_factory(engine))
     return _service
 
 

@@ -2,24 +2,31 @@
 
 :meth:`EscalationService.escalate` commits the escalation, its audit events and
 its notification outbox rows in one transaction. Only a committed record lets
-the caller tell the patient "staff will contact you"; if the database fails the
-escalation goes to the local spool for replay and the caller gives the clinic's
-phone number instead.
+the caller tell the patient "staff will contact you". If the store fails in
+any way (refused, broken, or silent past ``store_timeout`` seconds) the
+escalation goes to the local spool for replay, ``escalate`` still returns, and
+the caller gives the clinic's phone number instead: an exception here would
+make the action server drop the urgent guidance already composed for the patient.
+
+A conversation that repeats a red flag updates its one open escalation (the
+store counts the occurrences) and notifies staff once per episode, not once per
+message. Unusually many new escalations in an hour are logged and audited.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Iterable, Optional
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from bot.escalation.spool import Spool
 from bot.settings import Settings
 from bot.store import repository as repo
-from bot.store.models import AuditKind, Priority, Reason
+from bot.store.db import bounded
+from bot.store.models import AuditKind, Priority, Reason, utcnow
 from bot.store.repository import EscalationInput
 
 logger = logging.getLogger(__name__)
@@ -52,6 +59,11 @@ def transports(settings: Settings) -> list[str]:
     return found
 
 
+def staff_can_be_notified(settings: Settings) -> bool:
+    """Whether any transport tells staff of new escalations (else they only see the store)."""
+    return bool(transports(settings))
+
+
 def notification_payload(escalation_id: str, reason: Reason, priority: Priority, created: bool) -> dict[str, Any]:
     """What staff notifications carry: no patient text, name or contact details."""
     return {
@@ -66,80 +78,112 @@ def notification_payload(escalation_id: str, reason: Reason, priority: Priority,
 class EscalationService:
     """Stores escalations and consent decisions, with the spool as a safety net."""
 
-    def __init__(self, sessions: sessionmaker, spool: Spool, transports: Iterable[str]) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker,
+        spool: Spool,
+        transports: Iterable[str],
+        *,
+        store_timeout: float = 8.0,
+        volume_warning_per_hour: int = 20,
+    ) -> None:
         self.sessions = sessions
         self.spool = spool
         self.transports = list(transports)
+        self.store_timeout = store_timeout
+        self.volume_warning_per_hour = volume_warning_per_hour
+
+    @classmethod
+    def from_settings(cls, settings: Settings, sessions: sessionmaker) -> "EscalationService":
+        """The service as every process configures it."""
+        return cls(
+            sessions,
+            Spool(settings.spool_dir),
+            transports(settings),
+            store_timeout=settings.store_timeout_seconds,
+            volume_warning_per_hour=settings.escalations_per_hour_warning,
+        )
 
     async def escalate(self, data: EscalationInput) -> Outcome:
-        """Store (or update) the escalation; spool it if the database fails."""
+        """Store (or update) the escalation; spool it if the store fails. Never raises."""
         try:
-            escalation_id, created = await self._store(data)
-        except (SQLAlchemyError, OSError, ConnectionError) as exc:
+            escalation_id, created = await bounded(self._store(data), self.store_timeout)
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the escalation must not be lost
             logger.error(
-                "escalation store unavailable (%s: %s); spooling %s escalation for replay",
-                type(exc).__name__,
-                str(exc)[:200],
-                data.reason.value,
+                "escalation store failed (%s); spooling a %s escalation for replay", type(exc).__name__, data.reason.value
             )
             try:
                 self.spool.append(data)
-            except OSError:
-                logger.critical("could not spool a %s escalation either: it must be recovered from logs of the conversation", data.reason.value)
+            except OSError as spool_error:
+                logger.critical(
+                    "could not spool a %s escalation either (%s): the patient was given the clinic's phone number",
+                    data.reason.value, type(spool_error).__name__,
+                )
                 return Outcome(stored=False)
             return Outcome(stored=False, spooled=True)
         logger.info("escalation %s %s (%s)", escalation_id, "created" if created else "updated", data.reason.value)
         return Outcome(stored=True, escalation_id=escalation_id, created=created)
 
     async def store_spooled(self, data: EscalationInput) -> None:
-        """Store one escalation recovered from the spool (raises on failure)."""
-        escalation_id, _ = await self._store(data, recovered=True)
+        """Store one escalation recovered from the spool (raises on failure, the spool keeps it)."""
+        escalation_id, _ = await bounded(self._store(data, recovered=True), self.store_timeout)
         logger.info("recovered spooled escalation %s", escalation_id)
 
     async def _store(self, data: EscalationInput, recovered: bool = False) -> tuple[str, bool]:
         async with self.sessions() as session:
             async with session.begin():
-                record, created = await repo.upsert_escalation(session, data)
-                detail = {"reason": data.reason.value, "priority": record.priority.value,
-                          "matched_terms": data.trigger.get("matched_terms", [])}
-                await repo.add_audit(
-                    session,
-                    AuditKind.escalation_created if created else AuditKind.escalation_updated,
-                    escalation_id=record.id,
-                    sender_id=data.sender_id,
-                    detail=detail,
-                )
-                if data.reason == Reason.emergency:
-                    await repo.add_audit(
-                        session, AuditKind.red_flag_triggered, escalation_id=record.id,
-                        sender_id=data.sender_id, detail=detail,
-                    )
-                if data.consent_given:
-                    await repo.add_audit(
-                        session, AuditKind.consent_given, escalation_id=record.id, sender_id=data.sender_id,
-                        detail={"contact_method": data.contact_method},
-                    )
-                if recovered:
-                    await repo.add_audit(
-                        session, AuditKind.recovered_from_spool, escalation_id=record.id, sender_id=data.sender_id
-                    )
-                if created or data.reason == Reason.emergency:
+                record, created, raised = await repo.upsert_escalation(session, data)
+                await self._audit(session, record.id, record.priority, data, created, recovered)
+                if created or (raised and record.priority == Priority.urgent):
+                    # Once per episode, and once more if it becomes urgent: a red flag repeated
+                    # in the same conversation updates the record without notifying again.
+                    payload = notification_payload(record.id, data.reason, record.priority, created)
                     for transport in self.transports:
-                        await repo.enqueue_notification(
-                            session, record.id, transport,
-                            notification_payload(record.id, data.reason, record.priority, created),
-                        )
+                        await repo.enqueue_notification(session, record.id, transport, payload, record.priority)
+                if created:
+                    await self._watch_volume(session, utcnow())
                 return record.id, created
+
+    async def _audit(
+        self, session: Any, escalation_id: str, priority: Priority, data: EscalationInput, created: bool, recovered: bool
+    ) -> None:
+        detail = {"reason": data.reason.value, "priority": priority.value,
+                  "matched_terms": data.trigger.get("matched_terms", [])}
+        kind = AuditKind.escalation_created if created else AuditKind.escalation_updated
+        await repo.add_audit(session, kind, escalation_id=escalation_id, sender_id=data.sender_id, detail=detail)
+        if data.reason == Reason.emergency:
+            await repo.add_audit(
+                session, AuditKind.red_flag_triggered, escalation_id=escalation_id, sender_id=data.sender_id,
+                detail=detail,
+            )
+        if data.consent_given:
+            await repo.add_audit(
+                session, AuditKind.consent_given, escalation_id=escalation_id, sender_id=data.sender_id,
+                detail={"contact_method": data.contact_method},
+            )
+        if recovered:
+            await repo.add_audit(
+                session, AuditKind.recovered_from_spool, escalation_id=escalation_id, sender_id=data.sender_id
+            )
+
+    async def _watch_volume(self, session: Any, now: datetime) -> None:
+        count = await repo.record_unusual_volume(session, now, self.volume_warning_per_hour)
+        if count is not None:
+            logger.warning(
+                "unusual escalation volume: %d escalations created in the last hour (warning threshold %d)",
+                count, self.volume_warning_per_hour,
+            )
 
     async def consent_declined(self, sender_id: str, reason: Optional[str]) -> bool:
         """Record that the patient declined to be contacted; ``False`` if it could not be stored."""
         try:
-            async with self.sessions() as session:
-                async with session.begin():
-                    await repo.add_audit(
-                        session, AuditKind.consent_declined, sender_id=sender_id, detail={"reason": reason}
-                    )
-        except (SQLAlchemyError, OSError, ConnectionError) as exc:
+            await bounded(self._consent_declined(sender_id, reason), self.store_timeout)
+        except Exception as exc:  # noqa: BLE001 - the patient is told to call either way; never raise here
             logger.error("could not record a declined consent (%s)", type(exc).__name__)
             return False
         return True
+
+    async def _consent_declined(self, sender_id: str, reason: Optional[str]) -> None:
+        async with self.sessions() as session:
+            async with session.begin():
+                await repo.add_audit(session, AuditKind.consent_declined, sender_id=sender_id, detail={"reason": reason})

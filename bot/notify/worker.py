@@ -1,9 +1,15 @@
-"""Delivers staff notifications from the outbox, with retry and backoff.
+"""Delivers staff notifications from the outbox, with retry and backoff, urgent first.
 
 Runs inside the web app process (``cleanup_ctx``). Each pass it also replays
 escalations spooled while the database was down. A delivery failure never
 reaches the patient: the escalation is already stored and the notification is
 retried later; after ``MAX_ATTEMPTS`` it is marked dead and audited.
+
+No transaction is open while a message is sent: a short transaction claims
+due rows (``SKIP LOCKED``, urgent first, then oldest) and gives them a lease,
+the message is sent, and another short transaction records the result. A
+sender that dies mid-send leaves rows that come back when the lease ends, and
+several notifier processes never send the same row at once.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import hashlib
 import hmac
 import json
 import logging
+from dataclasses import dataclass
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any, Optional
 
@@ -25,12 +33,18 @@ from bot.clinic import Clinic
 from bot.escalation.service import EscalationService
 from bot.settings import Settings
 from bot.store import repository as repo
-from bot.store.models import AuditKind, OutboxMessage, OutboxStatus, utcnow
+from bot.store.models import AuditKind, OutboxStatus, utcnow
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10
 SIGNATURE_HEADER = "X-Assistant-Signature"
+#: Most messages one pass sends; the rest wait for the next pass.
+MAX_PER_PASS = 20
+#: Upper bound of one delivery (SMTP conversation or webhook call).
+SEND_TIMEOUT_SECONDS = 30.0
+#: How long a claimed message is reserved: it returns to the queue if no result is recorded by then.
+LEASE = timedelta(seconds=SEND_TIMEOUT_SECONDS + 60)
 
 
 class DeliveryError(Exception):
@@ -40,6 +54,18 @@ class DeliveryError(Exception):
 def sign(secret: str, body: bytes) -> str:
     """HMAC-SHA256 signature of a webhook body, hex encoded with a ``sha256=`` prefix."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed outbox message, detached from any session while it is sent."""
+
+    id: int
+    token: str
+    escalation_id: str
+    transport: str
+    payload: dict[str, Any]
+    attempts: int
 
 
 class Notifier:
@@ -74,46 +100,74 @@ class Notifier:
         """One pass: replay the spool, then deliver due notifications. Returns how many were sent."""
         await self.escalations.spool.replay(self.escalations.store_spooled)
         sent = 0
-        async with self.sessions() as session:
-            async with session.begin():
-                for message in await repo.due_notifications(session, utcnow()):
-                    if await self._attempt(session, message):
-                        sent += 1
+        for _ in range(MAX_PER_PASS):
+            message = await self._claim()
+            if message is None:
+                break
+            error = await self._deliver(message)
+            await self._record(message, error)
+            sent += error is None
         return sent
 
-    async def _attempt(self, session: Any, message: OutboxMessage) -> bool:
+    async def _claim(self) -> Optional[Claimed]:
+        """Claim the most urgent due message in a short transaction of its own."""
+        async with self.sessions() as session:
+            async with session.begin():
+                rows = await repo.claim_notifications(session, utcnow(), LEASE, limit=1)
+                if not rows:
+                    return None
+                row = rows[0]
+                return Claimed(row.id, row.claim_token, row.escalation_id, row.transport, row.payload, row.attempts)
+
+    async def _deliver(self, message: Claimed) -> Optional[str]:
+        """Send one message outside any transaction; the error text, or ``None`` when it was delivered."""
         try:
             if message.transport == "email":
-                await self._send_email(message.payload)
+                send = self._send_email(message.payload)
             elif message.transport == "webhook":
-                await self._send_webhook(message.payload)
+                send = self._send_webhook(message.payload)
             else:
                 raise DeliveryError(f"unknown transport {message.transport}")
+            await asyncio.wait_for(send, SEND_TIMEOUT_SECONDS)
         except (DeliveryError, aiosmtplib.SMTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            message.attempts += 1
-            message.last_error = f"{type(exc).__name__}: {exc}"[:500]
-            if message.attempts >= MAX_ATTEMPTS:
-                message.status = OutboxStatus.dead
-                await repo.add_audit(
-                    session, AuditKind.notification_failed, escalation_id=message.escalation_id,
-                    detail={"transport": message.transport, "attempts": message.attempts, "error": message.last_error},
-                )
-                logger.error("gave up notifying staff of escalation %s by %s", message.escalation_id, message.transport)
-            else:
-                message.next_attempt_at = utcnow() + repo.backoff(message.attempts)
-                logger.warning(
-                    "notifying staff of escalation %s by %s failed (attempt %d): %s",
-                    message.escalation_id, message.transport, message.attempts, message.last_error,
-                )
-            return False
-        message.attempts += 1
-        message.status = OutboxStatus.sent
-        message.sent_at = utcnow()
-        await repo.add_audit(
-            session, AuditKind.notification_sent, escalation_id=message.escalation_id,
-            detail={"transport": message.transport},
-        )
-        return True
+            return f"{type(exc).__name__}: {exc}"[:500]
+        return None
+
+    async def _record(self, message: Claimed, error: Optional[str]) -> None:
+        """Record one delivery's result in a short transaction: sent, retry later, or dead."""
+        async with self.sessions() as session:
+            async with session.begin():
+                row = await repo.claimed_notification(session, message.id, message.token)
+                if row is None:
+                    logger.warning(
+                        "the claim on the notification of escalation %s expired before its result was recorded",
+                        message.escalation_id,
+                    )
+                    return
+                row.claim_token = None
+                if error is None:
+                    row.status = OutboxStatus.sent
+                    row.sent_at = utcnow()
+                    row.last_error = None
+                    await repo.add_audit(
+                        session, AuditKind.notification_sent, escalation_id=row.escalation_id,
+                        detail={"transport": row.transport},
+                    )
+                    return
+                row.last_error = error
+                if row.attempts >= MAX_ATTEMPTS:
+                    row.status = OutboxStatus.dead
+                    await repo.add_audit(
+                        session, AuditKind.notification_failed, escalation_id=row.escalation_id,
+                        detail={"transport": row.transport, "attempts": row.attempts, "error": error},
+                    )
+                    logger.error("gave up notifying staff of escalation %s by %s", row.escalation_id, row.transport)
+                else:
+                    row.next_attempt_at = utcnow() + repo.backoff(row.attempts)
+                    logger.warning(
+                        "notifying staff of escalation %s by %s failed (attempt %d): %s",
+                        row.escalation_id, row.transport, row.attempts, error,
+                    )
 
     def _subject(self, payload: dict[str, Any]) -> str:
         prefix = "[URGENT] " if payload.get("urgent") else ""

@@ -8,9 +8,9 @@ from typing import Optional
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import make_url
 
 from bot.settings import Settings, sync_db_url
+from bot.store.db import prepare_sqlite_file, secure_sqlite_files, sqlite_path
 
 logger = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -27,10 +27,12 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: Optional[str] = None, revision: str = "head") -> None:
     """Upgrade the store at ``database_url`` (default: from the environment)."""
     url = database_url or Settings.from_env().database_url
-    parsed = make_url(sync_db_url(url))
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    database = sqlite_path(url)
+    if database is not None:
+        prepare_sqlite_file(database)
     command.upgrade(alembic_config(url), revision)
+    if database is not None:
+        secure_sqlite_files(database)
 
 
 if __name__ == "__main__":

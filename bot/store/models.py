@@ -3,6 +3,10 @@
 Tables: escalations, staff notes, an append-only audit log of safety events,
 the notification outbox, and staff accounts. Timestamps are timezone-aware
 UTC; statuses are Enums.
+
+A conversation has at most one *open* escalation per reason (a partial unique
+index, so several action-server processes cannot create two); once staff
+resolve it, a later episode is a new row and the earlier record stays as it was.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     TypeDecorator,
-    UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import declarative_base, relationship
 
@@ -100,6 +105,14 @@ class AuditKind(str, enum.Enum):
     notification_sent = "notification_sent"
     notification_failed = "notification_failed"
     recovered_from_spool = "recovered_from_spool"
+    unusual_volume = "unusual_volume"
+
+
+#: Delivery order of the outbox: lower ranks are sent first.
+PRIORITY_RANK = {Priority.urgent: 0, Priority.high: 1, Priority.normal: 2}
+
+#: The one episode per conversation and reason that is still open (see the module docstring).
+OPEN_EPISODE = text("status <> 'resolved'")
 
 
 class OutboxStatus(str, enum.Enum):
@@ -118,7 +131,12 @@ class Escalation(Base):
     """A conversation handed to clinic staff."""
 
     __tablename__ = "escalations"
-    __table_args__ = (UniqueConstraint("sender_id", "reason", name="uq_escalations_sender_reason"),)
+    __table_args__ = (
+        Index(
+            "uq_escalations_open_sender_reason", "sender_id", "reason", unique=True,
+            sqlite_where=OPEN_EPISODE, postgresql_where=OPEN_EPISODE,
+        ),
+    )
 
     id = Column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
@@ -136,6 +154,8 @@ class Escalation(Base):
     consent_given = Column(Boolean)
     consent_at = Column(UTCDateTime)
     transcript = Column(JSON, nullable=False, default=list)
+    #: How many times the conversation triggered this escalation (repeated red flags update one row).
+    occurrences = Column(Integer, nullable=False, default=1, server_default="1")
 
     notes = relationship("StaffNote", back_populates="escalation", order_by="StaffNote.created_at")
 
@@ -179,6 +199,10 @@ class OutboxMessage(Base):
     transport = Column(String(16), nullable=False)
     payload = Column(JSON, nullable=False)
     status = Column(_enum(OutboxStatus, "outbox_status"), nullable=False, default=OutboxStatus.pending, index=True)
+    #: ``PRIORITY_RANK`` of the escalation when queued: urgent messages are claimed first.
+    priority_rank = Column(Integer, nullable=False, default=PRIORITY_RANK[Priority.normal], server_default="2")
+    #: Set when a notifier claims the row; a result is recorded only by the claim's holder.
+    claim_token = Column(String(36))
     attempts = Column(Integer, nullable=False, default=0)
     next_attempt_at = Column(UTCDateTime, nullable=False, default=utcnow)
     last_error = Column(String(500))

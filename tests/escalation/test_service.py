@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.escalation.service import EscalationService, notification_payload, transports
 from bot.escalation.spool import Spool
@@ -126,15 +126,42 @@ async def test_a_second_non_emergency_escalation_queues_no_new_notification(serv
     assert len(await rows(sessions, OutboxMessage)) == len(TRANSPORTS)
 
 
-async def test_a_repeated_emergency_notifies_staff_again(service, sessions):
-    await service.escalate(escalation_input(reason=Reason.emergency, priority=Priority.urgent))
+async def test_a_repeated_emergency_keeps_one_urgent_escalation_and_one_notification(service, sessions):
+    for _ in range(3):
+        await service.escalate(escalation_input(reason=Reason.emergency, priority=Priority.urgent))
 
-    await service.escalate(escalation_input(reason=Reason.emergency, priority=Priority.urgent))
+    [record] = await rows(sessions, Escalation)
+    assert record.occurrences == 3
+    assert len(record.trigger["history"]) == 2
+    outbox = await rows(sessions, OutboxMessage)
+    assert sorted(m.transport for m in outbox) == sorted(TRANSPORTS)
+    assert all(m.payload["urgent"] is True and m.payload["event"] == "escalation.created" for m in outbox)
+    assert (await audit_kinds(sessions)).count(AuditKind.red_flag_triggered) == 3
+
+
+async def test_an_escalation_that_becomes_urgent_notifies_staff_once_more(service, sessions):
+    await service.escalate(escalation_input(reason=Reason.adverse_event, priority=Priority.high))
+
+    await service.escalate(escalation_input(reason=Reason.adverse_event, priority=Priority.urgent))
+    await service.escalate(escalation_input(reason=Reason.adverse_event, priority=Priority.urgent))
 
     outbox = await rows(sessions, OutboxMessage)
-    assert len(outbox) == 2 * len(TRANSPORTS)
-    assert [m.payload["event"] for m in outbox[len(TRANSPORTS):]] == ["escalation.updated"] * len(TRANSPORTS)
-    assert all(m.payload["urgent"] is True for m in outbox)
+    assert [m.payload["event"] for m in outbox] == ["escalation.created"] * 2 + ["escalation.updated"] * 2
+    assert [m.priority_rank for m in outbox] == [1, 1, 0, 0]
+
+
+async def test_a_red_flag_after_staff_resolved_the_first_is_a_new_urgent_escalation(service, sessions):
+    first = await service.escalate(escalation_input(reason=Reason.emergency, priority=Priority.urgent))
+    async with sessions() as session:
+        async with session.begin():
+            await session.execute(
+                update(Escalation).where(Escalation.id == first.escalation_id).values(status=Status.resolved)
+            )
+
+    second = await service.escalate(escalation_input(reason=Reason.emergency, priority=Priority.urgent))
+
+    assert second.created is True and second.escalation_id != first.escalation_id
+    assert len(await rows(sessions, OutboxMessage)) == 2 * len(TRANSPORTS)
 
 
 async def test_a_different_reason_in_the_same_conversation_is_a_new_escalation(service, sessions):

@@ -28,6 +28,7 @@ def escalation_input(
     reason: Reason = Reason.adverse_event,
     priority: Priority = Priority.high,
     trigger: dict | None = None,
+    transcript: list | None = None,
     **extra,
 ) -> EscalationInput:
     return EscalationInput(
@@ -36,7 +37,7 @@ def escalation_input(
         reason=reason,
         priority=priority,
         trigger=trigger if trigger is not None else {"matched_terms": ["bruise"], "intent": "report_adverse_event"},
-        transcript=[{"role": "user", "text": "I have a big bruise after my session"}],
+        transcript=transcript if transcript is not None else [{"role": "user", "text": "I have a big bruise"}],
         **extra,
     )
 
@@ -44,7 +45,8 @@ def escalation_input(
 async def upsert(sessions, data: EscalationInput) -> tuple[Escalation, bool]:
     async with sessions() as session:
         async with session.begin():
-            return await repo.upsert_escalation(session, data)
+            record, created, _ = await repo.upsert_escalation(session, data)
+            return record, created
 
 
 async def load_all(sessions) -> list[Escalation]:
@@ -103,16 +105,99 @@ async def test_upsert_raises_the_priority(sessions):
     assert stored.priority == Priority.urgent
 
 
-async def test_upsert_reopens_a_resolved_escalation(sessions):
-    record, _ = await upsert(sessions, escalation_input())
+async def resolve(sessions, escalation_id: str) -> None:
     async with sessions() as session:
         async with session.begin():
-            await session.execute(update(Escalation).where(Escalation.id == record.id).values(status=Status.resolved))
+            await session.execute(
+                update(Escalation).where(Escalation.id == escalation_id).values(status=Status.resolved)
+            )
 
+
+async def test_a_later_episode_after_resolution_is_a_new_escalation(sessions):
+    first, _ = await upsert(sessions, escalation_input())
+    await resolve(sessions, first.id)
+
+    second, created = await upsert(sessions, escalation_input())
+
+    assert created is True and second.id != first.id
+    records = {r.id: r for r in await load_all(sessions)}
+    assert records[first.id].status == Status.resolved
+    assert records[second.id].status == Status.new
+
+
+async def test_a_new_episode_leaves_the_resolved_transcript_as_it_was(sessions):
+    earlier = [{"from": "patient", "text": "a bruise", "time": 1.0}]
+    first, _ = await upsert(sessions, escalation_input(transcript=earlier))
+    await resolve(sessions, first.id)
+
+    await upsert(sessions, escalation_input(transcript=earlier + [{"from": "patient", "text": "fever", "time": 9.0}]))
+
+    records = {r.id: r for r in await load_all(sessions)}
+    assert records[first.id].transcript == earlier
+
+
+async def test_only_one_episode_per_conversation_and_reason_can_be_open(sessions):
     await upsert(sessions, escalation_input())
 
+    with pytest.raises(SQLAlchemyError):
+        async with sessions() as session:
+            async with session.begin():
+                session.add(Escalation(sender_id="conv-1", channel="rest", reason=Reason.adverse_event,
+                                       priority=Priority.high, trigger={}, transcript=[]))
+
+
+async def test_an_update_merges_new_turns_into_the_stored_transcript(sessions):
+    turn = lambda n: {"from": "patient", "text": f"turn {n}", "time": float(n)}  # noqa: E731
+    await upsert(sessions, escalation_input(transcript=[turn(1), turn(2)]))
+
+    # The conversation's latest turns: the snapshot window no longer holds turn 1.
+    await upsert(sessions, escalation_input(transcript=[turn(2), turn(3)]))
+
     [stored] = await load_all(sessions)
-    assert stored.status == Status.new
+    assert stored.transcript == [turn(1), turn(2), turn(3)]
+
+
+async def test_repeated_triggers_are_counted(sessions):
+    for _ in range(3):
+        await upsert(sessions, escalation_input())
+
+    [stored] = await load_all(sessions)
+    assert stored.occurrences == 3
+
+
+async def test_the_trigger_history_is_capped_while_occurrences_count_everything(sessions):
+    for n in range(repo.TRIGGER_HISTORY_LIMIT + 5):
+        await upsert(sessions, escalation_input(trigger={"n": n}))
+
+    [stored] = await load_all(sessions)
+    assert len(stored.trigger["history"]) == repo.TRIGGER_HISTORY_LIMIT
+    assert stored.trigger["history"][-1] == {"n": repo.TRIGGER_HISTORY_LIMIT + 3}
+    assert stored.occurrences == repo.TRIGGER_HISTORY_LIMIT + 5
+
+
+async def test_upsert_reports_a_raised_priority(sessions):
+    async with sessions() as session:
+        async with session.begin():
+            created = await repo.upsert_escalation(session, escalation_input(priority=Priority.normal))
+            raised = await repo.upsert_escalation(session, escalation_input(priority=Priority.urgent))
+            same = await repo.upsert_escalation(session, escalation_input(priority=Priority.urgent))
+
+    assert (created.created, raised.priority_raised, same.priority_raised) == (True, True, False)
+
+
+def test_merge_transcript_appends_only_what_follows_the_overlap():
+    assert repo.merge_transcript([{"t": 1}, {"t": 2}], [{"t": 2}, {"t": 3}]) == [{"t": 1}, {"t": 2}, {"t": 3}]
+
+
+def test_merge_transcript_ignores_a_snapshot_it_already_holds():
+    stored = [{"t": 1}, {"t": 2}, {"t": 3}]
+
+    assert repo.merge_transcript(stored, [{"t": 1}, {"t": 2}]) == stored
+    assert repo.merge_transcript(stored, []) == stored
+
+
+def test_merge_transcript_keeps_both_when_nothing_overlaps():
+    assert repo.merge_transcript([{"t": 1}], [{"t": 5}]) == [{"t": 1}, {"t": 5}]
 
 
 async def test_upsert_keeps_contact_details_when_the_update_has_none(sessions):
