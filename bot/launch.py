@@ -1,9 +1,15 @@
-"""Start the whole assistant: Rasa server, action server and web app.
+"""Start the whole assistant: Rasa server, action server and web app, and keep them running.
 
 ``python -m bot.launch`` (what ``make run`` does) runs all three in the
-foreground and stops all of them cleanly on Ctrl-C; if one of them dies, the
-others are stopped too so that nothing half-works unnoticed. The end-to-end
-tests use :class:`Stack` to start the same processes on free ports.
+foreground. If one of them dies, :class:`Supervisor` starts it again after a
+pause that doubles with each quick failure (1 s up to 60 s) and resets once it
+has run healthily for a while; every restart is logged. Ctrl-C or SIGTERM stops
+all of them cleanly. In production, systemd does the same job with the units in
+``deploy/systemd/``. The end-to-end tests use :class:`Stack` to start the same
+processes on free ports.
+
+No secret is ever a command-line argument: each process reads its settings and
+secrets from the environment and ``var/secrets``.
 """
 
 from __future__ import annotations
@@ -19,14 +25,18 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
-from bot.runtime import write_endpoints
+from bot import process
+from bot.runtime import newest_model
 from bot.settings import REPO_ROOT, Settings
+
+__all__ = ["Backoff", "Service", "Stack", "Supervisor", "free_port", "newest_model"]
 
 logger = logging.getLogger(__name__)
 
-VENV_BIN = Path(sys.executable).parent
+PYTHON = sys.executable
+WILDCARD_HOSTS = {"", "0.0.0.0", "::"}
 
 
 def free_port() -> int:
@@ -36,12 +46,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def newest_model(models_dir: Path = REPO_ROOT / "models") -> Path:
-    """The newest trained model archive."""
-    models = sorted(models_dir.glob("*.tar.gz"), key=lambda path: path.stat().st_mtime)
-    if not models:
-        raise FileNotFoundError(f"no trained model in {models_dir}: run `make train`")
-    return models[-1]
+def local_address(bind_host: str) -> str:
+    """Where this machine reaches a server bound to ``bind_host``."""
+    if bind_host in WILDCARD_HOSTS:
+        return "127.0.0.1"
+    return f"[{bind_host}]" if ":" in bind_host else bind_host
 
 
 @dataclass
@@ -53,6 +62,12 @@ class Service:
     health_url: str
     process: Optional[subprocess.Popen] = None
     log_path: Optional[Path] = None
+    started_at: float = 0.0
+
+    @property
+    def running(self) -> bool:
+        """Whether the process was started and has not exited."""
+        return self.process is not None and self.process.poll() is None
 
 
 @dataclass
@@ -71,47 +86,38 @@ class Stack:
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         }
         self.settings = Settings.from_env(self.env)
-        endpoints = write_endpoints(self.settings)
         s = self.settings
+        host = local_address(s.bind_host)
         self.services = {
-            "rasa": Service(
-                "rasa",
-                [
-                    str(VENV_BIN / "rasa"), "run",
-                    "--model", str(newest_model()),
-                    "--enable-api", "--auth-token", s.rasa_token,
-                    "--cors", "*",
-                    "--interface", s.bind_host, "--port", str(s.rasa_port),
-                    "--credentials", str(REPO_ROOT / "credentials.yml"),
-                    "--endpoints", str(endpoints),
-                ],
-                f"http://127.0.0.1:{s.rasa_port}/status?token={s.rasa_token}",
-            ),
+            "rasa": Service("rasa", [PYTHON, "-m", "bot.servers.rasa"], f"http://{host}:{s.rasa_port}/"),
             "actions": Service(
-                "actions",
-                [str(VENV_BIN / "python"), "-m", "rasa_sdk", "--actions", "actions", "--port", str(s.action_port)],
-                f"http://127.0.0.1:{s.action_port}/health",
+                "actions", [PYTHON, "-m", "bot.servers.actions"], f"http://{host}:{s.action_port}/health"
             ),
-            "web": Service("web", [str(VENV_BIN / "python"), "-m", "bot.web"], f"http://127.0.0.1:{s.web_port}/healthz"),
+            "web": Service("web", [PYTHON, "-m", "bot.web"], f"http://{host}:{s.web_port}/healthz"),
         }
 
-    def start(self, *names: str) -> None:
-        """Start the named services (default: all)."""
+    def start(self, *names: str, env: Optional[Mapping[str, str]] = None) -> None:
+        """Start the named services (default: all); ``env`` overrides variables for this start only."""
         for name in names or tuple(self.services):
             service = self.services[name]
             stdout = None
             if self.log_dir:
-                self.log_dir.mkdir(parents=True, exist_ok=True)
+                self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
                 service.log_path = self.log_dir / f"{name}.log"
-                stdout = service.log_path.open("ab")
-            service.process = subprocess.Popen(
-                service.command,
-                cwd=REPO_ROOT,
-                env=dict(self.env),
-                stdout=stdout,
-                stderr=subprocess.STDOUT if stdout else None,
-                start_new_session=True,
-            )
+                stdout = os.fdopen(os.open(service.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+            try:
+                service.process = subprocess.Popen(
+                    service.command,
+                    cwd=REPO_ROOT,
+                    env={**self.env, **(env or {})},
+                    stdout=stdout,
+                    stderr=subprocess.STDOUT if stdout else None,
+                    start_new_session=True,
+                )
+            finally:
+                if stdout:
+                    stdout.close()
+            service.started_at = time.monotonic()
             logger.info("started %s (pid %d)", name, service.process.pid)
 
     def wait_ready(self, timeout: float = 180.0, *names: str) -> None:
@@ -150,10 +156,10 @@ class Stack:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
-    def restart(self, name: str, timeout: float = 180.0) -> None:
-        """Stop and start one service on the same port."""
+    def restart(self, name: str, timeout: float = 180.0, env: Optional[Mapping[str, str]] = None) -> None:
+        """Stop and start one service on the same port (``env`` overrides variables for this start)."""
         self.stop(name)
-        self.start(name)
+        self.start(name, env=env)
         self.wait_ready(timeout, name)
 
     def first_exited(self) -> Optional[str]:
@@ -164,15 +170,73 @@ class Stack:
         return None
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """Pause before restarting a process that died: doubling, capped, reset after a healthy run."""
+
+    initial: float = 1.0
+    maximum: float = 60.0
+    healthy_after: float = 120.0
+
+    def delay(self, failures: int) -> float:
+        """The pause before the restart that follows ``failures`` quick failures in a row (1, 2, ...)."""
+        return min(self.maximum, self.initial * 2 ** max(0, failures - 1))
+
+
+@dataclass
+class Supervisor:
+    """Restarts the stack's processes when they die."""
+
+    stack: Stack
+    backoff: Backoff = field(default_factory=Backoff)
+    clock: Callable[[], float] = time.monotonic
+    failures: dict[str, int] = field(default_factory=dict)
+    restart_at: dict[str, float] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Notice processes that died and restart those whose pause is over."""
+        now = self.clock()
+        for name, service in self.stack.services.items():
+            if name in self.restart_at:
+                if now >= self.restart_at[name]:
+                    del self.restart_at[name]
+                    logger.warning("restarting %s (attempt %d)", name, self.failures[name])
+                    self.stack.start(name)
+                continue
+            if service.process is None or service.process.poll() is None:
+                continue
+            ran_for = now - service.started_at
+            quick = ran_for < self.backoff.healthy_after
+            self.failures[name] = self.failures.get(name, 0) + 1 if quick else 1
+            delay = self.backoff.delay(self.failures[name])
+            self.restart_at[name] = now + delay
+            logger.error(
+                "%s exited with code %s after %.0f s; restarting in %.0f s",
+                name,
+                service.process.returncode,
+                ran_for,
+                delay,
+            )
+
+    def run(self, stopping: Callable[[], bool], interval: float = 0.5) -> None:
+        """Check every ``interval`` seconds until ``stopping()`` is true."""
+        while not stopping():
+            self.check()
+            time.sleep(interval)
+
+
 def main() -> int:
-    """Run the assistant in the foreground until Ctrl-C or a process dies."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    """Run the assistant in the foreground until Ctrl-C or SIGTERM, restarting what dies."""
+    process.start()
     stack = Stack()
     stopping = False
+    supervising = False
 
     def _stop(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
+        if not supervising:  # still starting: leave the wait at once
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
@@ -180,23 +244,22 @@ def main() -> int:
     stack.start()
     try:
         stack.wait_ready(300.0)
+        api = "on (JWT in the Authorization header, see README)" if s.rasa_api else "off (RASA_API=true enables it)"
         print(
             f"\nThe assistant is running:\n"
-            f"  demo page with the chat widget  http://127.0.0.1:{s.web_port}/\n"
-            f"  REST webhook                    http://127.0.0.1:{s.rasa_port}/webhooks/rest/webhook\n"
-            f"  Rasa HTTP API token             in RASA_TOKEN or {s.var_dir / 'secrets' / 'rasa_token'}\n"
-            f"Press Ctrl-C to stop.\n",
+            f"  demo page with the chat widget  {s.public_web_url}/\n"
+            f"  REST webhook                    {s.public_rasa_url}/webhooks/rest/webhook\n"
+            f"  Rasa HTTP API                   {api}\n"
+            f"A process that stops is restarted. Press Ctrl-C to stop.\n",
             flush=True,
         )
-        while not stopping:
-            exited = stack.first_exited()
-            if exited:
-                logger.error("%s stopped unexpectedly; stopping the others", exited)
-                return 1
-            time.sleep(0.5)
+        supervising = True
+        Supervisor(stack).run(lambda: stopping)
+        return 0
+    except KeyboardInterrupt:
         return 0
     except (RuntimeError, TimeoutError) as exc:
-        logger.error("%s", exc)
+        logger.error("could not start the assistant: %s", exc)
         return 1
     finally:
         logger.info("stopping all processes")

@@ -42,8 +42,9 @@ EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Seven or more digits, optionally led by "+" and split by spaces, dots,
 # hyphens or brackets: phone numbers in any common notation.
 PHONE = re.compile(r"(?<![\w+])\+?\(?\d(?:[\s().-]{0,2}\d){6,}")
-# Digit runs that are not phone numbers: decimals, IPv4 addresses, ISO dates.
-NOT_A_PHONE = re.compile(r"\d+\.\d+|\d{1,3}(?:\.\d{1,3}){3}|\d{4}-\d{2}-\d{2}\b.*", re.DOTALL)
+# Digit runs that are not phone numbers: decimals, IPv4 addresses, ISO dates,
+# Rasa's model timestamps (20240501-120000).
+NOT_A_PHONE = re.compile(r"\d+\.\d+|\d{1,3}(?:\.\d{1,3}){3}|\d{4}-\d{2}-\d{2}\b.*|\d{8}-\d{6}", re.DOTALL)
 SQL_PARAMETERS = re.compile(r"\[parameters:.*?(?=\(Background on this error|\Z)", re.DOTALL)
 SQL_DETAIL = re.compile(r"(DETAIL:|Key \().*?(?=\n|\Z)")
 REDACTED_SQL_PARAMETERS = "[parameters: redacted]\n"

@@ -1,9 +1,11 @@
-"""Rasa's endpoints configuration, derived from the settings.
+"""Rasa's endpoints configuration and model, derived from the settings.
 
 Rasa reads stores and the action server from an endpoints file. Rather than ask
 deployers to keep that file in step with ``DATABASE_URL`` and ``REDIS_URL``, the
-launcher writes it from the settings each time it starts the assistant, so one
-environment variable switches SQLite to PostgreSQL or adds Redis.
+Rasa server's entry point writes it from the settings each time it starts, so
+one environment variable switches SQLite to PostgreSQL or adds Redis. The file
+also carries the shared secret Rasa sends to the action server
+(:data:`ACTION_SECRET_HEADER`), which is why it is private (0600).
 """
 
 from __future__ import annotations
@@ -14,7 +16,18 @@ from typing import Any
 import yaml
 from sqlalchemy.engine import make_url
 
-from bot.settings import Settings, sync_db_url
+from bot.settings import REPO_ROOT, Settings, sync_db_url
+
+ACTION_SECRET_HEADER = "X-Action-Secret"
+"""Header carrying ``ACTION_SERVER_SECRET`` on every call from Rasa to the action server."""
+
+
+def newest_model(models_dir: Path = REPO_ROOT / "models") -> Path:
+    """The newest trained model archive."""
+    models = sorted(models_dir.glob("*.tar.gz"), key=lambda path: path.stat().st_mtime)
+    if not models:
+        raise FileNotFoundError(f"no trained model in {models_dir}: run `make train`")
+    return models[-1]
 
 
 def tracker_store(url: str) -> dict[str, Any]:
@@ -58,7 +71,10 @@ def lock_store(url: str) -> dict[str, Any]:
 def endpoints(settings: Settings) -> dict[str, Any]:
     """The endpoints configuration for these settings."""
     config: dict[str, Any] = {
-        "action_endpoint": {"url": settings.action_server_url},
+        "action_endpoint": {
+            "url": settings.action_server_url,
+            "headers": {ACTION_SECRET_HEADER: settings.action_secret},
+        },
         "nlg": {"type": "bot.nlg.ClinicNLG", "clinic_config": str(settings.clinic_config)},
         "tracker_store": tracker_store(settings.tracker_store_url),
     }
@@ -68,7 +84,7 @@ def endpoints(settings: Settings) -> dict[str, Any]:
 
 
 def write_endpoints(settings: Settings, path: Path | None = None) -> Path:
-    """Write the endpoints file (mode 0600: it may hold a database password)."""
+    """Write the endpoints file (mode 0600: it holds the action secret and may hold a database password)."""
     path = path or settings.var_dir / "runtime" / "endpoints.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600, exist_ok=True)

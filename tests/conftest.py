@@ -86,9 +86,14 @@ class LiveStack:
     def stop_actions(self) -> None:
         self.stack.stop("actions")
 
-    def start_actions(self) -> None:
-        self.stack.start("actions")
+    def start_actions(self, env: dict[str, str] | None = None) -> None:
+        """Start the action server, with ``env`` overriding variables for this start only."""
+        self.stack.start("actions", env=env)
         self.stack.wait_ready(120, "actions")
+
+    def restart_actions(self, env: dict[str, str] | None = None) -> None:
+        """Restart the action server (``env``: overrides for this start only; none restores the default)."""
+        self.stack.restart("actions", timeout=120, env=env)
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +109,8 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         "RASA_PORT": str(free_port()),
         "ACTION_PORT": str(free_port()),
         "WEB_PORT": str(free_port()),
-        "RASA_TOKEN": "test-token",
+        # Every test talks from 127.0.0.1: the per-address limit is for the internet, not this suite.
+        "RATE_ADDRESS_PER_MINUTE": "100000",
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(smtp.port),
         "NOTIFY_EMAIL_TO": "team@clinic.example",

@@ -35,7 +35,7 @@ def test_phone_numbers_in_any_notation_are_redacted(phone):
 
 @pytest.mark.parametrize(
     "text",
-    ["listening on 127.0.0.1:5005", "confidence 0.98765432", "host 192.168.100.200", "at 2024-05-01 12:00:00", "pid 4242"],
+    ["listening on 127.0.0.1:5005", "model 20241203-090000-customer-cylinder.tar.gz", "confidence 0.98765432", "host 192.168.100.200", "at 2024-05-01 12:00:00", "pid 4242"],
 )
 def test_addresses_decimals_and_dates_are_not_taken_for_phone_numbers(text):
     assert redact(text) == text

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 import yaml
 
-from bot.runtime import endpoints, lock_store, tracker_store, write_endpoints
+from bot.runtime import ACTION_SECRET_HEADER, endpoints, lock_store, newest_model, tracker_store, write_endpoints
 from bot.settings import Settings
 
 
@@ -120,7 +122,7 @@ def test_endpoints_without_redis_has_no_lock_store(tmp_path):
     config = endpoints(settings(tmp_path))
 
     assert "lock_store" not in config
-    assert config["action_endpoint"] == {"url": "http://127.0.0.1:5055/webhook"}
+    assert config["action_endpoint"]["url"] == "http://127.0.0.1:5055/webhook"
     assert config["tracker_store"]["dialect"] == "sqlite"
     assert config["nlg"] == {"type": "bot.nlg.ClinicNLG", "clinic_config": str(tmp_path / "clinic.yml")}
 
@@ -153,3 +155,24 @@ def test_write_endpoints_writes_a_private_yaml_file(tmp_path):
     assert path == tmp_path / "runtime" / "endpoints.yml"
     assert path.stat().st_mode & 0o777 == 0o600
     assert yaml.safe_load(path.read_text(encoding="utf-8")) == endpoints(with_redis)
+
+
+def test_rasa_sends_the_action_secret_in_a_header(tmp_path):
+    config = endpoints(settings(tmp_path, action_secret="shared-secret"))
+
+    assert config["action_endpoint"]["headers"] == {ACTION_SECRET_HEADER: "shared-secret"}
+    assert "shared-secret" not in config["action_endpoint"]["url"]
+
+
+def test_newest_model_is_the_latest_archive(tmp_path):
+    old, new = tmp_path / "old.tar.gz", tmp_path / "new.tar.gz"
+    old.write_bytes(b"")
+    new.write_bytes(b"")
+    os.utime(old, (1, 1))
+
+    assert newest_model(tmp_path) == new
+
+
+def test_newest_model_without_any_archive_says_how_to_train(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make train"):
+        newest_model(tmp_path)

@@ -1,0 +1,79 @@
+"""The Rasa server: ``python -m bot.servers.rasa`` (what ``rasa run`` does, with our settings).
+
+It writes the endpoints file from the settings, then serves the newest model
+in-process with Rasa's own ``serve_application``:
+
+* on ``BIND_HOST``/``RASA_PORT``, channels from ``credentials.yml``;
+* with no app-wide CORS: the channels apply the origin allow-list themselves,
+  once (``bot/channels``);
+* with the HTTP API only when ``RASA_API=true`` (nothing in ``make run`` needs
+  it; the benchmark does), and then JWT-protected only
+  (:mod:`bot.servers.rasa_api`): no ``--auth-token``, which Rasa reads from URLs.
+"""
+
+from __future__ import annotations
+
+import logging
+from asyncio import AbstractEventLoop
+from typing import Any
+
+from sanic import Sanic
+
+from bot import privacy, process
+from bot.runtime import newest_model, write_endpoints
+from bot.servers.rasa_api import JWT_METHOD
+from bot.settings import REPO_ROOT, Settings
+
+logger = logging.getLogger(__name__)
+
+CREDENTIALS = REPO_ROOT / "credentials.yml"
+
+
+def api_options(settings: Settings) -> dict[str, Any]:
+    """``serve_application`` options for the HTTP API: off, or on with JWT and no URL token."""
+    if not settings.rasa_api:
+        return {"enable_api": False}
+    return {"enable_api": True, "auth_token": None, "jwt_secret": settings.rasa_jwt_secret, "jwt_method": JWT_METHOD}
+
+
+async def reinstall_privacy_filter(_app: Sanic, _loop: AbstractEventLoop) -> None:
+    """Sanic and Rasa add log handlers while starting: filter those too."""
+    added = privacy.install()
+    if added:
+        logger.debug("privacy filter installed on %d late log handlers", added)
+
+
+def main() -> None:
+    """Serve the assistant's Rasa model until stopped."""
+    settings = process.start()
+    # Imported here: importing Rasa pulls in TensorFlow, which reads the
+    # environment prepared by process.start().
+    from rasa.core.run import serve_application
+    from rasa.core.utils import AvailableEndpoints
+    from rasa.utils.common import configure_logging_and_warnings
+    from rasa.utils.log_utils import configure_structlog
+    from rasa.utils.tensorflow.environment import setup_tf_environment
+
+    level = logging.getLevelName(settings.log_level)
+    configure_logging_and_warnings(level, warn_only_once=True, filter_repeated_logs=True)
+    configure_structlog(level)
+    setup_tf_environment()
+    privacy.install()
+    endpoints = write_endpoints(settings)
+    serve_application(
+        model_path=str(newest_model()),
+        interface=settings.bind_host,
+        port=settings.rasa_port,
+        credentials=str(CREDENTIALS),
+        cors=None,
+        endpoints=AvailableEndpoints.read_endpoints(str(endpoints)),
+        server_listeners=[
+            (reinstall_privacy_filter, "before_server_start"),
+            (reinstall_privacy_filter, "after_server_start"),
+        ],
+        **api_options(settings),
+    )
+
+
+if __name__ == "__main__":
+    main()
