@@ -1,101 +1,226 @@
 """A local, durable spool for escalations the database could not take.
 
-When the store is unreachable the escalation is appended, with fsync, to a JSON
-Lines file under ``var/spool/``; the notifier worker replays the spool into the
+When the store fails the escalation is appended, with fsync, to a JSON Lines
+file under ``var/spool/``; the notifier worker replays the spool into the
 database as soon as it is back. The patient is never told "staff will contact
 you" for a spooled escalation: they are given the clinic's phone number.
+
+No line may be lost while several action-server processes append and the web
+app replays, so every change to the spool file happens under an exclusive
+``flock`` on ``escalations.lock``:
+
+- a writer locks, appends its line, fsyncs, unlocks;
+- replay locks, renames ``escalations.jsonl`` to the batch file
+  ``escalations.replaying`` (or appends it to a batch an interrupted replay left),
+  unlocks, stores the batch without the lock, then locks again to put the lines
+  that still failed back into the spool and remove the batch.
+
+One replay runs at a time across processes (a second lock, ``escalations.replay.lock``,
+held for the whole replay; a replay that finds it taken skips its turn).
+
+Lines that cannot be read go to ``escalations.unreadable`` (kept for staff, never
+retried). Files are 0600 and the folder 0700: they hold patient data.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterator, Optional
 
-from bot.store.models import Priority, Reason
+from bot.store.db import private_directory
+from bot.store.models import Priority, Reason, utcnow
 from bot.store.repository import EscalationInput
 
 logger = logging.getLogger(__name__)
 
 SPOOL_FILE = "escalations.jsonl"
+BATCH_FILE = "escalations.replaying"
 UNREADABLE_FILE = "escalations.unreadable"
+LOCK_FILE = "escalations.lock"
+REPLAY_LOCK_FILE = "escalations.replay.lock"
+FILE_MODE = 0o600
+
+
+@dataclass(frozen=True)
+class SpoolStatus:
+    """What the health check reports about the spool (counts and times only)."""
+
+    backlog: int
+    unreadable: int
+    replay_failures: int
+    last_replay_error_at: Optional[datetime]
+
+
+def encode(data: EscalationInput) -> bytes:
+    """One spool line for ``data``."""
+    record = asdict(data)
+    record["reason"] = data.reason.value
+    record["priority"] = data.priority.value
+    return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
+def decode(line: str) -> EscalationInput:
+    """The escalation of one spool line (raises ``ValueError``, ``KeyError`` or ``TypeError``)."""
+    raw = json.loads(line)
+    raw["reason"] = Reason(raw["reason"])
+    raw["priority"] = Priority(raw["priority"])
+    return EscalationInput(**raw)
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except FileNotFoundError:
+        return 0
 
 
 class Spool:
-    """Append-only JSON Lines spool with atomic replay."""
+    """Append-only JSON Lines spool with lock-protected, batch-by-rename replay.
+
+    ``replay_failures`` and ``last_replay_error_at`` count this process's replays
+    (the web app's notifier is the one that replays).
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.path = directory / SPOOL_FILE
+        self.batch_path = directory / BATCH_FILE
+        self.unreadable_path = directory / UNREADABLE_FILE
+        self.lock_path = directory / LOCK_FILE
+        self.replay_lock_path = directory / REPLAY_LOCK_FILE
+        self.replay_failures = 0
+        self.last_replay_error_at: Optional[datetime] = None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the spool file's lock (writers wait for each other and for replay's rename)."""
+        private_directory(self.directory)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    @contextlib.contextmanager
+    def _replaying(self) -> Iterator[bool]:
+        """Hold the replay lock if no other replay does; yields whether it was acquired."""
+        private_directory(self.directory)
+        fd = os.open(self.replay_lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
 
     def append(self, data: EscalationInput) -> None:
         """Durably append one escalation (raises ``OSError`` if the disk fails too)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        record = asdict(data)
-        record["reason"] = data.reason.value
-        record["priority"] = data.priority.value
-        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        line = encode(data)
+        with self._locked():
+            self._append_lines(self.path, line)
+
+    @staticmethod
+    def _append_lines(path: Path, lines: bytes) -> None:
+        """Append whole lines with fsync; a line left torn by a full disk is ended first."""
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, FILE_MODE)
         try:
-            os.write(fd, line.encode("utf-8"))
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                lines = b"\n" + lines
+            view = memoryview(lines)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
             os.fsync(fd)
         finally:
             os.close(fd)
 
     def pending(self) -> int:
-        """How many escalations wait in the spool."""
-        if not self.path.exists():
-            return 0
-        with self.path.open(encoding="utf-8") as handle:
-            return sum(1 for line in handle if line.strip())
+        """How many escalations wait in the spool (including a batch being replayed)."""
+        return _count_lines(self.path) + _count_lines(self.batch_path)
 
-    @staticmethod
-    def _decode(line: str) -> EscalationInput:
-        raw = json.loads(line)
-        raw["reason"] = Reason(raw["reason"])
-        raw["priority"] = Priority(raw["priority"])
-        return EscalationInput(**raw)
+    def status(self) -> SpoolStatus:
+        """Backlog, unreadable lines, and this process's replay failures."""
+        return SpoolStatus(
+            backlog=self.pending(),
+            unreadable=_count_lines(self.unreadable_path),
+            replay_failures=self.replay_failures,
+            last_replay_error_at=self.last_replay_error_at,
+        )
+
+    def _take_batch(self) -> bool:
+        """Move the spooled lines into the batch file; ``False`` when there is nothing to replay."""
+        with self._locked():
+            if self.path.exists():
+                if self.batch_path.exists():
+                    # An earlier replay was interrupted: its batch keeps its lines and gains the new ones.
+                    self._append_lines(self.batch_path, self.path.read_bytes())
+                    self.path.unlink()
+                else:
+                    os.rename(self.path, self.batch_path)
+            return self.batch_path.exists()
+
+    def _finish_batch(self, failed: list[bytes]) -> None:
+        with self._locked():
+            if failed:
+                self._append_lines(self.path, b"".join(failed))
+            self.batch_path.unlink()
+
+    def _set_aside(self, line: bytes) -> None:
+        self._append_lines(self.unreadable_path, line.rstrip(b"\n") + b"\n")
 
     async def replay(self, store: Callable[[EscalationInput], Awaitable[None]]) -> int:
-        """Store every spooled escalation; keep the ones that still fail.
+        """Store every spooled escalation; keep the ones that still fail for the next replay.
 
-        Lines that cannot be read (say, a write cut short by a full disk) are
-        moved to ``escalations.unreadable`` and logged, so that one bad line
-        never blocks the others.
+        Lines that cannot be read (say, a write cut short by a full disk) are moved
+        to ``escalations.unreadable`` and logged, so one bad line never blocks the others.
 
         Returns:
             How many were stored.
         """
-        processing = self.path.with_suffix(".replaying")
-        if self.path.exists():
-            # Append to a batch left over by an interrupted replay, if any.
-            with self.path.open(encoding="utf-8") as new, processing.open("a", encoding="utf-8") as batch:
-                batch.write(new.read())
-            self.path.unlink()
-        if not processing.exists():
-            return 0
-        stored, failed = 0, []
-        for line in processing.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            try:
-                item = self._decode(line)
-            except (ValueError, KeyError, TypeError):
-                logger.error("unreadable line in the escalation spool; moved to %s", UNREADABLE_FILE)
-                with (self.directory / UNREADABLE_FILE).open("a", encoding="utf-8") as bad:
-                    bad.write(line + "\n")
-                continue
-            try:
-                await store(item)
-                stored += 1
-            except Exception:  # noqa: BLE001 - keep the item; the store logged why
-                failed.append(item)
-        for item in failed:
-            self.append(item)
-        processing.unlink()
+        with self._replaying() as mine:
+            if not mine or not self._take_batch():
+                return 0
+            return await self._replay_batch(store)
+
+    async def _replay_batch(self, store: Callable[[EscalationInput], Awaitable[None]]) -> int:
+        stored, failed, unreadable = 0, [], 0
+        with self.batch_path.open("rb") as batch:
+            for line in batch:
+                if not line.strip():
+                    continue
+                try:
+                    item = decode(line.decode("utf-8"))
+                except (ValueError, KeyError, TypeError):
+                    self._set_aside(line)
+                    unreadable += 1
+                    continue
+                try:
+                    await store(item)
+                    stored += 1
+                except Exception as exc:  # noqa: BLE001 - whatever the store raised, the line is kept
+                    failed.append(line if line.endswith(b"\n") else line + b"\n")
+                    self.replay_failures += 1
+                    self.last_replay_error_at = utcnow()
+                    logger.warning(
+                        "replaying a spooled %s escalation failed (%s); kept for the next replay",
+                        item.reason.value, type(exc).__name__,
+                    )
+        self._finish_batch(failed)
+        if unreadable:
+            logger.error("%d unreadable line(s) in the escalation spool moved to %s", unreadable, UNREADABLE_FILE)
         if stored:
             logger.info("replayed %d spooled escalation(s) into the store", stored)
         return stored
