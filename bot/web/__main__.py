@@ -1,15 +1,12 @@
-"""Run the web app: ``python -m bot.web``."""
+"""Run the web app: ``python -m bot.web`` (private files, filtered logs, on ``BIND_HOST``/``WEB_PORT``)."""
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
-from bot.settings import Settings
+from bot import process
 from bot.web.app import create_app
 
 if __name__ == "__main__":
-    settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = process.start()
     web.run_app(create_app(settings), host=settings.bind_host, port=settings.web_port, access_log=None)

@@ -1,7 +1,10 @@
 """The web app (port 8000): demo clinic page with the chat widget, widget assets, health.
 
 An app factory in the aiohttp-demos style: ``create_app(settings)``; the
-engine and the staff-notification worker live in ``cleanup_ctx``.
+engine and the staff-notification worker live in ``cleanup_ctx``. Security
+headers are added to every response (:mod:`bot.web.security`), and only the
+files listed in :func:`public_assets` are served from ``static/``: no
+directory listing, no source files.
 """
 
 from __future__ import annotations
@@ -25,13 +28,16 @@ from bot.escalation.spool import Spool
 from bot.notify.worker import Notifier
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
+from bot.web import security
 
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
 SETTINGS = web.AppKey("settings", Settings)
 CLINIC = web.AppKey("clinic", Clinic)
 ENGINE = web.AppKey("engine", object)
+ASSETS = web.AppKey("assets", frozenset)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -60,8 +66,24 @@ async def demo_page(request: web.Request) -> dict:
         "clinic": request.app[CLINIC],
         "widget_src": "/static/widget/chat-widget.js",
         "widget_css": "/static/widget/chat-widget.css",
+        "demo_css": "/static/demo.css",
         "rasa_url": settings.public_rasa_url,
     }
+
+
+def public_assets(static: Path = STATIC) -> frozenset[str]:
+    """The files under ``static/`` that browsers may fetch: the widget, its languages, the demo stylesheet."""
+    listed = {"widget/chat-widget.js", "widget/chat-widget.css", "demo.css"}
+    listed.update(f"widget/i18n/{path.name}" for path in (static / "widget" / "i18n").glob("*.js"))
+    return frozenset(listed)
+
+
+async def static_file(request: web.Request) -> web.FileResponse:
+    """One of the public assets; anything else under ``/static/`` is a 404."""
+    name = request.match_info["name"]
+    if name not in request.app[ASSETS]:
+        raise web.HTTPNotFound()
+    return web.FileResponse(STATIC / name)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -99,11 +121,13 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_pages], client_max_size=64 * 1024)
     app[SETTINGS] = settings
     app[CLINIC] = load_clinic(settings.clinic_config)
+    app[ASSETS] = public_assets()
+    security.install(app, settings)
     aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=jinja2.select_autoescape(default=True)
     )
     app.router.add_get("/", demo_page, name="demo")
     app.router.add_get("/healthz", healthz, name="healthz")
-    app.router.add_static("/static/", HERE / "static", name="static")
+    app.router.add_get("/static/{name:.+}", static_file, name="static")
     app.cleanup_ctx.append(store_and_notifier)
     return app

@@ -106,7 +106,8 @@ class Chat:
         """Run axe-core on the whole page and return its violations."""
         if not AXE_JS.exists():
             pytest.fail(f"{AXE_JS} is missing: npm install --prefix tests/browser")
-        self.page.add_script_tag(path=str(AXE_JS))
+        # Evaluated, not added as a <script>: the page's CSP rightly blocks injected inline scripts.
+        self.page.evaluate(AXE_JS.read_text(encoding="utf-8"))
         return self.page.evaluate("async () => (await axe.run(document)).violations")
 
 
