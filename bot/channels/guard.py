@@ -181,6 +181,24 @@ def failure_reply(clinic: Clinic) -> str:
     )
 
 
+def rate_limited_reply(clinic: Clinic) -> str:
+    """What the assistant says to a message over the rate limit (:mod:`bot.channels.limits`)."""
+    return (
+        "You're sending messages faster than I can answer, so I didn't read that one. "
+        "Please wait a minute and send it again. "
+        f"If you need help now, call {clinic.name} on {clinic.phone}. "
+        f"If you feel unwell or it's an emergency, call {clinic.emergency_number}."
+    )
+
+
+def session_refused_reply() -> str:
+    """What a browser hears when it posts into a conversation that is not its own."""
+    return (
+        "I couldn't match that message to this chat, so I didn't read it. "
+        "Please reload the page and send it again."
+    )
+
+
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
 
@@ -200,7 +218,7 @@ def guard(on_new_message: OnNewMessage, clinic: Clinic, max_chars: int) -> OnNew
             await out.send_response(message.sender_id, {"text": other_language_reply(clinic)})
             return
         if cleaned.payload_blocked:
-            logger.info("blocked an intent payload typed by sender %s", _short(message.sender_id))
+            logger.info("blocked an intent payload typed by sender %s", short_id(message.sender_id))
         message.text = cleaned.text
         message.output_channel = out
         turn = Turn()
@@ -209,7 +227,7 @@ def guard(on_new_message: OnNewMessage, clinic: Clinic, max_chars: int) -> OnNew
             await on_new_message(message)
         except Exception:  # noqa: BLE001 - any failure must still answer the patient
             logger.exception(
-                "processing failed for sender %s on channel %s", _short(message.sender_id), message.input_channel
+                "processing failed for sender %s on channel %s", short_id(message.sender_id), message.input_channel
             )
         finally:
             _current_turn.reset(token)
@@ -217,7 +235,7 @@ def guard(on_new_message: OnNewMessage, clinic: Clinic, max_chars: int) -> OnNew
             logger.error(
                 "%s for sender %s on channel %s; sent the fallback message",
                 "an action failed" if turn.action_failed else "no reply produced",
-                _short(message.sender_id),
+                short_id(message.sender_id),
                 message.input_channel,
             )
             try:
@@ -228,7 +246,7 @@ def guard(on_new_message: OnNewMessage, clinic: Clinic, max_chars: int) -> OnNew
     return handle
 
 
-def _short(sender_id: Optional[str]) -> str:
+def short_id(sender_id: Optional[str]) -> str:
     """A sender id shortened for logs (ids may be phone numbers on some channels)."""
     if not sender_id:
         return "?"

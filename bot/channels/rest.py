@@ -1,9 +1,19 @@
 """Rasa's REST channel (``POST /webhooks/rest/webhook``), hardened.
 
 Request and response formats are Rasa's: ``{"sender": "...", "message": "..."}``
-in, a JSON list of bot messages out. A malformed request gets a 400 with a JSON
-explanation instead of a 500, and every message passes through
-:func:`bot.channels.guard.guard`.
+in, a JSON list of bot messages out. On top of Rasa's channel:
+
+* browsers may call it only from the allowed origins (:mod:`bot.channels.cors`),
+  with a proper ``OPTIONS`` preflight; other origins get no grant and a 403;
+* a malformed or oversized request gets a 400 with a JSON explanation instead of
+  a 500 (size caps in :mod:`bot.channels.caps`);
+* sender ids of the form the socket.io channel issues are refused with a 400, so
+  a REST caller cannot write into a browser's conversation
+  (:mod:`bot.channels.sessions`);
+* a sender or client address over its rate limit gets a 429 whose body is the
+  usual list of bot messages, holding a polite message with the clinic's phone
+  number (:mod:`bot.channels.limits`);
+* every message passes through :func:`bot.channels.guard.guard`.
 """
 
 from __future__ import annotations
@@ -18,22 +28,30 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.channels.guard import guard
+from bot.channels.caps import MAX_REQUEST_BYTES, MAX_SENDER_CHARS, parse_metadata
+from bot.channels.cors import CorsPolicy
+from bot.channels.guard import guard, rate_limited_reply, short_id
+from bot.channels.limits import MessageLimits
+from bot.channels.sessions import is_session_shaped
 from bot.clinic import load_clinic
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-MAX_SENDER_CHARS = 128
-MAX_BODY_BYTES = 256 * 1024
+WEBHOOK_METHODS = "POST, OPTIONS"
 
 
 def _bad_request(reason: str) -> HTTPResponse:
     return response.json({"error": "bad_request", "reason": reason}, status=400)
 
 
+def client_address(request: Request) -> str:
+    """The client's address: the proxy-forwarded one when Sanic is configured to trust it."""
+    return request.remote_addr or request.ip
+
+
 class PatientRestInput(RestInput):
-    """REST channel with request validation and a never-silent reply."""
+    """REST channel with origin checks, request validation, rate limits and a never-silent reply."""
 
     @classmethod
     def name(cls) -> Text:
@@ -42,11 +60,19 @@ class PatientRestInput(RestInput):
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
-        """Create the channel; settings come from the environment."""
+        """Create the channel; its settings come from the environment."""
+        return cls.from_settings(Settings.from_env())
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "PatientRestInput":
+        """Create the channel from the process settings."""
         channel = cls()
-        settings = Settings.from_env()
         channel.clinic = load_clinic(settings.clinic_config)
         channel.max_chars = settings.max_message_chars
+        channel.cors = CorsPolicy.of(settings.cors_origins)
+        channel.limits = MessageLimits.per_minute(
+            settings.sender_messages_per_minute, settings.address_messages_per_minute
+        )
         return channel
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
@@ -54,14 +80,28 @@ class PatientRestInput(RestInput):
         handler = guard(on_new_message, self.clinic, self.max_chars)
         webhook = Blueprint("patient_rest_webhook", __name__)
 
+        @webhook.middleware("response")
+        async def grant_allowed_origin(request: Request, reply: HTTPResponse) -> None:
+            if request.method != "OPTIONS":
+                reply.headers.update(self.cors.grant(request.headers.get("origin")))
+
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
 
+        @webhook.route("/webhook", methods=["OPTIONS"])
+        async def preflight(request: Request) -> HTTPResponse:
+            headers = self.cors.preflight(request.headers.get("origin"), WEBHOOK_METHODS)
+            return response.empty(status=204, headers=headers)
+
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
-            if len(request.body or b"") > MAX_BODY_BYTES:
-                return _bad_request("body too large")
+            if not self.cors.allows(request.headers.get("origin")):
+                return response.json(
+                    {"error": "forbidden", "reason": "this origin may not use the webhook"}, status=403
+                )
+            if len(request.body or b"") > MAX_REQUEST_BYTES:
+                return _bad_request(f"body larger than {MAX_REQUEST_BYTES} bytes")
             try:
                 body = json.loads(request.body or b"")
             except (json.JSONDecodeError, UnicodeDecodeError):
@@ -71,18 +111,28 @@ class PatientRestInput(RestInput):
             sender = body.get("sender")
             if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_CHARS:
                 return _bad_request(f"'sender' must be a non-empty string of at most {MAX_SENDER_CHARS} characters")
+            sender = sender.strip()
+            if is_session_shaped(sender):
+                return _bad_request("'sender' has the form reserved for web chat sessions; choose another id")
             text = body.get("message")
             if text is not None and not isinstance(text, (str, int, float)):
                 return _bad_request("'message' must be a string")
-            metadata = body.get("metadata")
-            if not isinstance(metadata, dict):
-                metadata = {}
+            metadata = parse_metadata(body.get("metadata"))
+            if metadata is None:
+                return _bad_request("'metadata' is too large")
+            if not self.limits.allow(sender, client_address(request)):
+                logger.warning("rate limit reached for REST sender %s", short_id(sender))
+                return response.json(
+                    [{"recipient_id": sender, "text": rate_limited_reply(self.clinic)}],
+                    status=429,
+                    headers={"Retry-After": "60"},
+                )
             collector = CollectingOutputChannel()
             await handler(
                 UserMessage(
                     "" if text is None else str(text),
                     collector,
-                    sender.strip(),
+                    sender,
                     input_channel=self.name(),
                     metadata=metadata,
                 )
