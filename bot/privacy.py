@@ -40,8 +40,9 @@ _sensitive: ContextVar[tuple[str, ...]] = ContextVar("sensitive_log_values", def
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Seven or more digits, optionally led by "+" and split by spaces, dots,
-# hyphens or brackets: phone numbers in any common notation.
-PHONE = re.compile(r"(?<![\w+])\+?\(?\d(?:[\s().-]{0,2}\d){6,}")
+# hyphens or brackets: phone numbers in any common notation. Not inside a word
+# or a hyphenated id (UUIDs, hex digests).
+PHONE = re.compile(r"(?<![\w+-])\+?\(?\d(?:[\s().-]{0,2}\d){6,}(?!\w)")
 # Digit runs that are not phone numbers: decimals, IPv4 addresses, ISO dates,
 # Rasa's model timestamps (20240501-120000).
 NOT_A_PHONE = re.compile(r"\d+\.\d+|\d{1,3}(?:\.\d{1,3}){3}|\d{4}-\d{2}-\d{2}\b.*|\d{8}-\d{6}", re.DOTALL)

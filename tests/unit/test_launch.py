@@ -121,7 +121,8 @@ def test_the_stack_runs_the_entry_points_with_no_secret_in_their_arguments(tmp_p
 
 
 @pytest.mark.parametrize(
-    ("bind_host", "address"), [("0.0.0.0", "127.0.0.1"), ("::", "127.0.0.1"), ("10.0.0.5", "10.0.0.5"), ("::1", "[::1]")]
+    ("bind_host", "address"),
+    [("0.0.0.0", "127.0.0.1"), ("::", "127.0.0.1"), ("10.0.0.5", "10.0.0.5"), ("::1", "[::1]")],
 )
 def test_health_checks_go_where_the_server_listens(bind_host, address):
     assert local_address(bind_host) == address

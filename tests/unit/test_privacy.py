@@ -35,9 +35,19 @@ def test_phone_numbers_in_any_notation_are_redacted(phone):
 
 @pytest.mark.parametrize(
     "text",
-    ["listening on 127.0.0.1:5005", "model 20241203-090000-customer-cylinder.tar.gz", "confidence 0.98765432", "host 192.168.100.200", "at 2024-05-01 12:00:00", "pid 4242"],
+    [
+        "listening on 127.0.0.1:5005",
+        "model 20241203-090000-customer-cylinder.tar.gz",
+        "confidence 0.98765432",
+        "host 192.168.100.200",
+        "at 2024-05-01 12:00:00",
+        "pid 4242",
+        "escalation 774bb550-717c-4bda-9123-4567890dc654 created",
+        "id 88f44130-3bb0-4aeb-8a53-1234567890ab",
+        "digest 3f9a0123456789b",
+    ],
 )
-def test_addresses_decimals_and_dates_are_not_taken_for_phone_numbers(text):
+def test_addresses_decimals_dates_and_ids_are_not_taken_for_phone_numbers(text):
     assert redact(text) == text
 
 
@@ -48,7 +58,8 @@ def test_email_addresses_are_redacted():
 def test_sql_parameter_blocks_are_redacted_even_across_lines():
     error = (
         "(sqlite3.OperationalError) database is locked\n[SQL: INSERT INTO escalation (name) VALUES (?)]\n"
-        "[parameters: ('Maria Lopez', 'line one]\nline two')]\n(Background on this error at: https://sqlalche.me/e/14/e3q8)"
+        "[parameters: ('Maria Lopez', 'line one]\nline two')]\n"
+        "(Background on this error at: https://sqlalche.me/e/14/e3q8)"
     )
 
     redacted = redact(error)
