@@ -15,43 +15,7 @@ import socketio
 from bot.channels.caps import MAX_METADATA_BYTES, MAX_REQUEST_BYTES
 from bot.channels.sessions import SessionTokens
 from tests.channels.conftest import CLINIC_ORIGIN, FOREIGN_ORIGIN, channel_settings
-
-TIMEOUT = 5
-
-
-class Patient:
-    """A standard socket.io client on the polling transport, collecting what the server sends it."""
-
-    def __init__(self) -> None:
-        self.client = socketio.AsyncClient(reconnection=False)
-        self.events: asyncio.Queue = asyncio.Queue()
-        self.client.on("session_confirm", lambda data: self.events.put_nowait(("session_confirm", data)))
-        self.client.on("bot_uttered", lambda data: self.events.put_nowait(("bot_uttered", data)))
-
-    async def connect(self, server, origin: str = CLINIC_ORIGIN) -> "Patient":
-        await self.client.connect(server.url, headers={"Origin": origin}, transports=["polling"])
-        return self
-
-    async def next(self, expected: str):
-        event, data = await asyncio.wait_for(self.events.get(), TIMEOUT)
-        assert event == expected, (event, data)
-        return data
-
-    async def start(self, session_id=None) -> str:
-        await self.client.emit("session_request", {"session_id": session_id})
-        return await self.next("session_confirm")
-
-    async def say(self, text: str, session_id: str, **extra) -> None:
-        await self.client.emit("user_uttered", {"message": text, "session_id": session_id, **extra})
-
-    async def leave(self) -> None:
-        """Disconnect without waiting for the pending long-poll request to time out."""
-        await self.client.eio.disconnect(abort=True)
-
-    async def quiet(self, seconds: float = 0.5) -> bool:
-        """Whether nothing arrives for ``seconds``."""
-        await asyncio.sleep(seconds)
-        return self.events.empty()
+from tests.support.socketio_client import Patient
 
 
 @pytest.fixture
@@ -62,7 +26,7 @@ async def patients():
     async def connect(server, origin: str = CLINIC_ORIGIN) -> Patient:
         patient = Patient()
         made.append(patient)
-        return await patient.connect(server, origin)
+        return await patient.connect(server.url, origin)
 
     yield connect
     for patient in made:
@@ -131,7 +95,7 @@ async def test_without_session_persistence_every_socket_gets_a_new_session(serve
 
 async def test_connecting_from_a_foreign_origin_is_refused(channel_server):
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await Patient().connect(channel_server, origin=FOREIGN_ORIGIN)
+        await Patient().connect(channel_server.url, origin=FOREIGN_ORIGIN)
 
 
 async def test_a_session_over_its_rate_limit_gets_a_polite_reply_not_silence(serve, patients):
