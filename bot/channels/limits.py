@@ -23,7 +23,20 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from sanic.request import Request
+
 MAX_KEYS = 20_000
+
+
+def client_address(request: Request) -> str:
+    """The address a request came from, as far as this server can trust it.
+
+    Sanic's ``remote_addr`` is the client behind a reverse proxy when Sanic is told
+    to trust one (``PROXIES_COUNT``, ``REAL_IP_HEADER`` or ``FORWARDED_SECRET``);
+    otherwise it is empty and the peer's own address is used. A forwarded header
+    that Sanic was not told to trust is ignored, so a client cannot pick its key.
+    """
+    return request.remote_addr or request.ip
 
 
 class RateLimiter:

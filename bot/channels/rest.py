@@ -31,7 +31,7 @@ from sanic.response import HTTPResponse
 from bot.channels.caps import MAX_REQUEST_BYTES, MAX_SENDER_CHARS, parse_metadata
 from bot.channels.cors import CorsPolicy
 from bot.channels.guard import guard, rate_limited_reply, short_id
-from bot.channels.limits import MessageLimits
+from bot.channels.limits import MessageLimits, client_address
 from bot.channels.sessions import is_session_shaped
 from bot.clinic import load_clinic
 from bot.settings import Settings
@@ -43,11 +43,6 @@ WEBHOOK_METHODS = "POST, OPTIONS"
 
 def _bad_request(reason: str) -> HTTPResponse:
     return response.json({"error": "bad_request", "reason": reason}, status=400)
-
-
-def client_address(request: Request) -> str:
-    """The client's address: the proxy-forwarded one when Sanic is configured to trust it."""
-    return request.remote_addr or request.ip
 
 
 class PatientRestInput(RestInput):

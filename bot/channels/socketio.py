@@ -36,8 +36,7 @@ from socketio import AsyncServer
 from bot.channels.caps import MAX_REQUEST_BYTES, parse_metadata
 from bot.channels.cors import CorsPolicy
 from bot.channels.guard import guard, rate_limited_reply, session_refused_reply, short_id
-from bot.channels.limits import MessageLimits
-from bot.channels.rest import client_address
+from bot.channels.limits import MessageLimits, client_address
 from bot.channels.sessions import SessionTokens
 from bot.clinic import load_clinic
 from bot.settings import Settings

@@ -7,7 +7,9 @@ it sees from the real server; only the model is replaced by :class:`EchoAgent`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import socket
 import uuid
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Awaitable, Callable
@@ -19,12 +21,15 @@ from sanic import Sanic
 
 from bot.channels.rest import PatientRestInput
 from bot.channels.socketio import PatientSocketIOInput
-from bot.launch import free_port
 from bot.settings import REPO_ROOT, Settings
 
 CLINIC_ORIGIN = "http://clinic.test"
 FOREIGN_ORIGIN = "http://evil.test"
-SOCKETIO_CREDENTIALS = {"user_message_evt": "user_uttered", "bot_message_evt": "bot_uttered", "session_persistence": True}
+SOCKETIO_CREDENTIALS = {
+    "user_message_evt": "user_uttered",
+    "bot_message_evt": "bot_uttered",
+    "session_persistence": True,
+}
 
 
 def channel_settings(**overrides) -> Settings:
@@ -86,8 +91,10 @@ async def serve() -> AsyncIterator[Callable[..., Awaitable[ChannelServer]]]:
         agent = EchoAgent()
         credentials = SOCKETIO_CREDENTIALS if socketio_credentials is None else socketio_credentials
         app, rest, socketio = build_app(channel_settings(**overrides), agent, credentials)
-        port = free_port()
-        server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False)
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))  # a port no other test can take meanwhile
+        port = listener.getsockname()[1]
+        server = await app.create_server(sock=listener, return_asyncio_server=True, access_log=False)
         await server.startup()
         await server.start_serving()
         servers.append((server, socketio))
@@ -102,6 +109,11 @@ async def serve() -> AsyncIterator[Callable[..., Awaitable[ChannelServer]]]:
             connection.close()  # pending long-polls too
         await server.wait_closed()
         await server.after_stop()
+    # Engine.IO leaves each closed socket's ping timer sleeping; this test's loop ends here.
+    leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
 
 
 @pytest.fixture

@@ -97,7 +97,11 @@ async def test_rest_answer_carries_the_grant_exactly_once_for_an_allowed_origin(
 
 
 async def test_rest_preflight_grants_an_allowed_origin_once(channel_server):
-    headers = {"Origin": CLINIC_ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    headers = {
+        "Origin": CLINIC_ORIGIN,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
     async with aiohttp.ClientSession() as http:
         async with http.options(channel_server.webhook, headers=headers) as reply:
             assert reply.status == 204

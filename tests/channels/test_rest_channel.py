@@ -11,10 +11,11 @@ from bot.channels.sessions import SessionTokens
 from tests.channels.conftest import channel_settings
 
 
-async def post(server, body, **kwargs) -> tuple[int, object, dict]:
+async def post(server, body, headers: dict | None = None) -> tuple[int, object, dict]:
     async with aiohttp.ClientSession() as http:
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-        async with http.post(server.webhook, data=data, headers={"Content-Type": "application/json"}, **kwargs) as reply:
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        async with http.post(server.webhook, data=data, headers=headers) as reply:
             return reply.status, await reply.json(), dict(reply.headers)
 
 
@@ -73,3 +74,12 @@ async def test_an_address_over_its_rate_limit_is_slowed_whatever_sender_ids_it_i
     server = await serve(address_messages_per_minute=3)
     statuses = [(await post(server, {"sender": f"new-{i}", "message": "hi"}))[0] for i in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
+
+
+async def test_a_forwarded_for_header_sanic_was_not_told_to_trust_does_not_escape_the_address_limit(serve):
+    server = await serve(address_messages_per_minute=2)
+    statuses = [
+        (await post(server, {"sender": f"spoof-{i}", "message": "hi"}, headers={"X-Forwarded-For": f"10.0.0.{i}"}))[0]
+        for i in range(3)
+    ]
+    assert statuses == [200, 200, 429]

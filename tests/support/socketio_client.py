@@ -38,7 +38,12 @@ class Patient:
 
     async def leave(self) -> None:
         """Disconnect without waiting for the pending long-poll request to time out."""
-        await self.client.eio.disconnect(abort=True)
+        engine = self.client.eio
+        loops = [task for task in (engine.read_loop_task, engine.write_loop_task) if task is not None]
+        await engine.disconnect(abort=True)
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
 
     async def quiet(self, seconds: float = 0.5) -> bool:
         """Whether nothing arrives for ``seconds``."""
