@@ -15,6 +15,7 @@ several notifier processes never send the same row at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -85,16 +86,18 @@ class Notifier:
         self.escalations = escalations
         self.http = http
 
-    async def run_forever(self) -> None:
-        """Deliver and replay in a loop until cancelled."""
-        while True:
+    async def run_forever(self, stop: Optional[asyncio.Event] = None) -> None:
+        """Deliver and replay in a loop until ``stop`` is set (the pass under way finishes first) or cancelled."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
             try:
                 await self.run_once()
             except (SQLAlchemyError, OSError, ConnectionError) as exc:
                 logger.warning("notifier pass failed (%s); will retry", type(exc).__name__)
             except Exception:  # noqa: BLE001 - the worker must outlive any single bad pass
                 logger.exception("unexpected error in a notifier pass; will retry")
-            await asyncio.sleep(self.settings.notify_interval_seconds)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.notify_interval_seconds)
 
     async def run_once(self) -> int:
         """One pass: replay the spool, then deliver due notifications. Returns how many were sent."""

@@ -103,11 +103,17 @@ def create_engine(url: str) -> AsyncEngine:
 def _sqlite_pragmas(engine: AsyncEngine, database: Optional[Path]) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+        except Exception:
+            # SQLAlchemy does not close a connection whose connect hook failed (say, a file that
+            # is not a database); aiosqlite's thread for it would then keep the process alive.
+            dbapi_connection.close()
+            raise
         if database is not None:
             secure_sqlite_files(database)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable
 
@@ -19,16 +20,14 @@ import aiohttp
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot.clinic import Clinic, load_clinic
-from bot.escalation.service import EscalationService, transports
-from bot.escalation.spool import Spool
+from bot.escalation.service import EscalationService, staff_can_be_notified
 from bot.notify.worker import Notifier
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
 from bot.web import security
+from bot.web.health import HEALTH, HealthSources, healthz
 
 logger = logging.getLogger(__name__)
 
@@ -86,17 +85,7 @@ async def static_file(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / name)
 
 
-async def healthz(request: web.Request) -> web.Response:
-    """Liveness and database reachability."""
-    try:
-        async with request.app[ENGINE].connect() as connection:  # type: ignore[attr-defined]
-            await connection.execute(text("SELECT 1"))
-        database = "ok"
-    except (SQLAlchemyError, OSError, ConnectionError) as exc:
-        logger.warning("health check: database unreachable (%s)", type(exc).__name__)
-        database = "unavailable"
-    status = 200 if database == "ok" else 503
-    return web.json_response({"status": "ok" if status == 200 else "degraded", "database": database}, status=status)
+NOTIFIER_STOP_SECONDS = 15.0
 
 
 async def store_and_notifier(app: web.Application) -> AsyncIterator[None]:
@@ -105,14 +94,28 @@ async def store_and_notifier(app: web.Application) -> AsyncIterator[None]:
     engine = create_engine(settings.database_url)
     app[ENGINE] = engine
     sessions = session_factory(engine)
-    escalations = EscalationService(sessions, Spool(settings.spool_dir), transports(settings))
+    escalations = EscalationService.from_settings(settings, sessions)
+    app[HEALTH] = HealthSources(
+        sessions, escalations.spool, tuple(escalations.transports),
+        timedelta(seconds=settings.urgent_notify_alert_seconds), settings.store_timeout_seconds,
+    )
+    if not staff_can_be_notified(settings):
+        logger.warning(
+            "no staff notification transport is configured (SMTP_HOST and NOTIFY_EMAIL_TO, or NOTIFY_WEBHOOK_URL): "
+            "escalations are stored but nobody is told; /healthz degrades when an urgent one waits"
+        )
     async with aiohttp.ClientSession() as http:
         notifier = Notifier(settings, app[CLINIC], sessions, escalations, http)
-        task = asyncio.create_task(notifier.run_forever(), name="notifier")
+        stop = asyncio.Event()
+        task = asyncio.create_task(notifier.run_forever(stop), name="notifier")
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Let a pass under way finish: cancelling it mid-query can leave a database call behind.
+        stop.set()
+        done, _ = await asyncio.wait({task}, timeout=NOTIFIER_STOP_SECONDS)
+        if not done:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     await engine.dispose()
 
 

@@ -7,6 +7,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,22 @@ async def test_sql_errors_do_not_print_their_parameters(sessions):
 
     assert "UNIQUE" in str(failure.value)
     assert CANARY not in str(failure.value)
+
+
+async def test_a_file_that_is_not_a_database_leaves_no_connection_thread_behind(tmp_path):
+    def workers() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.endswith("(_connection_worker_thread)") and t.is_alive()}
+
+    before = workers()
+    (tmp_path / "store.db").write_bytes(b"not a database " * 200)
+    engine = create_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        with pytest.raises(SQLAlchemyError, match="not a database"):
+            async with engine.connect():
+                pass
+    finally:
+        await engine.dispose()
+
+    for thread in workers() - before:
+        thread.join(5)
+    assert not workers() - before

@@ -1,0 +1,103 @@
+"""``/healthz``: is the store reachable, and can staff be told of urgent escalations?
+
+Liveness alone would say "ok" while an urgent escalation sits unread because no
+email or webhook is configured, or because every delivery fails. The report
+says so instead, with counts and ages only (never patient data), and answers
+503 "degraded" when:
+
+- the database cannot be reached;
+- an urgent notification has been undelivered for longer than
+  ``URGENT_NOTIFY_ALERT_SECONDS``;
+- an urgent escalation is still ``new`` after that time and no notification
+  about it was sent (no transport configured, or every attempt failed).
+
+It also reports the spool (escalations waiting for the database, unreadable
+lines, replay failures) and dead letters.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Optional
+
+from aiohttp import web
+from sqlalchemy.orm import sessionmaker
+
+from bot.escalation.spool import Spool
+from bot.store import repository as repo
+from bot.store.db import bounded
+from bot.store.models import utcnow
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HealthSources:
+    """What the report looks at: the web app's store, the spool its notifier replays, the transports."""
+
+    sessions: sessionmaker
+    spool: Spool
+    transports: tuple[str, ...]
+    alert_after: timedelta
+    timeout: float
+
+
+HEALTH = web.AppKey("health", HealthSources)
+
+
+def _age(now: datetime, since: Optional[datetime]) -> Optional[int]:
+    return None if since is None else max(0, int((now - since).total_seconds()))
+
+
+async def _figures(sources: HealthSources, now: datetime) -> repo.DeliveryFigures:
+    async with sources.sessions() as session:
+        return await repo.delivery_figures(session, now, sources.alert_after)
+
+
+async def health_report(sources: HealthSources) -> dict[str, Any]:
+    """The health report as JSON-ready data; ``status`` is ``ok`` or ``degraded``."""
+    now = utcnow()
+    problems: list[str] = []
+    figures: Optional[repo.DeliveryFigures] = None
+    try:
+        figures = await bounded(_figures(sources, now), sources.timeout)
+    except Exception as exc:  # noqa: BLE001 - any failure to read the store is "unavailable"
+        logger.warning("health check: database unavailable (%s)", type(exc).__name__)
+        problems.append("database_unavailable")
+    spool = sources.spool.status()
+    report: dict[str, Any] = {
+        "database": "unavailable" if figures is None else "ok",
+        "notifications": {"transports": list(sources.transports)},
+        "escalations": {},
+        "spool": {
+            "backlog": spool.backlog,
+            "unreadable": spool.unreadable,
+            "replay_failures": spool.replay_failures,
+            "last_replay_error_at": spool.last_replay_error_at.isoformat() if spool.last_replay_error_at else None,
+        },
+    }
+    if figures is not None:
+        oldest_undelivered = _age(now, figures.oldest_urgent_undelivered)
+        report["notifications"].update(
+            urgent_undelivered=figures.urgent_undelivered,
+            oldest_urgent_undelivered_seconds=oldest_undelivered,
+            dead_letters=figures.dead,
+        )
+        report["escalations"].update(
+            urgent_untold=figures.urgent_untold,
+            oldest_urgent_untold_seconds=_age(now, figures.oldest_urgent_untold),
+        )
+        if oldest_undelivered is not None and oldest_undelivered > sources.alert_after.total_seconds():
+            problems.append("urgent_notification_overdue")
+        if figures.urgent_untold:
+            problems.append("urgent_escalation_untold")
+    warnings = [] if sources.transports else ["no_staff_notification_transport"]
+    return {"status": "degraded" if problems else "ok", "problems": problems, "warnings": warnings, **report}
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Database reachability and whether staff can be told of urgent escalations (503 when not)."""
+    report = await health_report(request.app[HEALTH])
+    return web.json_response(report, status=200 if report["status"] == "ok" else 503)
