@@ -132,6 +132,12 @@ class Stack:
                     with urllib.request.urlopen(service.health_url, timeout=2) as reply:
                         if reply.status == 200:
                             break
+                except urllib.error.HTTPError as error:
+                    if error.code == 503 and name == "web":
+                        # Up, but /healthz reports "degraded" (say, an urgent notification nobody
+                        # could deliver): started all the same; the report says what is wrong.
+                        logger.warning("%s answers but reports degraded health", name)
+                        break
                 except (urllib.error.URLError, ConnectionError, OSError):
                     pass
                 if time.monotonic() > deadline:
