@@ -110,11 +110,12 @@ class EscalationService:
             escalation_id, created = await bounded(self._store(data), self.store_timeout)
         except Exception as exc:  # noqa: BLE001 - whatever broke, the escalation must not be lost
             logger.error(
-                "escalation store failed (%s); spooling a %s escalation for replay", type(exc).__name__, data.reason.value
+                "escalation store failed (%s); spooling a %s escalation for replay",
+                type(exc).__name__, data.reason.value,
             )
             try:
                 self.spool.append(data)
-            except OSError as spool_error:
+            except Exception as spool_error:  # noqa: BLE001 - report, never raise: the patient is waiting
                 logger.critical(
                     "could not spool a %s escalation either (%s): the patient was given the clinic's phone number",
                     data.reason.value, type(spool_error).__name__,
@@ -145,7 +146,13 @@ class EscalationService:
                 return record.id, created
 
     async def _audit(
-        self, session: Any, escalation_id: str, priority: Priority, data: EscalationInput, created: bool, recovered: bool
+        self,
+        session: Any,
+        escalation_id: str,
+        priority: Priority,
+        data: EscalationInput,
+        created: bool,
+        recovered: bool,
     ) -> None:
         detail = {"reason": data.reason.value, "priority": priority.value,
                   "matched_terms": data.trigger.get("matched_terms", [])}
@@ -186,4 +193,6 @@ class EscalationService:
     async def _consent_declined(self, sender_id: str, reason: Optional[str]) -> None:
         async with self.sessions() as session:
             async with session.begin():
-                await repo.add_audit(session, AuditKind.consent_declined, sender_id=sender_id, detail={"reason": reason})
+                await repo.add_audit(
+                    session, AuditKind.consent_declined, sender_id=sender_id, detail={"reason": reason}
+                )

@@ -95,10 +95,8 @@ async def store_and_notifier(app: web.Application) -> AsyncIterator[None]:
     app[ENGINE] = engine
     sessions = session_factory(engine)
     escalations = EscalationService.from_settings(settings, sessions)
-    app[HEALTH] = HealthSources(
-        sessions, escalations.spool, tuple(escalations.transports),
-        timedelta(seconds=settings.urgent_notify_alert_seconds), settings.store_timeout_seconds,
-    )
+    alert_after = timedelta(seconds=settings.urgent_notify_alert_seconds)
+    app[HEALTH] = HealthSources(sessions, escalations.spool, tuple(escalations.transports), alert_after)
     if not staff_can_be_notified(settings):
         logger.warning(
             "no staff notification transport is configured (SMTP_HOST and NOTIFY_EMAIL_TO, or NOTIFY_WEBHOOK_URL): "

@@ -103,7 +103,8 @@ def test_upgrade_from_0001_keeps_rows_and_ranks_queued_urgent_messages(tmp_path)
 
     with sqlite3.connect(tmp_path / "store.db") as db:
         assert db.execute("SELECT occurrences FROM escalations").fetchall() == [(1,)]
-        assert db.execute("SELECT id, priority_rank FROM notification_outbox ORDER BY id").fetchall() == [(1, 0), (2, 2)]
+        ranks = db.execute("SELECT id, priority_rank FROM notification_outbox ORDER BY id").fetchall()
+        assert ranks == [(1, 0), (2, 2)]
         # The earlier episode was resolved: the same conversation and reason may open a new one.
         db.execute(
             "INSERT INTO escalations (id, created_at, updated_at, channel, sender_id, reason, trigger, priority,"

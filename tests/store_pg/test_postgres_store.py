@@ -144,7 +144,8 @@ async def test_no_row_lock_is_held_while_a_message_is_sent_on_postgres(sessions,
     settings = Settings(notify_webhook_url="http://127.0.0.1:9/hook", database_url="unused")
     service = EscalationService(sessions, Spool(tmp_path), ["webhook"])
     await service.escalate(data(Reason.emergency, priority=Priority.urgent))
-    notifier = Notifier(settings, Clinic(name="Clinic", phone="0", booking_url="https://clinic.example/book"), sessions, service)
+    clinic = Clinic(name="Clinic", phone="0", booking_url="https://clinic.example/book")
+    notifier = Notifier(settings, clinic, sessions, service)
     entered, release = asyncio.Event(), asyncio.Event()
 
     async def blocked_webhook(payload: dict) -> None:
@@ -174,7 +175,8 @@ async def test_delivery_figures_and_unusual_volume_on_postgres(sessions, tmp_pat
 
     async with sessions() as session:
         figures = await repo.delivery_figures(session, repo.utcnow(), timedelta(minutes=5))
-        events = (await session.execute(select(AuditEvent).where(AuditEvent.kind == AuditKind.unusual_volume))).scalars().all()
+        query = select(AuditEvent).where(AuditEvent.kind == AuditKind.unusual_volume)
+        events = (await session.execute(query)).scalars().all()
     assert figures.urgent_undelivered == 3
     assert figures.oldest_urgent_undelivered.tzinfo is not None
     assert figures.urgent_untold == 0  # not yet past the threshold
