@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 from datetime import timedelta
 
 import pytest
@@ -17,6 +18,8 @@ from bot.store.db import create_engine, session_factory
 from bot.store.models import Escalation, OutboxMessage, OutboxStatus, Priority, Reason, utcnow
 from bot.store.repository import EscalationInput
 from bot.web.app import create_app
+from bot.web.health import QUERY_SECONDS
+from tests.support.silent_server import SilentServer
 
 PATIENT_TEXT = "I fainted in the car park after my session"
 PATIENT_NAME = "Ana Quetzal"
@@ -176,3 +179,18 @@ async def test_the_web_app_does_not_warn_when_a_transport_is_configured(aiohttp_
         await aiohttp_client(create_app(settings))
 
     assert "no staff notification transport" not in caplog.text
+
+
+async def test_a_hanging_database_gets_a_degraded_answer_in_time(aiohttp_client, settings):
+    server = SilentServer().start()
+    try:
+        client = await aiohttp_client(create_app(dataclasses.replace(settings, database_url=server.postgres_url)))
+        started = time.monotonic()
+
+        reply = await client.get("/healthz")
+
+        assert time.monotonic() - started < QUERY_SECONDS + 1
+        assert reply.status == 503
+        assert (await reply.json())["problems"] == ["database_unavailable"]
+    finally:
+        server.stop()
