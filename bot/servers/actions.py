@@ -34,7 +34,8 @@ from bot import privacy, process
 from bot.runtime import ACTION_SECRET_HEADER
 from bot.settings import Settings
 
-logger = logging.getLogger(__name__)
+# Named explicitly: run with ``python -m``, ``__name__`` would be "__main__".
+logger = logging.getLogger("bot.servers.actions")
 
 ACTIONS_PACKAGE = "actions"
 PUBLIC_PATHS = frozenset({"/health"})
@@ -124,7 +125,7 @@ def harden(app: Sanic, settings: Settings) -> Sanic:
         if request.path in PUBLIC_PATHS:
             return None
         if not secret_matches(request.headers.get(ACTION_SECRET_HEADER), settings.action_secret):
-            logger.warning("refused a %s %s without the action secret", request.method, request.path)
+            logger.warning("refused %s %s from %s: no valid action secret", request.method, request.path, request.ip)
             return response.json({"error": "unauthorized"}, status=401)
         encoding = request.headers.get("Content-Encoding", "").strip().lower()
         if encoding not in IDENTITY_ENCODINGS:

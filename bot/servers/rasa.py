@@ -24,7 +24,8 @@ from bot.runtime import newest_model, write_endpoints
 from bot.servers.rasa_api import JWT_METHOD
 from bot.settings import REPO_ROOT, Settings
 
-logger = logging.getLogger(__name__)
+# Named explicitly: run with ``python -m``, ``__name__`` would be "__main__".
+logger = logging.getLogger("bot.servers.rasa")
 
 CREDENTIALS = REPO_ROOT / "credentials.yml"
 

@@ -20,10 +20,16 @@ PHONE = "+44 7700 900123"
 
 @pytest.fixture(autouse=True)
 def sanic_test_mode():
-    """Several apps with the same name in one process (one per test)."""
+    """Keep Sanic in test mode around each test.
+
+    In test mode Sanic allows several apps of one name and keeps its class's
+    original methods when it starts an app; sanic_testing leaves test mode after
+    every request, and an app started outside it would rewrite Sanic's class for
+    every later test module.
+    """
     Sanic.test_mode = True
     yield
-    Sanic.test_mode = False
+    Sanic.test_mode = True
 
 
 @pytest.fixture
@@ -69,11 +75,16 @@ async def test_a_call_with_a_wrong_secret_is_refused(client):
     assert reply.status == 401
 
 
+# One request per test: a second request would start the app outside test mode.
 async def test_the_action_list_needs_the_secret_too(client):
     _, refused = await client.get("/actions")
-    _, allowed = await client.get("/actions", headers={ACTION_SECRET_HEADER: SECRET})
 
     assert refused.status == 401
+
+
+async def test_the_action_list_with_the_secret_lists_the_actions(client):
+    _, allowed = await client.get("/actions", headers={ACTION_SECRET_HEADER: SECRET})
+
     assert allowed.status == 200
     assert {"name": "action_handle_adverse_event"} in allowed.json
 
