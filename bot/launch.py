@@ -33,7 +33,8 @@ from bot.settings import REPO_ROOT, Settings
 
 __all__ = ["Backoff", "Service", "Stack", "Supervisor", "free_port", "newest_model"]
 
-logger = logging.getLogger(__name__)
+# Named explicitly: run with ``python -m``, ``__name__`` would be "__main__".
+logger = logging.getLogger("bot.launch")
 
 PYTHON = sys.executable
 WILDCARD_HOSTS = {"", "0.0.0.0", "::"}

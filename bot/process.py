@@ -2,7 +2,7 @@
 
 * ``umask 0o077``: everything the process creates under ``var/`` (SQLite
   files, spool, generated endpoints, secrets, logs) is private to the service
-  user, whatever the shell or service manager set.
+  user, whatever the shell or service manager set; ``var/`` itself is 0700.
 * Logging goes through :mod:`bot.privacy` on every handler.
 * Rasa's telemetry is off unless a deployer turns it on explicitly: a clinic's
   assistant sends nothing about its use to third parties by default.
@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from bot import privacy
 from bot.settings import Settings
@@ -31,4 +32,12 @@ def start() -> Settings:
         os.environ.setdefault(name, value)
     settings = Settings.from_env()
     privacy.configure(settings.log_level)
+    private_var_dir(settings.var_dir)
     return settings
+
+
+def private_var_dir(var_dir: Path) -> None:
+    """Create ``var_dir`` mode 0700, or narrow it to 0700 if it is ours (a setup step may have made it 0755)."""
+    var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if var_dir.stat().st_uid == os.getuid() and var_dir.stat().st_mode & 0o077:
+        var_dir.chmod(0o700)
