@@ -28,6 +28,10 @@ from bot.settings import REPO_ROOT, Settings
 logger = logging.getLogger("bot.servers.rasa")
 
 CREDENTIALS = REPO_ROOT / "credentials.yml"
+# Sanic reads up to 100 MB of a request body before a route sees it. Patient
+# messages are capped far lower by the channels (64 KiB); 1 MiB leaves room for
+# the HTTP API's tracker and event calls when it is on.
+MAX_REQUEST_BYTES = 1024 * 1024
 
 
 def api_options(settings: Settings) -> dict[str, Any]:
@@ -35,6 +39,11 @@ def api_options(settings: Settings) -> dict[str, Any]:
     if not settings.rasa_api:
         return {"enable_api": False}
     return {"enable_api": True, "auth_token": None, "jwt_secret": settings.rasa_jwt_secret, "jwt_method": JWT_METHOD}
+
+
+async def limit_request_size(app: Sanic, _loop: AbstractEventLoop) -> None:
+    """Refuse (413) bodies larger than :data:`MAX_REQUEST_BYTES` before they are read whole."""
+    app.config.REQUEST_MAX_SIZE = MAX_REQUEST_BYTES
 
 
 async def reinstall_privacy_filter(_app: Sanic, _loop: AbstractEventLoop) -> None:
@@ -69,6 +78,7 @@ def main() -> None:
         cors=None,
         endpoints=AvailableEndpoints.read_endpoints(str(endpoints)),
         server_listeners=[
+            (limit_request_size, "before_server_start"),
             (reinstall_privacy_filter, "before_server_start"),
             (reinstall_privacy_filter, "after_server_start"),
         ],

@@ -120,3 +120,14 @@ def test_with_the_api_on_only_a_signed_jwt_in_the_header_gets_in(live_stack):
         assert parsed.status_code == 200 and parsed.json()["intent"]["name"]
     finally:
         live_stack.restart_rasa()
+
+
+def test_the_rasa_server_refuses_an_oversized_body_before_reading_it(live_stack):
+    reply = requests.post(
+        f"{live_stack.rasa_url}/webhooks/rest/webhook",
+        data=b"x" * (2 * 1024 * 1024),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+
+    assert reply.status_code == 413
