@@ -193,8 +193,8 @@ class Notifier:
             f"Escalation: {payload.get('escalation_id')}\n"
             f"Reason: {payload.get('reason')}\n"
             f"Priority: {payload.get('priority')}\n\n"
-            "Open the staff dashboard to read the conversation and the patient's contact details.\n"
-            "(No patient information is sent by email.)\n"
+            "The conversation and the patient's contact details are kept in the assistant's\n"
+            "escalation store under this id. No patient information is sent by email.\n"
         )
         await aiosmtplib.send(
             email,
