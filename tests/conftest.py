@@ -18,6 +18,7 @@ from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
 from bot.launch import free_port
 from tests.support.receivers import SMTPServer, WebhookReceiver
+from tests.support.silent_server import SilentServer
 
 MODEL_DIR = REPO_ROOT / "models"
 
@@ -38,6 +39,16 @@ async def sessions(db_url: str):
         yield session_factory(engine)
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+def hanging_database() -> Iterator[SilentServer]:
+    """A PostgreSQL address whose server accepts connections and never answers."""
+    server = SilentServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def require_model() -> None:

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Iterator
-
 import pytest
 import requests
 
 from bot.clinic import load_clinic
 from bot.runtime import ACTION_SECRET_HEADER
 from tests.e2e.test_rest_conversation import escalations, texts
-from tests.support.silent_server import SilentServer
 
 pytestmark = pytest.mark.e2e
 
@@ -65,15 +62,6 @@ def malformed_action_call() -> dict:
         "domain": {},
         "tracker": {"sender_id": "x", "slots": {"contact_detail": PHONE}, "latest_message": text, "events": []},
     }
-
-
-@pytest.fixture
-def hanging_database() -> Iterator[SilentServer]:
-    server = SilentServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_no_patient_data_reaches_any_log(live_stack, hanging_database):

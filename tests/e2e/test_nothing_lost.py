@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Iterator
-
 import pytest
 
 from bot.clinic import load_clinic
 from bot.store.models import AuditKind, Priority, Reason
 from tests.conftest import wait_for
 from tests.e2e.test_rest_conversation import audit_kinds, escalations, texts
-from tests.support.silent_server import SilentServer
 
 pytestmark = pytest.mark.e2e
 
@@ -52,15 +49,6 @@ def test_a_repeated_red_flag_keeps_one_urgent_escalation_and_one_urgent_notifica
     mails = [m for m in live_stack.smtp.messages if record.id[:8] in m["Subject"]]
     assert len(hooks) == 1 and hooks[0]["urgent"] is True
     assert len(mails) == 1 and mails[0]["Subject"].startswith("[URGENT]")
-
-
-@pytest.fixture
-def hanging_database() -> Iterator[SilentServer]:
-    server = SilentServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_a_hanging_database_still_gives_urgent_guidance_and_the_escalation_is_spooled_then_stored(

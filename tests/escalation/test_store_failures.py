@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Iterator
 
 import pytest
 from rasa_sdk import Tracker
@@ -33,25 +32,16 @@ def escalation_input(sender_id: str = "conv-1") -> EscalationInput:
 
 
 @pytest.fixture
-def silent_server() -> Iterator[SilentServer]:
-    server = SilentServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-async def hanging_service(silent_server: SilentServer, spool: Spool):
+async def hanging_service(hanging_database: SilentServer, spool: Spool):
     """The escalation service on a PostgreSQL URL whose server accepts and never answers."""
-    engine = create_engine(silent_server.postgres_url)
+    engine = create_engine(hanging_database.postgres_url)
     try:
         yield EscalationService(session_factory(engine), spool, TRANSPORTS, store_timeout=BOUND)
     finally:
         await engine.dispose()
 
 
-async def test_a_hanging_database_spools_the_escalation_within_the_bound(hanging_service, spool, silent_server):
+async def test_a_hanging_database_spools_the_escalation_within_the_bound(hanging_service, spool, hanging_database):
     started = time.monotonic()
 
     outcome = await hanging_service.escalate(escalation_input())
@@ -60,7 +50,7 @@ async def test_a_hanging_database_spools_the_escalation_within_the_bound(hanging
     assert (outcome.stored, outcome.spooled) == (False, True)
     assert BOUND <= elapsed < BOUND + 1.5
     assert spool.pending() == 1
-    assert silent_server.accepted, "the store attempt never reached the hanging server"
+    assert hanging_database.accepted, "the store attempt never reached the hanging server"
 
 
 async def test_a_declined_consent_on_a_hanging_database_returns_within_the_bound(hanging_service):
