@@ -9,7 +9,9 @@ says so instead, with counts and ages only (never patient data), and answers
 - an urgent notification has been undelivered for longer than
   ``URGENT_NOTIFY_ALERT_SECONDS``;
 - an urgent escalation is still ``new`` after that time and no notification
-  about it was sent (no transport configured, or every attempt failed).
+  about it was sent (no transport configured, or every attempt failed);
+- escalations wait in the spool and the latest replay, within that time, failed:
+  they are in no one's view until the store takes them.
 
 It also reports the spool (escalations waiting for the database, unreadable
 lines, replay failures) and dead letters.
@@ -96,7 +98,12 @@ async def health_report(sources: HealthSources) -> dict[str, Any]:
             problems.append("urgent_notification_overdue")
         if figures.urgent_untold:
             problems.append("urgent_escalation_untold")
+    if spool.backlog and spool.last_replay_error_at and now - spool.last_replay_error_at <= sources.alert_after:
+        problems.append("spool_not_draining")
     warnings = [] if sources.transports else ["no_staff_notification_transport"]
+    if spool.unreadable:
+        # Kept aside for a person to recover by hand; nothing automatic will store them.
+        warnings.append("spool_unreadable_lines")
     return {"status": "degraded" if problems else "ok", "problems": problems, "warnings": warnings, **report}
 
 

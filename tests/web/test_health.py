@@ -194,3 +194,33 @@ async def test_a_hanging_database_gets_a_degraded_answer_in_time(aiohttp_client,
         assert (await reply.json())["problems"] == ["database_unavailable"]
     finally:
         server.stop()
+
+
+async def test_a_spool_that_does_not_drain_degrades_and_unreadable_lines_are_a_warning(settings, tmp_path):
+    from bot.web.health import HealthSources, health_report
+
+    engine = create_engine(settings.database_url)
+    try:
+        spool = Spool(tmp_path / "spool")
+        sources = HealthSources(session_factory(engine), spool, ("webhook",), timedelta(seconds=300))
+        assert (await health_report(sources))["status"] == "ok"
+
+        spool.append(
+            EscalationInput(
+                sender_id=SENDER, channel="rest", reason=Reason.emergency, priority=Priority.urgent,
+                trigger={}, transcript=[],
+            )
+        )
+        spool.replay_failures, spool.last_replay_error_at = 1, utcnow()
+        (tmp_path / "spool" / "escalations.unreadable").write_text("{not json\n", encoding="utf-8")
+        report = await health_report(sources)
+
+        assert report["status"] == "degraded" and "spool_not_draining" in report["problems"]
+        assert "spool_unreadable_lines" in report["warnings"]
+        assert report["spool"]["backlog"] == 1 and report["spool"]["unreadable"] == 1
+
+        # A failure long ago, before the store came back, is history rather than a present problem.
+        spool.last_replay_error_at = utcnow() - timedelta(hours=1)
+        assert "spool_not_draining" not in (await health_report(sources))["problems"]
+    finally:
+        await engine.dispose()
