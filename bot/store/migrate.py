@@ -9,6 +9,7 @@ from typing import Optional
 from alembic import command
 from alembic.config import Config
 
+from bot import process
 from bot.settings import Settings, sync_db_url
 from bot.store.db import prepare_sqlite_file, secure_sqlite_files, sqlite_path
 
@@ -36,5 +37,6 @@ def upgrade(database_url: Optional[str] = None, revision: str = "head") -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Like the three servers: private file modes (var/ may be created here first) and filtered logs.
+    process.start()
     upgrade()
