@@ -9,6 +9,7 @@ import os
 import stat
 from collections import Counter
 from pathlib import Path
+from typing import Awaitable, Callable
 
 from bot.escalation.spool import Spool, encode
 from bot.store.models import Priority, Reason
@@ -16,6 +17,16 @@ from bot.store.repository import EscalationInput
 
 WRITERS = 4
 RECORDS_PER_WRITER = 750
+
+
+def recording_store() -> tuple[list[str], Callable[[EscalationInput], Awaitable[None]]]:
+    """A store that accepts everything and records the sender ids it was given, in order."""
+    seen: list[str] = []
+
+    async def store(data: EscalationInput) -> None:
+        seen.append(data.sender_id)
+
+    return seen, store
 
 
 def item(sender_id: str, reason: Reason = Reason.emergency) -> EscalationInput:
@@ -115,10 +126,7 @@ async def test_unreadable_lines_are_set_aside_and_counted(tmp_path, caplog):
     spool.directory.mkdir(exist_ok=True)
     spool.path.write_bytes(b'{"sender_id": "conv-torn", "reas\nnot json either\n')
     spool.append(item("conv-ok"))
-    seen: list[str] = []
-
-    async def store(data: EscalationInput) -> None:
-        seen.append(data.sender_id)
+    seen, store = recording_store()
 
     assert await spool.replay(store) == 1
 
@@ -134,10 +142,7 @@ async def test_a_batch_left_by_an_interrupted_replay_is_merged_with_new_lines(tm
     spool.directory.mkdir(exist_ok=True)
     spool.batch_path.write_bytes(encode(item("left-over")))
     spool.append(item("new"))
-    seen: list[str] = []
-
-    async def store(data: EscalationInput) -> None:
-        seen.append(data.sender_id)
+    seen, store = recording_store()
 
     assert await spool.replay(store) == 2
 
@@ -151,10 +156,7 @@ async def test_a_line_torn_by_a_full_disk_does_not_swallow_the_next_record(tmp_p
     spool.directory.mkdir(exist_ok=True)
     spool.path.write_bytes(b'{"sender_id": "conv-torn", "rea')
     spool.append(item("conv-next"))
-    seen: list[str] = []
-
-    async def store(data: EscalationInput) -> None:
-        seen.append(data.sender_id)
+    seen, store = recording_store()
 
     await spool.replay(store)
 
