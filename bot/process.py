@@ -11,9 +11,9 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from bot import privacy
+from bot.files import private_directory
 from bot.settings import Settings
 
 PRIVATE_UMASK = 0o077
@@ -32,12 +32,5 @@ def start() -> Settings:
         os.environ.setdefault(name, value)
     settings = Settings.from_env()
     privacy.configure(settings.log_level)
-    private_var_dir(settings.var_dir)
+    private_directory(settings.var_dir)
     return settings
-
-
-def private_var_dir(var_dir: Path) -> None:
-    """Create ``var_dir`` mode 0700, or narrow it to 0700 if it is ours (a setup step may have made it 0755)."""
-    var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if var_dir.stat().st_uid == os.getuid() and var_dir.stat().st_mode & 0o077:
-        var_dir.chmod(0o700)

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from sqlalchemy.engine import make_url
 
+from bot.files import private_directory
 from bot.settings import REPO_ROOT, Settings, sync_db_url
 
 ACTION_SECRET_HEADER = "X-Action-Secret"
@@ -86,7 +87,7 @@ def endpoints(settings: Settings) -> dict[str, Any]:
 def write_endpoints(settings: Settings, path: Path | None = None) -> Path:
     """Write the endpoints file (mode 0600: it holds the action secret and may hold a database password)."""
     path = path or settings.var_dir / "runtime" / "endpoints.yml"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
     path.touch(mode=0o600, exist_ok=True)
     path.chmod(0o600)
     path.write_text(

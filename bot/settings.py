@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
+from bot.files import private_directory
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -29,8 +31,7 @@ def _read_or_create_secret(path: Path) -> str:
     others read it.
     """
     if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.parent.chmod(0o700)
+        private_directory(path.parent)
         # Written whole to a private temporary file, then linked into place: a reader
         # never sees a half-written secret, and only one creator wins.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret-")

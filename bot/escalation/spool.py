@@ -34,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Awaitable, Callable, Iterator, Optional
 
-from bot.store.db import private_directory
+from bot.files import private_directory
 from bot.store.models import Priority, Reason, utcnow
 from bot.store.repository import EscalationInput
 

@@ -23,27 +23,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import sessionmaker
 
+from bot.files import private_directory
 from bot.settings import async_db_url
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
-
-
-def private_directory(path: Path) -> None:
-    """Create ``path`` and any missing parent with mode 0700 (existing folders are left as they are)."""
-    missing = []
-    for folder in (path, *path.parents):
-        if folder.exists():
-            break
-        missing.append(folder)
-    for folder in reversed(missing):
-        try:
-            folder.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        folder.chmod(0o700)  # mkdir's mode is filtered by the umask
 
 
 def sqlite_path(url: str) -> Optional[Path]:

@@ -15,7 +15,8 @@ from alembic import command
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.settings import REPO_ROOT
-from bot.store.db import create_engine, private_directory, session_factory
+from bot.files import private_directory
+from bot.store.db import create_engine, session_factory
 from bot.store.migrate import alembic_config, upgrade
 from bot.store.models import Escalation, Priority, Reason
 
