@@ -406,3 +406,34 @@ def is_emergency(parse_data: dict) -> bool:
         finding.get("label") == "RED_FLAG" and (not finding.get("negated") or finding.get("uncertain"))
         for finding in safety.get("findings", [])
     )
+
+
+# --- Seam for issue 14 (temporary wrapper over assess(); replaced by the ConText pipeline) ---
+
+from functools import lru_cache  # noqa: E402
+
+from bot.safety.verdict import Evidence, Verdict  # noqa: E402
+
+
+@lru_cache(maxsize=1)
+def _nlp():
+    import spacy
+
+    from bot.nlp.pipeline import DEFAULT_OUTPUT
+
+    return spacy.load(DEFAULT_OUTPUT)
+
+
+def screen_text(text: str) -> Verdict:
+    """Screen one patient message with the project's spaCy pipeline (no Rasa model needed)."""
+    doc = _nlp()(text)
+    a = assess(text, [t.lower_ for t in doc], doc.ents)
+    evidence = [
+        Evidence(
+            label=f.label, category=f.category, text=f.text,
+            contexts=(["NEGATED"] if f.negated else []) + (["POSSIBLE"] if f.uncertain else []),
+            reason=a.reason if f.active else None,
+        )
+        for f in a.findings
+    ]
+    return Verdict(reason=a.reason, evidence=evidence, personal=a.personal, third_party=a.third_party)
