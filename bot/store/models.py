@@ -106,6 +106,21 @@ class AuditKind(str, enum.Enum):
     notification_failed = "notification_failed"
     recovered_from_spool = "recovered_from_spool"
     unusual_volume = "unusual_volume"
+    # Case work on the staff dashboard (bot/staff/cases.py); the actor is the staff username.
+    case_assigned = "case_assigned"
+    outcome_recorded = "outcome_recorded"
+    escalations_exported = "escalations_exported"
+
+
+class Outcome(str, enum.Enum):
+    """How staff closed the loop with the patient (recorded on the dashboard)."""
+
+    called_back = "called_back"
+    booked = "booked"
+    advised_against_dry_needling = "advised_against_dry_needling"
+    referred_gp = "referred_gp"
+    referred_emergency = "referred_emergency"
+    no_answer = "no_answer"
 
 
 #: Delivery order of the outbox: lower ranks are sent first.
@@ -156,6 +171,14 @@ class Escalation(Base):
     transcript = Column(JSON, nullable=False, default=list)
     #: How many times the conversation triggered this escalation (repeated red flags update one row).
     occurrences = Column(Integer, nullable=False, default=1, server_default="1")
+    # Case work (migration 0004): who holds the case (``assignee`` keeps their username), how it ended.
+    assignee_id = Column(Integer, ForeignKey("staff_users.id", ondelete="SET NULL"), index=True)
+    outcome = Column(_enum(Outcome, "escalation_outcome"))
+    outcome_at = Column(UTCDateTime)
+    #: Contact attempts so far ("no answer after N attempts").
+    attempts = Column(Integer, nullable=False, default=0, server_default="0")
+    resolved_at = Column(UTCDateTime)
+
 
     notes = relationship("StaffNote", back_populates="escalation", order_by="StaffNote.created_at")
 

@@ -122,15 +122,20 @@ def test_downgrade_to_0001_and_upgrade_again(tmp_path):
     upgrade(url)
 
     with sqlite3.connect(tmp_path / "store.db") as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(REVISIONS[0],)]
+
+
+#: Revision ids, newest first, as the migration files are numbered ("0004_case_work.py" is "0004").
+REVISIONS = sorted((path.name[:4] for path in (REPO_ROOT / "bot/store/migrations/versions").glob("[0-9]*.py")),
+                   reverse=True)
 
 
 def test_the_migration_chain_is_linear():
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    assert script.get_heads() == ["0002"]
-    assert [rev.revision for rev in script.walk_revisions()] == ["0002", "0001"]
+    assert script.get_heads() == [REVISIONS[0]]
+    assert [rev.revision for rev in script.walk_revisions()] == REVISIONS
 
 
 def test_python_m_bot_store_migrate_on_a_fresh_sqlite_file(tmp_path):
@@ -142,7 +147,7 @@ def test_python_m_bot_store_migrate_on_a_fresh_sqlite_file(tmp_path):
                    capture_output=True, timeout=120)
 
     with sqlite3.connect(database) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(REVISIONS[0],)]
     assert mode(database) == 0o600
 
 
