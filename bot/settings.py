@@ -129,6 +129,12 @@ class Settings:
     urgent_notify_alert_seconds: int = 300
     escalations_per_hour_warning: int = 20
     store_timeout_seconds: float = 8.0
+    staff_idle_minutes: int = 15
+    staff_session_hours: int = 12
+    login_max_failures: int = 5
+    login_lockout_minutes: int = 15
+    login_address_max_failures: int = 20
+    login_address_window_minutes: int = 15
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -182,12 +188,23 @@ class Settings:
             urgent_notify_alert_seconds=int(env.get("URGENT_NOTIFY_ALERT_SECONDS", "300")),
             escalations_per_hour_warning=int(env.get("ESCALATIONS_PER_HOUR_WARNING", "20")),
             store_timeout_seconds=float(env.get("STORE_TIMEOUT_SECONDS", "8")),
+            staff_idle_minutes=int(env.get("STAFF_IDLE_MINUTES", "15")),
+            staff_session_hours=int(env.get("STAFF_SESSION_HOURS", "12")),
+            login_max_failures=int(env.get("LOGIN_MAX_FAILURES", "5")),
+            login_lockout_minutes=int(env.get("LOGIN_LOCKOUT_MINUTES", "15")),
+            login_address_max_failures=int(env.get("LOGIN_ADDRESS_MAX_FAILURES", "20")),
+            login_address_window_minutes=int(env.get("LOGIN_ADDRESS_WINDOW_MINUTES", "15")),
         )
 
     @property
     def store_url(self) -> str:
         """Async URL of the escalation store."""
         return async_db_url(self.database_url)
+
+    @property
+    def staff_cookie_secure(self) -> bool:
+        """Whether the dashboard's cookies are ``Secure``: the dashboard is served over HTTPS."""
+        return self.public_web_url.lower().startswith("https://")
 
     @property
     def spool_dir(self) -> Path:

@@ -106,6 +106,16 @@ class AuditKind(str, enum.Enum):
     notification_failed = "notification_failed"
     recovered_from_spool = "recovered_from_spool"
     unusual_volume = "unusual_volume"
+    # Dashboard accounts (bot/staff/accounts.py); the actor is the admin, or cli:<os user>.
+    staff_user_created = "staff_user_created"
+    staff_user_disabled = "staff_user_disabled"
+    staff_user_enabled = "staff_user_enabled"
+    staff_role_changed = "staff_role_changed"
+    staff_password_reset = "staff_password_reset"
+    staff_password_changed = "staff_password_changed"
+    staff_account_locked = "staff_account_locked"
+    api_token_issued = "api_token_issued"
+    api_token_revoked = "api_token_revoked"
     # Case work on the staff dashboard (bot/staff/cases.py); the actor is the staff username.
     case_assigned = "case_assigned"
     outcome_recorded = "outcome_recorded"
@@ -232,13 +242,77 @@ class OutboxMessage(Base):
     sent_at = Column(UTCDateTime)
 
 
+class StaffRole(str, enum.Enum):
+    """What a dashboard account may do: staff work on escalations; admins also manage accounts."""
+
+    staff = "staff"
+    admin = "admin"
+
+
 class StaffUser(Base):
-    """A clinic staff account for the dashboard."""
+    """A clinic staff account for the dashboard (bot/staff/accounts.py)."""
 
     __tablename__ = "staff_users"
 
     id = Column(Integer, primary_key=True)
+    #: Lower case; unique.
     username = Column(String(64), nullable=False, unique=True)
+    display_name = Column(String(100), nullable=False, default="", server_default="")
+    role = Column(_enum(StaffRole, "staff_role"), nullable=False, default=StaffRole.staff, server_default="staff")
+    #: argon2id (argon2-cffi's PasswordHasher); rehashed at sign-in when the parameters change.
     password_hash = Column(String(255), nullable=False)
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
-    is_active = Column(Boolean, nullable=False, default=True)
+    password_changed_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    #: Set after an admin reset: the next sign-in must choose a new password.
+    must_change_password = Column(Boolean, nullable=False, default=False, server_default=text("false"))
+    #: A disabled account cannot sign in, and its sessions and API tokens stop working.
+    disabled_at = Column(UTCDateTime)
+    #: Failed sign-ins since the last success; at the threshold the account is locked until ``locked_until``.
+    failed_logins = Column(Integer, nullable=False, default=0, server_default="0")
+    locked_until = Column(UTCDateTime)
+
+
+class StaffSession(Base):
+    """A signed-in dashboard session (bot/staff/sessions.py).
+
+    The browser's cookie holds a random key; only its SHA-256 is stored. A session is
+    live while ``ended_at`` is empty and ``idle_until`` (last activity plus the idle
+    timeout, never past ``expires_at``) is in the future.
+    """
+
+    __tablename__ = "staff_sessions"
+
+    id = Column(Integer, primary_key=True)
+    key_hash = Column(String(64), nullable=False, unique=True)
+    user_id = Column(Integer, ForeignKey("staff_users.id", ondelete="CASCADE"), nullable=False, index=True)
+    csrf_token = Column(String(64), nullable=False)
+    data = Column(JSON, nullable=False, default=dict)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    last_seen_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    idle_until = Column(UTCDateTime, nullable=False, index=True)
+    expires_at = Column(UTCDateTime, nullable=False)
+    ended_at = Column(UTCDateTime)
+
+
+class ApiToken(Base):
+    """A named API token for ``Authorization: Bearer``; only its SHA-256 is stored (bot/staff/tokens.py)."""
+
+    __tablename__ = "api_tokens"
+
+    id = Column(Integer, primary_key=True)
+    user_id = Column(Integer, ForeignKey("staff_users.id", ondelete="CASCADE"), nullable=False, index=True)
+    name = Column(String(100), nullable=False)
+    token_hash = Column(String(64), nullable=False, unique=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    last_used_at = Column(UTCDateTime)
+    revoked_at = Column(UTCDateTime)
+
+
+class LoginFailure(Base):
+    """A failed dashboard sign-in from one client address (keyed hash), for throttling across replicas."""
+
+    __tablename__ = "staff_login_failures"
+
+    id = Column(Integer, primary_key=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow, index=True)
+    address_key = Column(String(64), nullable=False, index=True)

@@ -21,21 +21,19 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from bot.clinic import Clinic, load_clinic
+from bot.clinic import load_clinic
 from bot.escalation.service import EscalationService, staff_can_be_notified
 from bot.notify.worker import Notifier
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
-from bot.web import security
+from bot.web import auth, security
 from bot.web.health import HEALTH, HealthSources, healthz
+from bot.web.keys import CLINIC, DB, ENGINE, SETTINGS
 
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
-SETTINGS = web.AppKey("settings", Settings)
-CLINIC = web.AppKey("clinic", Clinic)
-ENGINE = web.AppKey("engine", object)
 ASSETS = web.AppKey("assets", frozenset)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -49,12 +47,19 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return web.Response(status=exc.status, text=f"{exc.status}: {exc.reason}", content_type="text/plain")
+        return error_response(request, exc.status, exc.reason)
     except asyncio.CancelledError:
         raise
     except Exception:  # noqa: BLE001 - the boundary: log it, answer 500
         logger.exception("error serving %s %s", request.method, request.path)
-        return web.Response(status=500, text="500: Internal Server Error", content_type="text/plain")
+        return error_response(request, 500, "Internal Server Error")
+
+
+def error_response(request: web.Request, status: int, reason: str) -> web.Response:
+    """A plain error answer; JSON under the staff API."""
+    if auth.is_api(request):
+        return web.json_response({"error": reason}, status=status)
+    return web.Response(status=status, text=f"{status}: {reason}", content_type="text/plain")
 
 
 @aiohttp_jinja2.template("demo.html")
@@ -94,6 +99,7 @@ async def store_and_notifier(app: web.Application) -> AsyncIterator[None]:
     engine = create_engine(settings.database_url)
     app[ENGINE] = engine
     sessions = session_factory(engine)
+    app[DB] = sessions
     escalations = EscalationService.from_settings(settings, sessions)
     alert_after = timedelta(seconds=settings.urgent_notify_alert_seconds)
     app[HEALTH] = HealthSources(sessions, escalations.spool, tuple(escalations.transports), alert_after)
@@ -130,5 +136,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/", demo_page, name="demo")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/static/{name:.+}", static_file, name="static")
+    auth.setup(app)
     app.cleanup_ctx.append(store_and_notifier)
     return app

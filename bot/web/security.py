@@ -5,6 +5,11 @@ allows what the widget needs and nothing else: its own script, stylesheet and
 language files from this origin, and connections to the Rasa server (HTTP for
 socket.io polling, WebSocket for the live connection). Nothing inline runs,
 the page cannot be framed, and no referrer leaves with a patient's click.
+
+The staff dashboard (``/staff``) gets a stricter policy still: it talks only to
+its own origin (no Rasa server), and its pages and API answers carry patient data,
+so no browser or proxy may keep a copy (``Cache-Control: no-store``); only its
+static assets may be cached.
 """
 
 from __future__ import annotations
@@ -39,6 +44,27 @@ def content_security_policy(settings: Settings) -> str:
     return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
 
 
+def staff_content_security_policy() -> str:
+    """The dashboard's policy: everything from this origin only, nothing inline, no framing."""
+    directives = {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "object-src": ["'none'"],
+    }
+    return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
+
+
+def is_dashboard(path: str) -> bool:
+    """Whether ``path`` is the staff dashboard's."""
+    return path == "/staff" or path.startswith("/staff/")
+
+
 def security_headers(settings: Settings) -> dict[str, str]:
     """Headers added to every response."""
     return {
@@ -57,8 +83,15 @@ def install(app: web.Application, settings: Settings) -> None:
     aiohttp raises itself).
     """
     headers = security_headers(settings)
+    staff_headers = {**headers, "Content-Security-Policy": staff_content_security_policy()}
+    staff_private = {**staff_headers, "Cache-Control": "no-store"}
 
-    async def add_headers(_request: web.Request, response: web.StreamResponse) -> None:
-        response.headers.update(headers)
+    async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+        if not is_dashboard(request.path):
+            response.headers.update(headers)
+        elif request.path.startswith("/staff/static/"):
+            response.headers.update(staff_headers)
+        else:
+            response.headers.update(staff_private)
 
     app.on_response_prepare.append(add_headers)

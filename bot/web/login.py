@@ -1,0 +1,165 @@
+"""Signing in and out of the dashboard, and changing one's own password.
+
+The sign-in form is protected against login CSRF with a double-submit token: the
+form page sets a short-lived ``SameSite=Strict`` cookie and puts the same value in
+the form; a post whose field does not match it is refused. A successful sign-in
+ends any session the browser had and starts a new one (new key, new CSRF token).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+import aiohttp_jinja2
+import aiohttp_session
+from aiohttp import web
+
+from bot.staff import accounts, clock, signin
+from bot.staff import sessions as staff_sessions
+from bot.web import auth
+from bot.web.keys import DB, SETTINGS
+from bot.web.session_storage import LIVE
+
+logger = logging.getLogger(__name__)
+
+LOGIN_COOKIE = "staff_login"
+LOGIN_COOKIE_SECONDS = 3600
+HOME = "/staff/"
+FAILED = (
+    "The username or password is not right, or this account cannot sign in now. "
+    "After {failures} failed attempts, sign-in pauses for {minutes} minutes."
+)
+THROTTLED = "Too many failed sign-ins from this computer. Wait {minutes} minutes, then try again."
+
+
+def _next_path(value: Any) -> str:
+    value = value if isinstance(value, str) else ""
+    return value if value and value != auth.LOGIN_PATH and auth.SAFE_NEXT.match(value) else ""
+
+
+def _login_page(request: web.Request, *, status: int = 200, error: str = "", notice: str = "",
+                next_path: str = "", username: str = "") -> web.Response:
+    settings = request.config_dict[SETTINGS]
+    token = secrets.token_urlsafe(32)
+    response = aiohttp_jinja2.render_template(
+        "staff/login.html", request,
+        {"csrf_token": token, "error": error, "notice": notice, "next": next_path, "username": username},
+        status=status,
+    )
+    response.set_cookie(
+        LOGIN_COOKIE, token, max_age=LOGIN_COOKIE_SECONDS, path=auth.LOGIN_PATH,
+        secure=settings.staff_cookie_secure, httponly=True, samesite="Strict",
+    )
+    return response
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    """GET /staff/login: the sign-in form (or straight to the dashboard when signed in already)."""
+    await aiohttp_session.get_session(request)
+    next_path = _next_path(request.query.get("next"))
+    if request.get(LIVE) is not None:
+        return auth.see_other(next_path or HOME)
+    notice = "You have signed out." if request.query.get("signed_out") == "1" else ""
+    return _login_page(request, notice=notice, next_path=next_path)
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    """POST /staff/login: check the form, then start a fresh session."""
+    form = await request.post()
+    cookie = request.cookies.get(LOGIN_COOKIE, "")
+    if not auth.tokens_match(cookie, str(form.get(auth.CSRF, ""))):
+        return auth.forbidden(request, "The sign-in form was out of date. Reload the page and try again.")
+    settings = request.config_dict[SETTINGS]
+    username = str(form.get("username", ""))[:200]
+    password = str(form.get("password", ""))[: accounts.MAX_PASSWORD_CHARS + 1]
+    next_path = _next_path(form.get("next"))
+    limits = signin.Limits.from_settings(settings)
+    async with request.config_dict[DB]() as db, db.begin():
+        attempt = await signin.authenticate(
+            db, username, password, address=request.remote or "", now=clock.now(), limits=limits,
+        )
+    if attempt.outcome is signin.Outcome.throttled:
+        minutes = int(limits.address_window.total_seconds() // 60)
+        return _login_page(request, status=429, error=THROTTLED.format(minutes=minutes), next_path=next_path)
+    if attempt.user is None:
+        message = FAILED.format(failures=limits.max_failures, minutes=int(limits.lockout.total_seconds() // 60))
+        return _login_page(
+            request, status=401, error=message, next_path=next_path, username=accounts.normalise_username(username)[:64],
+        )
+    previous = await aiohttp_session.get_session(request)
+    if previous.identity:
+        async with request.config_dict[DB]() as db, db.begin():
+            await staff_sessions.end(db, previous.identity, clock.now())
+    session = await aiohttp_session.new_session(request)
+    session["user_id"] = attempt.user.id
+    logger.info("staff account %s signed in", attempt.user.id)
+    target = auth.PASSWORD_PATH if attempt.user.must_change_password else (next_path or HOME)
+    response = auth.see_other(target)
+    response.del_cookie(LOGIN_COOKIE, path=auth.LOGIN_PATH)
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """POST /staff/logout: end the session on the server and forget the cookie."""
+    session = await aiohttp_session.get_session(request)
+    session.invalidate()
+    return auth.see_other(f"{auth.LOGIN_PATH}?signed_out=1")
+
+
+async def password_form(request: web.Request) -> web.StreamResponse:
+    """GET /staff/account/password: the form to choose a new password."""
+    return _password_page(request)
+
+
+def _password_page(request: web.Request, *, status: int = 200, error: str = "") -> web.Response:
+    forced = bool(request.get("staff_must_change_password"))
+    return aiohttp_jinja2.render_template(
+        "staff/password.html", request,
+        {"error": error, "forced": forced, "min_chars": accounts.MIN_PASSWORD_CHARS}, status=status,
+    )
+
+
+async def password_submit(request: web.Request) -> web.StreamResponse:
+    """POST /staff/account/password: check the current password, store the new one, sign in afresh."""
+    identity: auth.StaffIdentity = request[auth.STAFF]
+    if identity.via != "session":
+        return auth.forbidden(request, "Change a password on the dashboard, not with an API token.")
+    form = await request.post()
+    current, new, again = (str(form.get(name, "")) for name in ("current_password", "new_password", "new_password_again"))
+    if new != again:
+        return _password_page(request, status=400, error="The two new passwords are not the same.")
+    async with request.config_dict[DB]() as db, db.begin():
+        user = await accounts.get_user_by_id(db, identity.id)
+        if user is None or not await accounts.verify_password(user.password_hash, current):
+            return _password_page(request, status=400, error="The current password is not right.")
+        if new == current:
+            return _password_page(request, status=400, error="Choose a password different from the current one.")
+        try:
+            await accounts.set_password(db, user, new, actor=identity.username)
+        except accounts.AccountError as exc:
+            return _password_page(request, status=400, error=str(exc))
+    # Every session of the account ended with the change; this browser gets a new one.
+    session = await aiohttp_session.new_session(request)
+    session["user_id"] = identity.id
+    return auth.see_other(HOME)
+
+
+async def whoami(request: web.Request) -> web.Response:
+    """GET /staff/api/me: the signed-in account, and the session's CSRF token for scripts."""
+    identity: auth.StaffIdentity = request[auth.STAFF]
+    return web.json_response({
+        "id": identity.id, "username": identity.username, "display_name": identity.display_name,
+        "role": identity.role, "via": identity.via, "csrf_token": request.get(auth.CSRF, ""),
+    })
+
+
+def setup(app: web.Application) -> None:
+    """Add the sign-in, sign-out and password routes."""
+    app.router.add_get(auth.LOGIN_PATH, login_form, name="staff_login")
+    app.router.add_post(auth.LOGIN_PATH, login_submit, name="staff_login_submit")
+    app.router.add_post(auth.LOGOUT_PATH, logout, name="staff_logout")
+    app.router.add_get(auth.PASSWORD_PATH, password_form, name="staff_password")
+    app.router.add_post(auth.PASSWORD_PATH, password_submit, name="staff_password_submit")
+    app.router.add_get("/staff/api/me", whoami, name="staff_api_me")
