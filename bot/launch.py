@@ -8,6 +8,10 @@ all of them cleanly. In production, systemd does the same job with the units in
 ``deploy/systemd/``. The end-to-end tests use :class:`Stack` to start the same
 processes on free ports.
 
+The web app runs on the interpreter of its own environment, ``.venv-web``
+(Rasa pins an old aiohttp in ``.venv``; the web app needs a current one):
+``WEB_PYTHON`` in the environment names another interpreter.
+
 No secret is ever a command-line argument: each process reads its settings and
 secrets from the environment and ``var/secrets``.
 """
@@ -37,6 +41,7 @@ __all__ = ["Backoff", "Service", "Stack", "Supervisor", "free_port", "newest_mod
 logger = logging.getLogger("bot.launch")
 
 PYTHON = sys.executable
+WEB_VENV = REPO_ROOT / ".venv-web"
 WILDCARD_HOSTS = {"", "0.0.0.0", "::"}
 
 
@@ -45,6 +50,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def web_python(env: Mapping[str, str]) -> str:
+    """The interpreter that runs the web app: ``WEB_PYTHON`` if set, else ``.venv-web/bin/python``."""
+    return env.get("WEB_PYTHON") or str(WEB_VENV / "bin" / "python")
 
 
 def local_address(bind_host: str) -> str:
@@ -94,13 +104,17 @@ class Stack:
             "actions": Service(
                 "actions", [PYTHON, "-m", "bot.servers.actions"], f"http://{host}:{s.action_port}/health"
             ),
-            "web": Service("web", [PYTHON, "-m", "bot.web"], f"http://{host}:{s.web_port}/healthz"),
+            "web": Service("web", [web_python(self.env), "-m", "bot.web"], f"http://{host}:{s.web_port}/healthz"),
         }
 
     def start(self, *names: str, env: Optional[Mapping[str, str]] = None) -> None:
         """Start the named services (default: all); ``env`` overrides variables for this start only."""
         for name in names or tuple(self.services):
             service = self.services[name]
+            interpreter = service.command[0]
+            if not (os.path.isfile(interpreter) and os.access(interpreter, os.X_OK)):
+                hint = " (the web app's environment: `make setup` installs it)" if name == "web" else ""
+                raise RuntimeError(f"cannot start {name}: no interpreter at {interpreter}{hint}")
             stdout = None
             if self.log_dir:
                 self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -248,8 +262,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     s = stack.settings
-    stack.start()
     try:
+        stack.start()
         stack.wait_ready(300.0)
         api = "on (JWT in the Authorization header, see README)" if s.rasa_api else "off (RASA_API=true enables it)"
         print(
