@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RASA := $(VENV)/bin/rasa
 # The web app's own environment: Rasa pins aiohttp < 3.10 in .venv, the web app
-# needs a current one (see "Environments" in the README). No Rasa in it.
+# needs a current one (see "Updating dependencies" in the README). No Rasa in it.
 VENV_WEB := .venv-web
 PY_WEB := $(VENV_WEB)/bin/python
 export PYTHONPATH := $(CURDIR)
