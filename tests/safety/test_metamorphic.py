@@ -1,0 +1,139 @@
+"""Metamorphic tests of the safety screen (issue 14, item 4): the screen alone, no training.
+
+The variants come from :mod:`bot.evaluation.variants` (seeded, reproducible); the relations
+and the counting from :mod:`bot.evaluation.metamorphic`, which ``make eval`` prints as a
+table. A failure lists the seed, the variant and both verdicts, so it can be replayed with
+``screen_text(variant)``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.evaluation import metamorphic, variants as v
+
+SHOWN = 25
+#: Target of issue 14: false escalations of ordinary questions at most 2 %, variants included.
+MAX_FALSE_ESCALATION = 0.02
+
+
+def _failures(result: metamorphic.Result) -> str:
+    lines = [f"{result.invariant.key}: {result.invariant.statement}",
+             f"{len(result.failures)} of {result.variants} variants ({result.cases} cases) fail; by transformation: "
+             + ", ".join(f"{t} {n - p}/{n}" for t, (p, n) in result.by_transform().items() if p < n)]
+    lines += [f"  {check.describe()}" for check in result.failures[:SHOWN]]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("key, min_cases, min_variants", [
+    ("a", 3000, 9000), ("b", 200, 1500), ("c1", 40, 350), ("c2", 40, 200), ("d", 100, 300),
+])
+def test_each_invariant_is_checked_on_enough_variants(metamorphic_results, key, min_cases, min_variants):
+    # A relation whose premise the screen breaks on the seeds would pass vacuously.
+    result = metamorphic_results[key]
+    assert result.cases >= min_cases and result.variants >= min_variants, (result.cases, result.variants)
+
+
+def test_a_neutral_context_never_makes_an_ordinary_question_staff_bound(metamorphic_results):
+    result = metamorphic_results["a"]
+    if result.failures:
+        pytest.fail(_failures(result), pytrace=False)
+
+
+def test_b_typos_casing_and_filler_never_make_a_staff_bound_message_ordinary(metamorphic_results):
+    result = metamorphic_results["b"]
+    if result.failures:
+        pytest.fail(_failures(result), pytrace=False)
+
+
+def test_c1_a_red_flag_asked_about_as_a_risk_is_never_an_emergency(metamorphic_results):
+    result = metamorphic_results["c1"]
+    if result.failures:
+        pytest.fail(_failures(result), pytrace=False)
+
+
+def test_c2_a_red_flag_reported_after_a_treatment_is_always_an_emergency(metamorphic_results):
+    result = metamorphic_results["c2"]
+    if result.failures:
+        pytest.fail(_failures(result), pytrace=False)
+
+
+def test_d_a_negated_finding_never_escalates_on_its_own(metamorphic_results):
+    result = metamorphic_results["d"]
+    if result.failures:
+        pytest.fail(_failures(result), pytrace=False)
+
+
+def test_false_escalations_of_ordinary_variants_are_at_most_2_percent(metamorphic_results):
+    staff, total = metamorphic.false_escalation_rate(metamorphic_results)
+    assert total
+    if staff / total > MAX_FALSE_ESCALATION:
+        pytest.fail(f"{staff}/{total} = {staff / total:.3f} of the ordinary variants (a, c1, d) reach staff", pytrace=False)
+
+
+# ---- the generators themselves (no screen)
+
+
+def test_variants_are_the_same_on_every_run():
+    suite, faq = v.suite_seeds(), v.faq_seeds()
+    staff = [s for s in suite if s.expect == "staff"]
+    first = [x.text for x in v.noise_variants(staff) + v.negation_variants(faq) + v.neutral_variants([], faq)]
+    second = [x.text for x in v.noise_variants(staff) + v.negation_variants(faq) + v.neutral_variants([], faq)]
+    assert first == second and len(first) > 1000
+
+
+def test_a_seeds_variants_do_not_depend_on_the_other_seeds():
+    staff = [s for s in v.suite_seeds() if s.expect == "staff"]
+    alone = [x.text for x in v.noise_variants(staff[-1:])]
+    assert alone == [x.text for x in v.noise_variants(staff) if x.seed == staff[-1]]
+
+
+def test_noise_never_edits_a_curated_term():
+    staff = [s for s in v.suite_seeds() if s.expect == "staff"]
+    checked = 0
+    for variant in v.noise_variants(staff):
+        if variant.transform not in {"typo", "filler"}:
+            continue
+        for start, end in v.protected_spans(variant.seed.text):
+            term = variant.seed.text[start:end].lower()
+            assert term in variant.text.lower(), (term, variant.text)
+            checked += 1
+    assert checked > 300
+
+
+def test_typos_are_one_non_word_edit_after_the_second_letter():
+    staff = [s for s in v.suite_seeds() if s.expect == "staff"]
+    typos = [x for x in v.noise_variants(staff) if x.transform == "typo"]
+    assert len(typos) > 400
+    for variant in typos:
+        before, after = v.WORD.findall(variant.seed.text), v.WORD.findall(variant.text)
+        changed = [(a, b) for a, b in zip(before, after) if a != b]
+        assert len(before) == len(after) and len(changed) == 1, variant.text
+        (old, new), = changed
+        assert len(old) >= 5 and old[:2] == new[:2] and abs(len(old) - len(new)) <= 1, (old, new)
+        assert not v.is_real_word(new), (old, new)
+
+
+def test_every_red_flag_category_has_risk_and_report_variants():
+    risk, report = v.red_flag_variants()
+    categories = set(v.vocabulary("RED_FLAG"))
+    assert {x.category for x in risk} == categories
+    assert {x.category for x in report} == categories
+    for variant in risk + report:
+        assert variant.term in variant.text
+
+
+def test_every_condition_medicine_and_device_category_is_negated():
+    variants = v.negation_variants(v.faq_seeds())
+    expected = {c for label in ("CONDITION", "MEDICATION", "DEVICE") for c in v.vocabulary(label)} - v.NEGATION_SKIP
+    assert {x.category for x in variants} == expected
+    for variant in variants:
+        assert variant.term in variant.text and variant.seed.text in variant.text
+
+
+@pytest.mark.parametrize("term, expected", [
+    ("chest pain", "noun"), ("collapsed lung", "noun"), ("numb", "state"), ("short of breath", "state"),
+    ("still bleeding", None), ("can't breathe", None), ("lost consciousness", None), ("pain in my chest", None),
+])
+def test_template_terms_are_shaped_to_fit_the_sentence(term, expected):
+    assert v.shape(term) == expected
