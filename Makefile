@@ -97,6 +97,7 @@ test: setup system-deps validate test-stories pytest ## Everything above, non-ze
 
 eval: $(MODEL_STAMP) ## Held-out and cross-validated NLU evaluation, safety suite
 	$(PY) -m bot.evaluation.run
+	$(PY) -m bot.evaluation.metamorphic
 
 bench: setup ## Latency, memory, training and cold-start figures; widget size
 	$(PY) -m bot.evaluation.bench
