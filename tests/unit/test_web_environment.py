@@ -155,3 +155,29 @@ def test_a_missing_web_environment_is_a_clear_error_not_a_fallback(tmp_path):
 def test_the_systemd_unit_runs_the_web_app_on_the_web_environment():
     unit = (REPO_ROOT / "deploy" / "systemd" / "dry-needling-web.service").read_text()
     assert re.search(r"^ExecStart=\S*/\.venv-web/bin/python -m bot\.web$", unit, re.MULTILINE)
+
+
+def recipe(target: str) -> list[str]:
+    """The command lines of a Makefile target."""
+    lines = (REPO_ROOT / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    body = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("\t"):
+            break
+        body.append(line.strip())
+    return body
+
+
+def test_make_installs_the_web_environment_and_runs_the_web_tests_in_it():
+    setup = next(line for line in (REPO_ROOT / "Makefile").read_text().splitlines() if line.startswith("setup:"))
+    assert "$(VENV_WEB)/.installed" in setup
+    install = recipe("$(VENV_WEB)/.installed")
+    assert "$(PY_WEB) -m pip install --quiet --no-deps -r requirements-web.lock" in install
+    assert "$(PY_WEB) -m pip check" in install
+
+    pytest_runs = recipe("pytest")
+    main_run = next(line for line in pytest_runs if line.startswith("$(PY) -m pytest --ignore=tests/browser"))
+    assert "--ignore=tests/web" in main_run and "--ignore=tests/staff" in main_run
+    assert any(line.startswith("$(PY_WEB) -m pytest tests/web") for line in pytest_runs)
+    assert recipe("run")[-1] == "$(PY) -m bot.launch"
