@@ -610,6 +610,15 @@ async def _search(session: AsyncSession, filters: CaseFilter, viewer_id: Optiona
     return found
 
 
+async def sender_ids(session: AsyncSession, case_ids: Sequence[str]) -> dict[str, str]:
+    """The Rasa conversation id of each case (to read the tracker store with)."""
+    ids = [case_id for case_id in case_ids if valid_id(case_id)]
+    if not ids:
+        return {}
+    rows = (await session.execute(select(Escalation.id, Escalation.sender_id).where(Escalation.id.in_(ids)))).all()
+    return {row.id: row.sender_id for row in rows}
+
+
 def valid_id(case_id: Any) -> bool:
     """Whether ``case_id`` looks like an escalation id (a UUID)."""
     return isinstance(case_id, str) and bool(_UUID.match(case_id))
@@ -681,7 +690,7 @@ async def _change(session: AsyncSession, record: Escalation, expected: dict[str,
 
 async def _staff(session: AsyncSession, user_id: int) -> StaffUser:
     user = await session.get(StaffUser, user_id)
-    if user is None or getattr(user, "disabled_at", None) is not None or getattr(user, "is_active", True) is False:
+    if user is None or user.disabled_at is not None:
         raise InvalidInput("no active staff account with this id")
     return user
 
@@ -832,6 +841,26 @@ async def audit_export(
         session, AuditKind.escalations_exported, actor=actor.username,
         detail={"from": _iso(created_from), "to": _iso(created_to), "rows": rows, "transcripts": transcripts},
     )
+
+
+@dataclass(frozen=True)
+class Colleague:
+    """A staff account a case can be assigned to."""
+
+    id: int
+    username: str
+    display_name: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "username": self.username, "display_name": self.display_name}
+
+
+async def colleagues(session: AsyncSession) -> list[Colleague]:
+    """Accounts that can hold a case (not disabled), by display name."""
+    query = select(StaffUser.id, StaffUser.username, StaffUser.display_name).where(StaffUser.disabled_at.is_(None))
+    rows = (await session.execute(query)).all()
+    found = [Colleague(row.id, row.username, row.display_name or row.username) for row in rows]
+    return sorted(found, key=lambda colleague: (colleague.display_name.casefold(), colleague.username))
 
 
 def new_id() -> str:
