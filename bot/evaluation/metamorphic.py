@@ -136,8 +136,14 @@ class CachedScreen:
         return self(text).reason
 
     def evidence_texts(self, text: str) -> list[str]:
-        """The texts of the findings the screen reported."""
-        return [e.text for e in getattr(self(text), "evidence", []) if getattr(e, "text", None)]
+        """The texts of the findings behind the verdict: health terms, and whatever finding
+        gave the reason ("who shouldn't have it", "put me through"). Context evidence such as
+        "since my session" is left out: the typo transform may edit it."""
+        return [
+            e.text for e in getattr(self(text), "evidence", [])
+            if getattr(e, "text", None)
+            and (getattr(e, "label", None) in v.HEALTH_LABELS or getattr(e, "gives_reason", False))
+        ]
 
 
 def _check(result: Result, screen: CachedScreen, variants: Iterable[v.Variant], premise, relation) -> None:

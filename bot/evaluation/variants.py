@@ -19,8 +19,9 @@ The four families (issue 14, item 4):
   Typo policy (the edits a spelling-tolerant matcher should handle): one edit (two
   neighbouring letters swapped, a letter dropped or doubled) in one word of five or more
   letters, at or after its third letter, giving a non-word (never "needled" -> "needed"),
-  and never inside a curated term of the vocabulary or the screen's own evidence: the
-  finding stays as written, so its recognition is the vocabulary's job, not this test's.
+  and never inside a curated term of the vocabulary or a finding the screen based its
+  verdict on: the finding stays as written, so its recognition is the vocabulary's job,
+  not this test's.
   Context words ("since", "session", "needling") may get typos: a human reads "sicne my
   sesion" without trouble, so a screen that decides on them should too.
 * ``risk`` / ``report``: a red-flag term asked as a general question about risk, and the
@@ -200,7 +201,7 @@ NEUTRAL_CONTEXT: tuple[tuple[str, str], ...] = (
     ("tired_crowded", "The bus was crowded this morning. {q}"),
 )
 #: Templates per FAQ seed (the suites' ordinary cases get every template).
-FAQ_TEMPLATES_PER_SEED = 2
+FAQ_TEMPLATES_PER_SEED = 1
 
 
 def neutral_variants(suite_ordinary: Iterable[Seed], faq: Iterable[Seed]) -> list[Variant]:

@@ -26,7 +26,7 @@ def _failures(result: metamorphic.Result) -> str:
 
 
 @pytest.mark.parametrize("key, min_cases, min_variants", [
-    ("a", 3000, 9000), ("b", 200, 1500), ("c1", 40, 350), ("c2", 40, 200), ("d", 100, 300),
+    ("a", 3000, 7000), ("b", 200, 1500), ("c1", 40, 350), ("c2", 40, 200), ("d", 100, 300),
 ])
 def test_each_invariant_is_checked_on_enough_variants(metamorphic_results, key, min_cases, min_variants):
     # A relation whose premise the screen breaks on the seeds would pass vacuously.
