@@ -67,6 +67,14 @@ def _origins(value: str, default: str) -> tuple[str, ...]:
     return origins
 
 
+def _local_host(env: Mapping[str, str]) -> str:
+    """How a process on this machine reaches a server bound to ``BIND_HOST``."""
+    host = env.get("BIND_HOST", "127.0.0.1").strip()
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
 def sync_db_url(url: str) -> str:
     """Return the synchronous SQLAlchemy form of a database URL (for Alembic and Rasa)."""
     for async_driver, sync_driver in (
@@ -106,6 +114,8 @@ class Settings:
     rasa_jwt_secret: str = ""
     action_secret: str = ""
     session_secret: str = ""
+    staff_bridge_secret: str = ""
+    rasa_internal_url: str = ""
     var_dir: Path = REPO_ROOT / "var"
     clinic_config: Path = REPO_ROOT / "clinic.yml"
     database_url: str = ""
@@ -163,6 +173,10 @@ class Settings:
             rasa_jwt_secret=env.get("RASA_JWT_SECRET") or _read_or_create_secret(secrets_dir / "rasa_jwt_secret"),
             action_secret=env.get("ACTION_SERVER_SECRET") or _read_or_create_secret(secrets_dir / "action_secret"),
             session_secret=env.get("SESSION_SECRET") or _read_or_create_secret(secrets_dir / "session_secret"),
+            staff_bridge_secret=env.get("STAFF_BRIDGE_SECRET")
+            or _read_or_create_secret(secrets_dir / "staff_bridge_secret"),
+            # Where the web app reaches the Rasa server's staff bridge (not the browser's PUBLIC_RASA_URL).
+            rasa_internal_url=env.get("RASA_INTERNAL_URL", f"http://{_local_host(env)}:{rasa_port}").rstrip("/"),
             var_dir=var_dir,
             clinic_config=_path(env.get("CLINIC_CONFIG", "clinic.yml")),
             database_url=database_url,

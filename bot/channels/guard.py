@@ -8,6 +8,8 @@
   silence: if processing fails or produces no reply (for instance because the
   action server is down), a true fallback message with the clinic's phone
   number is sent instead, and the failure is logged without the patient's text.
+  The one silence that is right: a conversation staff have taken over (Rasa's
+  ``ConversationPaused``), where Rasa logs the message and a person answers it.
 """
 
 from __future__ import annotations
@@ -200,10 +202,28 @@ def session_refused_reply() -> str:
 
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+IsPaused = Callable[[str], Awaitable[bool]]
 
 
-def guard(on_new_message: OnNewMessage, clinic: Clinic, max_chars: int) -> OnNewMessage:
-    """Wrap Rasa's message handler with input cleaning and a never-silent reply."""
+async def _held_by_staff(paused: Optional[IsPaused], sender_id: str) -> bool:
+    """Whether staff hold the conversation; when that cannot be told, assume not (the patient hears back)."""
+    if paused is None:
+        return False
+    try:
+        return await paused(sender_id)
+    except Exception:  # noqa: BLE001 - unknown means the fallback is sent: never silent by mistake
+        logger.exception("could not tell whether sender %s is held by staff", short_id(sender_id))
+        return False
+
+
+def guard(
+    on_new_message: OnNewMessage, clinic: Clinic, max_chars: int, paused: Optional[IsPaused] = None
+) -> OnNewMessage:
+    """Wrap Rasa's message handler with input cleaning and a never-silent reply.
+
+    ``paused(sender_id)`` tells whether staff hold the conversation: then a turn with no
+    automated reply is expected, and no fallback is sent.
+    """
 
     _install_watch()
 
@@ -214,7 +234,7 @@ def guard(on_new_message: OnNewMessage, clinic: Clinic, max_chars: int) -> OnNew
         if cleaned.empty:
             await out.send_response(message.sender_id, {"text": empty_reply()})
             return
-        if looks_like_another_language(cleaned.text):
+        if looks_like_another_language(cleaned.text) and not await _held_by_staff(paused, message.sender_id):
             await out.send_response(message.sender_id, {"text": other_language_reply(clinic)})
             return
         if cleaned.payload_blocked:
@@ -231,6 +251,9 @@ def guard(on_new_message: OnNewMessage, clinic: Clinic, max_chars: int) -> OnNew
             )
         finally:
             _current_turn.reset(token)
+        if out.sent == 0 and not turn.action_failed and await _held_by_staff(paused, message.sender_id):
+            logger.info("sender %s is talking to staff: no automated reply", short_id(message.sender_id))
+            return
         if out.sent == 0 or turn.action_failed:
             logger.error(
                 "%s for sender %s on channel %s; sent the fallback message",

@@ -18,7 +18,12 @@ socket.io client keeps working. Differences:
 * malformed events are answered or ignored politely instead of raising;
 * ``enter_room`` is awaited (a coroutine since python-socketio 5.10, which Rasa
   3.6's own channel does not await, so its replies never reach the browser);
-* every message passes through :func:`bot.channels.guard.guard`.
+* every message passes through :func:`bot.channels.guard.guard`;
+* staff can take a conversation over from the dashboard: the channel attaches a
+  :class:`bot.channels.live_chats.LiveChats` to the app for the staff bridge
+  (:mod:`bot.channels.staff_bridge`), a paused conversation gets no automated reply
+  (and no fallback for the missing one), and staff lines that found the patient's
+  chat closed are sent when the patient's browser resumes the session.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from bot.channels.caps import MAX_REQUEST_BYTES, parse_metadata
 from bot.channels.cors import CorsPolicy
 from bot.channels.guard import guard, rate_limited_reply, session_refused_reply, short_id
 from bot.channels.limits import MessageLimits, client_address
+from bot.channels.live_chats import ChatLines, LiveChats
 from bot.channels.sessions import SessionTokens
 from bot.clinic import load_clinic
 from bot.settings import Settings
@@ -76,15 +82,17 @@ class PatientSocketIOInput(SocketIOInput):
         channel.limits = MessageLimits.per_minute(
             settings.sender_messages_per_minute, settings.address_messages_per_minute
         )
+        channel.chat_lines = ChatLines(settings.database_url, settings.store_timeout_seconds)
         return channel
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """The socket.io endpoint, with the same events as Rasa's own channel."""
-        handler = guard(on_new_message, self.clinic, self.max_chars)
         sio = AsyncServer(
             async_mode="sanic", max_http_buffer_size=MAX_REQUEST_BYTES, **self.cors.socketio_options()
         )
-        blueprint = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
+        self.live = LiveChats(sio, self.namespace, self.bot_message_evt, self.chat_lines)
+        handler = guard(on_new_message, self.clinic, self.max_chars, paused=self.live.paused)
+        blueprint = LiveSocketBlueprint(self.live, sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio
         namespace = self.namespace
 
@@ -123,7 +131,11 @@ class PatientSocketIOInput(SocketIOInput):
 
         @sio.on("session_request", namespace=namespace)
         async def session_request(sid: Text, data: Any = None) -> None:
-            await bind(sid, data.get("session_id") if isinstance(data, dict) else None)
+            claimed = data.get("session_id") if isinstance(data, dict) else None
+            session_id = await bind(sid, claimed)
+            if session_id == claimed:
+                # A returning patient: staff lines written while their chat was closed go out now.
+                await self.live.deliver_pending(session_id)
 
         @sio.on(self.user_message_evt, namespace=namespace)
         async def handle_message(sid: Text, data: Any = None) -> None:
@@ -158,3 +170,16 @@ class PatientSocketIOInput(SocketIOInput):
             await handler(UserMessage(text, output, session_id, input_channel=self.name(), metadata=metadata))
 
         return blueprint
+
+
+class LiveSocketBlueprint(SocketBlueprint):
+    """Rasa's socket.io blueprint that also attaches the channel's open chats to the app for the staff bridge."""
+
+    def __init__(self, live: LiveChats, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ctx.live = live
+
+    def register(self, app: Any, options: Dict[Text, Any]) -> None:
+        """Attach the Socket.IO server and the open-chats registry to ``app``."""
+        super().register(app, options)
+        self.ctx.live.attach(app)

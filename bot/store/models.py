@@ -116,6 +116,10 @@ class AuditKind(str, enum.Enum):
     staff_account_locked = "staff_account_locked"
     api_token_issued = "api_token_issued"
     api_token_revoked = "api_token_revoked"
+    # Staff in the web chat (bot/staff/takeover.py); the actor is the staff username, never the text.
+    chat_taken_over = "chat_taken_over"
+    chat_message_sent = "chat_message_sent"
+    chat_handed_back = "chat_handed_back"
     # Case work on the staff dashboard (bot/staff/cases.py); the actor is the staff username.
     case_assigned = "case_assigned"
     outcome_recorded = "outcome_recorded"
@@ -316,3 +320,67 @@ class LoginFailure(Base):
     id = Column(Integer, primary_key=True)
     created_at = Column(UTCDateTime, nullable=False, default=utcnow, index=True)
     address_key = Column(String(64), nullable=False, index=True)
+
+
+# Staff in the web chat (migration 0005, bot/staff/takeover.py and bot/channels/staff_bridge.py).
+
+
+class ChatLineKind(str, enum.Enum):
+    """What a line staff put into a patient's web chat is: a joined notice, a message, a handed-back notice."""
+
+    joined = "joined"
+    message = "message"
+    left = "left"
+
+
+#: The one takeover per conversation that has not ended.
+ACTIVE_TAKEOVER = text("ended_at IS NULL")
+
+
+class ChatTakeover(Base):
+    """A staff member holding a web-chat conversation while the assistant is paused."""
+
+    __tablename__ = "chat_takeovers"
+    __table_args__ = (
+        Index(
+            "uq_chat_takeovers_active_sender", "sender_id", unique=True,
+            sqlite_where=ACTIVE_TAKEOVER, postgresql_where=ACTIVE_TAKEOVER,
+        ),
+    )
+
+    id = Column(Integer, primary_key=True)
+    escalation_id = Column(String(36), ForeignKey("escalations.id", ondelete="CASCADE"), nullable=False, index=True)
+    sender_id = Column(String(128), nullable=False)
+    staff_user_id = Column(Integer, ForeignKey("staff_users.id", ondelete="SET NULL"))
+    staff_username = Column(String(64), nullable=False)
+    #: The name the patient was shown (the account's display name then).
+    staff_name = Column(String(100), nullable=False)
+    started_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    ended_at = Column(UTCDateTime)
+    ended_by = Column(String(64))
+
+
+class StaffChatLine(Base):
+    """A line staff put into a patient's web chat, kept until it reached the patient's open chat.
+
+    Written by the web app before Rasa is asked to send it (durable first). Rasa's side sets
+    ``logged_at`` once the line is in the conversation's tracker, and ``delivered_at`` when it
+    was emitted to an open chat, either at once or when the patient's browser came back.
+    ``failed_at``: Rasa could not be reached, so the line never entered the conversation.
+    """
+
+    __tablename__ = "staff_chat_lines"
+    __table_args__ = (Index("ix_staff_chat_lines_pending", "sender_id", "delivered_at"),)
+
+    id = Column(Integer, primary_key=True)
+    escalation_id = Column(String(36), ForeignKey("escalations.id", ondelete="CASCADE"), nullable=False, index=True)
+    takeover_id = Column(Integer, ForeignKey("chat_takeovers.id", ondelete="SET NULL"))
+    sender_id = Column(String(128), nullable=False)
+    kind = Column(_enum(ChatLineKind, "chat_line_kind"), nullable=False, default=ChatLineKind.message)
+    author_username = Column(String(64), nullable=False)
+    author_name = Column(String(100), nullable=False)
+    body = Column(Text, nullable=False)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    logged_at = Column(UTCDateTime)
+    delivered_at = Column(UTCDateTime)
+    failed_at = Column(UTCDateTime)

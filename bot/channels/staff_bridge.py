@@ -1,0 +1,222 @@
+"""The staff bridge: how the web app asks the Rasa server to act on a patient's web chat.
+
+The Rasa process owns the patient's socket and the conversation's tracker, so the
+dashboard (a separate process, with no Rasa in it) asks it through this internal
+channel, listed in ``credentials.yml`` and served at ``/webhooks/staff_bridge/``:
+
+* ``POST takeover``  - pause the assistant (Rasa's ``ConversationPaused``) and put the
+  "<name> from <clinic> has joined the chat" line into the chat;
+* ``POST message``   - put a staff message into the chat;
+* ``POST handback``  - resume the assistant (``ConversationResumed``) with a line saying so;
+* ``POST presence``  - whether the patient's chat is open here, and whether it is paused.
+
+Bodies are small JSON objects: ``{"sender_id": ..., "line_id": ...}``. The web app
+writes each line to the store first (:mod:`bot.store.chat`); the bridge reads the
+text from there, appends it to the conversation as a ``BotUttered`` event whose
+metadata names the staff member (so it is kept in the conversation, with the
+patient's own messages, under Rasa's lock for that conversation), then emits it to
+the patient's open chat (:class:`bot.channels.live_chats.LiveChats`). The answer says
+whether it was delivered; a line that found no open chat goes out when the patient
+comes back within the session.
+
+Every call needs the header ``X-Bridge-Secret`` (``STAFF_BRIDGE_SECRET``, compared in
+constant time), else 401. Only web-chat conversations (socket.io session ids) can be
+reached. Message text and sender ids never reach a log line.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any, Awaitable, Callable, Dict, Optional, Text
+
+from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.shared.core.events import BotUttered, ConversationPaused, ConversationResumed
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.channels.guard import short_id
+from bot.channels.live_chats import LiveChats, staff_metadata
+from bot.channels.sessions import is_session_shaped
+from bot.settings import Settings
+from bot.store import chat
+from bot.store.db import bounded
+from bot.store.models import ChatLineKind, StaffChatLine, utcnow
+
+logger = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Bridge-Secret"
+MAX_BODY_BYTES = 4096
+#: Seconds between attempts to take a conversation's lock while the assistant is answering in it.
+LOCK_WAIT_SECONDS = 0.2
+
+
+class BridgeRefusal(Exception):
+    """A call the bridge answers with an error status and a short machine-readable reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class StaffBridgeInput(InputChannel):
+    """Internal, authenticated channel through which staff act on web-chat conversations."""
+
+    def __init__(self, secret: str, store_timeout: float = 8.0) -> None:
+        self.secret = secret.encode("utf-8")
+        self.store_timeout = store_timeout
+
+    @classmethod
+    def name(cls) -> Text:
+        """Served at ``/webhooks/staff_bridge/``."""
+        return "staff_bridge"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        """The secret comes from the environment (or ``var/secrets``), never from credentials.yml."""
+        if credentials:
+            logger.warning("credentials.yml: staff_bridge takes no keys; set STAFF_BRIDGE_SECRET instead")
+        settings = Settings.from_env()
+        return cls(settings.staff_bridge_secret, settings.store_timeout_seconds)
+
+    def authorised(self, request: Request) -> bool:
+        """Whether the request carries the bridge secret (constant-time comparison)."""
+        given = request.headers.get(SECRET_HEADER, "")
+        return bool(self.secret) and hmac.compare_digest(given.encode("utf-8"), self.secret)
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """The bridge's routes; ``on_new_message`` is unused: nothing here is a patient message."""
+        bridge = Blueprint("staff_bridge", __name__)
+
+        def endpoint(operation: Callable[[Request, Dict[str, Any]], Awaitable[Dict[str, Any]]]):
+            async def handle(request: Request) -> HTTPResponse:
+                if not self.authorised(request):
+                    logger.warning("refused a staff bridge call without the right %s header", SECRET_HEADER)
+                    return response.json({"error": "unauthorised"}, status=401)
+                try:
+                    body = parse_body(request.body)
+                    return response.json(await operation(request, body))
+                except BridgeRefusal as refusal:
+                    return response.json({"error": refusal.reason}, status=refusal.status)
+
+            handle.__name__ = operation.__name__
+            return handle
+
+        bridge.add_route(endpoint(self.take_over), "/takeover", methods=["POST"], name="takeover")
+        bridge.add_route(endpoint(self.message), "/message", methods=["POST"], name="message")
+        bridge.add_route(endpoint(self.hand_back), "/handback", methods=["POST"], name="handback")
+        bridge.add_route(endpoint(self.presence), "/presence", methods=["POST"], name="presence")
+        return bridge
+
+    # ---- operations -------------------------------------------------------------------------------
+
+    async def take_over(self, request: Request, body: Dict[str, Any]) -> Dict[str, Any]:
+        """Pause the assistant and put the joined line into the chat."""
+        return await self._post(request, body, ChatLineKind.joined, pause=True)
+
+    async def message(self, request: Request, body: Dict[str, Any]) -> Dict[str, Any]:
+        """Put a staff message into a paused chat."""
+        return await self._post(request, body, ChatLineKind.message, pause=None)
+
+    async def hand_back(self, request: Request, body: Dict[str, Any]) -> Dict[str, Any]:
+        """Resume the assistant, with a line saying so."""
+        return await self._post(request, body, ChatLineKind.left, pause=False)
+
+    async def presence(self, request: Request, body: Dict[str, Any]) -> Dict[str, Any]:
+        """Whether the patient's chat is open on this server, and whether staff hold it."""
+        sender_id = sender_of(body)
+        agent, live = parts_of(request)
+        tracker = await agent.tracker_store.retrieve(sender_id)
+        return {
+            "known": tracker is not None,
+            "paused": bool(tracker is not None and tracker.is_paused()),
+            "connected": live.connected(sender_id),
+        }
+
+    async def _post(
+        self, request: Request, body: Dict[str, Any], kind: ChatLineKind, pause: Optional[bool]
+    ) -> Dict[str, Any]:
+        """Append ``kind``'s line (and the pause or resume) to the conversation, then deliver it."""
+        sender_id = sender_of(body)
+        line_id = body.get("line_id")
+        if not isinstance(line_id, int) or isinstance(line_id, bool):
+            raise BridgeRefusal(400, "line_id_required")
+        agent, live = parts_of(request)
+        line = await self._line(live, line_id)
+        if line is None or line.sender_id != sender_id or getattr(line.kind, "value", line.kind) != kind.value:
+            raise BridgeRefusal(404, "unknown_line")
+        async with agent.lock_store.lock(sender_id, wait_time_in_seconds=LOCK_WAIT_SECONDS):
+            tracker = await agent.tracker_store.retrieve(sender_id)
+            if tracker is None:
+                raise BridgeRefusal(404, "unknown_conversation")
+            if pause is None and not tracker.is_paused():
+                # The assistant has the chat again (a hand-back, or a new session after a long silence).
+                raise BridgeRefusal(409, "not_paused")
+            if pause is True and not tracker.is_paused():
+                tracker.update(ConversationPaused())
+            if line.logged_at is None:
+                tracker.update(BotUttered(text=line.body, metadata=staff_metadata(line)))
+            if pause is False and tracker.is_paused():
+                tracker.update(ConversationResumed())
+            await agent.tracker_store.save(tracker)
+        await self._mark_logged(live, line)
+        delivered = await live.deliver(line)
+        logger.info(
+            "staff %s line %s for session %s: %s",
+            kind.value, line.id, short_id(sender_id), "delivered" if delivered else "no open chat, kept",
+        )
+        return {"paused": pause if pause is not None else True, "delivered": delivered,
+                "connected": live.connected(sender_id)}
+
+    async def _line(self, live: LiveChats, line_id: int) -> Optional[StaffChatLine]:
+        async def read() -> Optional[StaffChatLine]:
+            async with live.lines.sessions()() as session:
+                return await chat.get_line(session, line_id)
+
+        return await bounded(read(), self.store_timeout)
+
+    async def _mark_logged(self, live: LiveChats, line: StaffChatLine) -> None:
+        now = utcnow()
+
+        async def write() -> None:
+            async with live.lines.sessions()() as session:
+                async with session.begin():
+                    await chat.mark_logged(session, line.id, now)
+
+        await bounded(write(), self.store_timeout)
+        line.logged_at = line.logged_at or now
+
+
+def parse_body(raw: bytes) -> Dict[str, Any]:
+    """The JSON object of a bridge call (small, or refused)."""
+    if len(raw or b"") > MAX_BODY_BYTES:
+        raise BridgeRefusal(413, "body_too_large")
+    try:
+        body = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise BridgeRefusal(400, "invalid_json") from None
+    if not isinstance(body, dict):
+        raise BridgeRefusal(400, "invalid_json")
+    return body
+
+
+def sender_of(body: Dict[str, Any]) -> str:
+    """The conversation of a call: a web-chat session id, nothing else."""
+    sender_id = body.get("sender_id")
+    if not is_session_shaped(sender_id):
+        raise BridgeRefusal(400, "not_a_web_chat")
+    return sender_id
+
+
+def parts_of(request: Request) -> tuple[Any, LiveChats]:
+    """The loaded agent and the web-chat registry, or 503."""
+    agent = getattr(request.app.ctx, "agent", None)
+    if agent is None or getattr(agent, "tracker_store", None) is None:
+        raise BridgeRefusal(503, "assistant_not_ready")
+    live = LiveChats.of(request.app)
+    if live is None:
+        raise BridgeRefusal(503, "web_chat_not_configured")
+    return agent, live
