@@ -64,9 +64,12 @@ def check_password(password: str, username: str) -> None:
         raise AccountError("A password cannot contain the username.")
 
 
+PASSWORD_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
 def generate_password() -> str:
-    """A random password that meets the policy (about 120 bits), for first admins and resets."""
-    return secrets.token_urlsafe(15)
+    """A random password that meets the policy (20 characters, about 116 bits), easy to read out."""
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(20))
 
 
 async def hash_password(password: str) -> str:
@@ -103,6 +106,11 @@ def needs_rehash(password_hash: str) -> bool:
 def audit(session: AsyncSession, kind: AuditKind, actor: str, user: StaffUser, **detail: object) -> None:
     """Append an account event: who did it (``actor``) to which account, never a password."""
     session.add(AuditEvent(kind=kind, actor=actor, detail={"username": user.username, **detail}))
+
+
+def is_locked(user: StaffUser, now: Optional[datetime] = None) -> bool:
+    """Whether too many failed sign-ins have locked the account for now."""
+    return user.locked_until is not None and user.locked_until > (now or clock.now())
 
 
 async def get_user(session: AsyncSession, username: str) -> Optional[StaffUser]:

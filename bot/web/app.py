@@ -26,7 +26,7 @@ from bot.escalation.service import EscalationService, staff_can_be_notified
 from bot.notify.worker import Notifier
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
-from bot.web import api, auth, security
+from bot.web import admin_users, api, auth, security
 from bot.web.health import HEALTH, HealthSources, healthz
 from bot.web.keys import CLINIC, DB, ENGINE, SETTINGS
 
@@ -137,6 +137,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/static/{name:.+}", static_file, name="static")
     auth.setup(app)
+    admin_users.setup(app)
     api.setup(app)
     app.cleanup_ctx.append(store_and_notifier)
     return app

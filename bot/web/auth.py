@@ -42,6 +42,7 @@ CSRF_HEADER = "X-CSRF-Token"
 LOGIN_PATH = "/staff/login"
 PASSWORD_PATH = "/staff/account/password"
 LOGOUT_PATH = "/staff/logout"
+ACCOUNTS_PATH = "/staff/admin/users"
 STATIC_PREFIX = "/staff/static/"
 API_PREFIX = "/staff/api/"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -217,8 +218,12 @@ def require_role(role: str) -> Callable[[Handler], Handler]:
 
 
 async def template_context(request: web.Request) -> dict[str, Any]:
-    """What every template may use: the signed-in ``staff`` member and the ``csrf_token``."""
-    return {STAFF: request.get(STAFF), CSRF: request.get(CSRF, "")}
+    """What every template may use: the signed-in ``staff`` member, the ``csrf_token``, ``accounts_url`` (admins)."""
+    identity: Optional[StaffIdentity] = request.get(STAFF)
+    return {
+        STAFF: identity, CSRF: request.get(CSRF, ""),
+        "accounts_url": ACCOUNTS_PATH if identity is not None and identity.is_admin else None,
+    }
 
 
 def setup(app: web.Application) -> None:
