@@ -410,12 +410,14 @@ REPORT_TEMPLATES = {
         "after my treatment today I've got {x}, what do I do?",
         "a few hours after the needling I started getting {x}",
         "help, {x} since my dry needling appointment this afternoon",
+        "my husband has had {x} since his dry needling this morning",
     ),
     "state": (
         "since my needling this morning I've been {x}",
         "I've felt {x} ever since my dry needling session yesterday",
         "after my treatment today I feel {x}, what do I do?",
         "a few hours after the needling I became {x}",
+        "my daughter has been {x} since her needling session yesterday",
     ),
 }
 TERMS_PER_CATEGORY = 5
