@@ -35,8 +35,9 @@ def actor() -> str:
         return "cli"
 
 
-def ask_password(username: str, read: Callable[[str], str] = getpass.getpass) -> str:
+def ask_password(username: str, read: Optional[Callable[[str], str]] = None) -> str:
     """``STAFF_PASSWORD``, or asked twice (without echo) until the policy is met and both agree."""
+    read = read or getpass.getpass
     given = os.environ.get("STAFF_PASSWORD")
     if given is not None:
         accounts.check_password(given, username)

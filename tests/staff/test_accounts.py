@@ -1,0 +1,198 @@
+"""Staff accounts in the store: the password policy, argon2 hashes, roles, disabling, tokens, presence."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.staff import accounts, presence, tokens
+from bot.staff import sessions as staff_sessions
+from bot.staff.signin import Limits, Outcome, address_key, authenticate
+from bot.store.models import AuditEvent, AuditKind, LoginFailure, StaffRole, StaffUser, utcnow
+
+PASSWORD = "a perfectly long password"
+LIMITS = Limits(max_failures=3, lockout=timedelta(minutes=15), address_max_failures=5,
+                address_window=timedelta(minutes=15), secret="s")
+
+
+async def create(sessions, username="rita", role=StaffRole.staff, password=PASSWORD, **extra) -> StaffUser:
+    async with sessions() as session, session.begin():
+        return await accounts.create_user(session, username, password, role=role, actor="ada", **extra)
+
+
+async def audit_kinds(sessions) -> list[AuditKind]:
+    async with sessions() as session:
+        return list((await session.execute(select(AuditEvent.kind).order_by(AuditEvent.id))).scalars())
+
+
+@pytest.mark.parametrize("password, problem", [
+    ("short pass", "at least 12"),
+    ("            ", "only spaces"),
+    ("rita.jones.example", "username"),
+    ("RITA.JONES-2024", "username"),
+    ("x" * 1025, "at most"),
+])
+def test_the_password_policy_refuses_weak_passwords(password, problem):
+    with pytest.raises(accounts.AccountError, match=problem):
+        accounts.check_password(password, "rita.jones")
+
+
+def test_a_generated_password_meets_the_policy_and_differs_each_time():
+    generated = {accounts.generate_password() for _ in range(50)}
+    assert len(generated) == 50
+    for password in generated:
+        accounts.check_password(password, "admin")
+
+
+@pytest.mark.parametrize("username", ["a", "has space", "-dash-first", "x" * 65, "semi;colon", ""])
+def test_usernames_are_checked(username):
+    with pytest.raises(accounts.AccountError):
+        accounts.check_username(username)
+
+
+async def test_a_new_account_stores_an_argon2id_hash_never_the_password(sessions):
+    user = await create(sessions, "Rita.Jones", display_name="  Rita   Jones ")
+
+    assert user.username == "rita.jones" and user.display_name == "Rita Jones"
+    assert user.password_hash.startswith("$argon2id$") and PASSWORD not in user.password_hash
+    assert await accounts.verify_password(user.password_hash, PASSWORD)
+    assert not await accounts.verify_password(user.password_hash, PASSWORD + "!")
+
+
+async def test_usernames_are_unique_whatever_their_case(sessions):
+    await create(sessions, "rita")
+    with pytest.raises(accounts.AccountError, match="already exists"):
+        await create(sessions, "RITA")
+
+
+async def test_account_changes_are_audited_with_the_actor_and_without_secrets(sessions):
+    user = await create(sessions)
+    async with sessions() as session, session.begin():
+        user = await session.get(StaffUser, user.id)
+        await accounts.set_password(session, user, "another long password", actor="ada", must_change=True)
+        await accounts.set_role(session, user, StaffRole.admin, actor="ada")
+        await accounts.disable_user(session, user, actor="ada")
+        await accounts.enable_user(session, user, actor="ada")
+    async with sessions() as session:
+        events = (await session.execute(select(AuditEvent).order_by(AuditEvent.id))).scalars().all()
+
+    assert [event.kind for event in events] == [
+        AuditKind.staff_user_created, AuditKind.staff_password_reset, AuditKind.staff_role_changed,
+        AuditKind.staff_user_disabled, AuditKind.staff_user_enabled,
+    ]
+    assert {event.actor for event in events} == {"ada"}
+    assert all(event.detail["username"] == "rita" for event in events)
+    text = repr([event.detail for event in events])
+    assert "long password" not in text and "argon2" not in text
+
+
+async def test_the_last_enabled_admin_cannot_be_demoted_or_guarded_away(sessions):
+    await create(sessions, "ada", role=StaffRole.admin)
+    async with sessions() as session, session.begin():
+        ada = await accounts.get_user(session, "ada")
+        with pytest.raises(accounts.AccountError, match="only enabled admin"):
+            await accounts.set_role(session, ada, StaffRole.staff, actor="ada")
+        with pytest.raises(accounts.AccountError, match="only enabled admin"):
+            await accounts.guard_last_admin(session, ada)
+    await create(sessions, "boss", role=StaffRole.admin)
+    async with sessions() as session, session.begin():
+        await accounts.set_role(session, await accounts.get_user(session, "ada"), StaffRole.staff, actor="boss")
+        assert await accounts.admin_exists(session)
+
+
+async def test_disabling_ends_every_open_session_of_the_account(sessions):
+    user = await create(sessions)
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        for _ in range(2):
+            await staff_sessions.start(session, user.id, now=now, idle=timedelta(minutes=15), lifetime=timedelta(hours=12))
+    async with sessions() as session, session.begin():
+        await accounts.disable_user(session, await session.get(StaffUser, user.id), actor="ada")
+
+    assert not await presence.staff_signed_in(sessions)
+    assert AuditKind.staff_user_disabled in await audit_kinds(sessions)
+
+
+async def test_presence_follows_live_sessions_only(sessions):
+    user = await create(sessions)
+    now = utcnow()
+    assert not await presence.staff_signed_in(sessions, now)
+    async with sessions() as session, session.begin():
+        key, _ = await staff_sessions.start(session, user.id, now=now, idle=timedelta(minutes=15), lifetime=timedelta(hours=12))
+
+    assert await presence.staff_signed_in(sessions, now + timedelta(minutes=14))
+    assert not await presence.staff_signed_in(sessions, now + timedelta(minutes=16))
+    async with sessions() as session, session.begin():
+        await staff_sessions.end(session, key, now)
+    assert not await presence.staff_signed_in(sessions, now)
+
+
+async def test_sign_in_outcomes(sessions):
+    user = await create(sessions)
+    now = utcnow()
+
+    async def attempt(username, password, address="10.0.0.1", at=now):
+        async with sessions() as session, session.begin():
+            return (await authenticate(session, username, password, address=address, now=at, limits=LIMITS)).outcome
+
+    assert await attempt("rita", PASSWORD) is Outcome.ok
+    assert await attempt("nobody", PASSWORD) is Outcome.invalid
+    assert await attempt("", "") is Outcome.invalid
+    for _ in range(3):
+        assert await attempt("rita", "wrong wrong wrong", address="10.0.0.2") is Outcome.invalid
+    assert await attempt("rita", PASSWORD, address="10.0.0.3") is Outcome.locked
+    assert await attempt("rita", PASSWORD, address="10.0.0.3", at=now + timedelta(minutes=16)) is Outcome.ok
+    async with sessions() as session, session.begin():
+        await accounts.disable_user(session, await session.get(StaffUser, user.id), actor="ada")
+    assert await attempt("rita", PASSWORD, address="10.0.0.4") is Outcome.disabled
+
+
+async def test_client_addresses_are_stored_as_a_keyed_hash(sessions):
+    await create(sessions)
+    async with sessions() as session, session.begin():
+        await authenticate(session, "rita", "wrong wrong wrong", address="203.0.113.9", now=utcnow(), limits=LIMITS)
+    async with sessions() as session:
+        [row] = (await session.execute(select(LoginFailure))).scalars().all()
+    assert "203.0.113.9" not in row.address_key
+    assert row.address_key == address_key("203.0.113.9", "s") != address_key("203.0.113.9", "other secret")
+
+
+async def test_old_address_failures_are_pruned(sessions):
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        for minutes in (60, 50, 40):
+            await authenticate(session, "nobody", "x" * 12, address="a", now=now - timedelta(minutes=minutes), limits=LIMITS)
+    async with sessions() as session, session.begin():
+        await authenticate(session, "nobody", "x" * 12, address="a", now=now, limits=LIMITS)
+    async with sessions() as session:
+        assert len((await session.execute(select(LoginFailure))).scalars().all()) == 1
+
+
+async def test_tokens_are_issued_named_listed_and_revoked(sessions):
+    user = await create(sessions)
+    async with sessions() as session, session.begin():
+        token, row = await tokens.issue(session, await session.get(StaffUser, user.id), " nightly  export ", actor="ada")
+    assert token.startswith("dnst_") and row.name == "nightly export"
+    async with sessions() as session, session.begin():
+        assert (await tokens.authenticate(session, token, utcnow())).username == "rita"
+        assert await tokens.authenticate(session, token + "x", utcnow()) is None
+        assert await tokens.authenticate(session, "not-a-token", utcnow()) is None
+        await tokens.revoke(session, row.id, actor="ada")
+    async with sessions() as session, session.begin():
+        assert await tokens.authenticate(session, token, utcnow()) is None
+        [listed] = await tokens.list_tokens(session, user.id)
+        assert listed.revoked_at is not None
+        with pytest.raises(accounts.AccountError):
+            await tokens.revoke(session, 999, actor="ada")
+    assert await audit_kinds(sessions) == [
+        AuditKind.staff_user_created, AuditKind.api_token_issued, AuditKind.api_token_revoked,
+    ]
+
+
+async def test_a_token_needs_a_name(sessions):
+    user = await create(sessions)
+    async with sessions() as session, session.begin():
+        with pytest.raises(accounts.AccountError, match="name"):
+            await tokens.issue(session, await session.get(StaffUser, user.id), "   ", actor="ada")
