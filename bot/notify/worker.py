@@ -10,6 +10,12 @@ due rows (``SKIP LOCKED``, urgent first, then oldest) and gives them a lease,
 the message is sent, and another short transaction records the result. A
 sender that dies mid-send leaves rows that come back when the lease ends, and
 several notifier processes never send the same row at once.
+
+Emails and webhooks carry the escalation's id, reason and priority and the
+absolute link to its page on the staff dashboard (``PUBLIC_WEB_URL`` +
+``/staff/escalations/{id}``, sign-in required); never patient text, names or
+contact details. The link is added when the message is sent, so it follows the
+current setting.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any, Optional
+from urllib.parse import quote
 
 import aiohttp
 import aiosmtplib
@@ -50,6 +57,14 @@ LEASE = timedelta(seconds=SEND_TIMEOUT_SECONDS + 60)
 
 class DeliveryError(Exception):
     """A notification could not be delivered this time."""
+
+
+def escalation_url(settings: Settings, escalation_id: str) -> Optional[str]:
+    """The absolute address of the escalation's page on the staff dashboard (``None`` without a public URL)."""
+    base = settings.public_web_url.rstrip("/")
+    if not base or not escalation_id:
+        return None
+    return f"{base}/staff/escalations/{quote(str(escalation_id), safe='')}"
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -188,13 +203,19 @@ class Notifier:
         if payload.get("urgent"):
             email["X-Priority"] = "1"
             email["Importance"] = "high"
+        link = escalation_url(s, str(payload.get("escalation_id", "")))
+        where = (
+            f"Open it on the staff dashboard (sign-in required):\n{link}\n\n" if link else
+            "Open it on the staff dashboard under this id.\n\n"
+        )
         email.set_content(
             "A conversation with the patient assistant needs staff attention.\n\n"
             f"Escalation: {payload.get('escalation_id')}\n"
             f"Reason: {payload.get('reason')}\n"
             f"Priority: {payload.get('priority')}\n\n"
-            "The conversation and the patient's contact details are kept in the assistant's\n"
-            "escalation store under this id. No patient information is sent by email.\n"
+            f"{where}"
+            "No patient information is sent by email: the conversation and the patient's\n"
+            "contact details are on the dashboard.\n"
         )
         await aiosmtplib.send(
             email,
@@ -207,7 +228,8 @@ class Notifier:
         )
 
     async def _send_webhook(self, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload, sort_keys=True).encode()
+        link = escalation_url(self.settings, str(payload.get("escalation_id", "")))
+        body = json.dumps({**payload, "url": link} if link else payload, sort_keys=True).encode()
         headers = {"Content-Type": "application/json"}
         if self.settings.notify_webhook_secret:
             headers[SIGNATURE_HEADER] = sign(self.settings.notify_webhook_secret, body)

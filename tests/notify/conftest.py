@@ -19,6 +19,7 @@ from bot.store.migrate import upgrade
 from tests.support.receivers import SMTPServer, WebhookReceiver
 
 WEBHOOK_SECRET = "test-secret"
+PUBLIC_WEB_URL = "https://assistant.clinic.example"
 
 
 @pytest.fixture
@@ -50,6 +51,7 @@ def settings(tmp_path: Path, smtp: SMTPServer, webhook: WebhookReceiver) -> Sett
         notify_email_to="team@clinic.example",
         notify_webhook_url=webhook.url,
         notify_webhook_secret=WEBHOOK_SECRET,
+        public_web_url=PUBLIC_WEB_URL,
     )
 
 

@@ -9,10 +9,11 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from bot.notify.worker import MAX_ATTEMPTS, SIGNATURE_HEADER, Notifier, sign
+from bot.notify.worker import MAX_ATTEMPTS, SIGNATURE_HEADER, Notifier, escalation_url, sign
 from bot.store.models import AuditEvent, AuditKind, Escalation, OutboxMessage, OutboxStatus, Priority, Reason, utcnow
+from bot.settings import Settings
 from bot.store.repository import EscalationInput
-from tests.notify.conftest import WEBHOOK_SECRET
+from tests.notify.conftest import PUBLIC_WEB_URL, WEBHOOK_SECRET
 from bot.launch import free_port
 
 PATIENT_TEXT = "My arm went numb after the needle in my shoulder"
@@ -133,6 +134,47 @@ async def test_the_webhook_carries_no_patient_text_name_or_contact_detail(servic
     serialised = json.dumps(webhook.received)
     for secret in (PATIENT_TEXT, "numb", PATIENT_NAME, PATIENT_PHONE, "conv-1"):
         assert secret not in serialised
+
+
+async def test_the_email_links_to_the_escalations_page_on_the_dashboard(service, notifier, smtp):
+    outcome = await service.escalate(escalation_input(Reason.emergency, Priority.urgent))
+
+    await notifier.run_once()
+
+    [email] = smtp.messages
+    assert f"{PUBLIC_WEB_URL}/staff/escalations/{outcome.escalation_id}" in body_of(email).splitlines()
+
+
+async def test_the_webhook_carries_the_absolute_link_inside_the_signed_body(service, notifier, webhook):
+    outcome = await service.escalate(escalation_input())
+
+    await notifier.run_once()
+
+    [payload] = webhook.received
+    assert payload["url"] == f"{PUBLIC_WEB_URL}/staff/escalations/{outcome.escalation_id}"
+    headers = {k.lower(): v for k, v in webhook.headers[0].items()}
+    assert hmac.compare_digest(headers[SIGNATURE_HEADER.lower()],
+                               sign(WEBHOOK_SECRET, json.dumps(payload, sort_keys=True).encode()))
+
+
+async def test_without_a_public_address_nothing_links_anywhere(settings, clinic, sessions, service, http, smtp,
+                                                               webhook):
+    notifier = Notifier(dataclasses.replace(settings, public_web_url=""), clinic, sessions, service, http)
+    outcome = await service.escalate(escalation_input())
+
+    await notifier.run_once()
+
+    [email] = smtp.messages
+    assert "http" not in body_of(email) and outcome.escalation_id in body_of(email)
+    assert "url" not in webhook.received[0]
+
+
+def test_the_link_is_absolute_and_holds_only_the_escalation_id():
+    settings = dataclasses.replace(Settings(), public_web_url="https://clinic.example/assistant/")
+
+    assert escalation_url(settings, "0b9a") == "https://clinic.example/assistant/staff/escalations/0b9a"
+    assert escalation_url(settings, "../x?y") == "https://clinic.example/assistant/staff/escalations/..%2Fx%3Fy"
+    assert escalation_url(dataclasses.replace(settings, public_web_url=""), "0b9a") is None
 
 
 async def test_a_webhook_without_a_secret_is_sent_unsigned(settings, clinic, sessions, service, http, webhook):
