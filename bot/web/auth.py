@@ -13,7 +13,8 @@ from a session must carry the session's CSRF token, in the ``X-CSRF-Token`` head
 a ``csrf_token`` form field; token requests carry no cookie and need none. Templates
 get ``staff`` and ``csrf_token`` from :func:`template_context`.
 
-A request asking for an event stream (``Accept: text/event-stream``) is not activity:
+A request asking for an event stream (``Accept: text/event-stream``), or a fetch the
+stream caused (``X-Live-Refresh: 1``, sent by the dashboard's live.js), is not activity:
 it does not postpone the idle sign-out, so an open dashboard left alone still signs out.
 """
 
@@ -82,9 +83,17 @@ def is_api(request: web.Request) -> bool:
     return request.path == API_PREFIX.rstrip("/") or request.path.startswith(API_PREFIX)
 
 
+#: Sent by the dashboard's scripts on fetches the event stream caused (bot/web/static/staff/live.js).
+LIVE_REFRESH_HEADER = "X-Live-Refresh"
+
+
 def is_event_stream(request: web.Request) -> bool:
-    """An event-stream request: it keeps a page live but is not someone using the dashboard."""
-    return "text/event-stream" in request.headers.get("Accept", "")
+    """An event-stream request, or a fetch the stream caused (``X-Live-Refresh: 1``).
+
+    Either keeps a page live but is not someone using the dashboard.
+    """
+    accept = request.headers.get("Accept", "")
+    return "text/event-stream" in accept or request.headers.get(LIVE_REFRESH_HEADER) == "1"
 
 
 def has_role(identity: StaffIdentity, role: str) -> bool:

@@ -53,8 +53,6 @@ PER_PAGE = 25
 CASE_PATH = "/staff/escalations/{id:[0-9a-fA-F-]{36}}"
 #: Query keys of the queue's GET form (never search text).
 FILTER_KEYS = ("status", "reason", "priority", "channel", "from", "to", "assignee", "mine")
-#: The header the page's own live refreshes carry: they are the event stream's doing, not someone's activity.
-LIVE_REFRESH_HEADER = "X-Live-Refresh"
 #: Messages after a form's redirect (``?done=<key>``: a fixed word, never data).
 DONE = {
     "assigned": "Assignment saved.",
