@@ -16,6 +16,7 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import deps
+from actions.contact_options import chat_reply_possible
 from bot.escalation.service import PRIORITY_FOR
 from bot.safety.screen import is_emergency
 from bot.store.models import Reason
@@ -93,6 +94,17 @@ def escalation_input(
     )
 
 
+def chat_follow_up(possible: bool) -> str:
+    """What a patient who chose a reply in this chat is told: "it will appear here" only if someone can write it."""
+    if possible:
+        return " Keep this chat open or come back to it: the reply will appear here."
+    clinic = deps.clinic()
+    return (
+        " Nobody from the team is signed in to reply in this chat just now, so please call us on "
+        f"{clinic.phone} ({clinic.hours_text()})."
+    )
+
+
 class ActionHandleContraindication(Action):
     """General information, or a personal question passed towards staff; never 'you are fine'."""
 
@@ -162,7 +174,7 @@ class ActionSubmitEscalation(Action):
         if outcome.stored:
             follow_up = deps.clinic().follow_up_text(datetime.now(timezone.utc))
             if tracker.get_slot("contact_method") == "chat":
-                follow_up += " Keep this chat open or come back to it: the reply will appear here."
+                follow_up += chat_follow_up(await chat_reply_possible(tracker))
             dispatcher.utter_message(response="utter_escalation_saved", follow_up=follow_up)
         else:
             dispatcher.utter_message(response="utter_escalation_failed")

@@ -9,6 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import deps
+from actions.contact_options import chat_reply_possible
 from bot.escalation.contact import CHAT_DETAIL, clean_email, clean_name, clean_phone, normalise_method
 
 
@@ -34,6 +35,10 @@ class ValidateContactForm(FormValidationAction):
             dispatcher.utter_message(response="utter_invalid_contact_method")
             return {"contact_method": None}
         if method == "chat":
+            if not await chat_reply_possible(tracker):
+                # Not offered: nobody can reply here now (or this is not the website chat).
+                dispatcher.utter_message(response="utter_chat_reply_unavailable")
+                return {"contact_method": None}
             # Staff reply in this conversation: nothing more to ask.
             return {"contact_method": method, "contact_detail": f"{CHAT_DETAIL} ({tracker.get_latest_input_channel()})"}
         return {"contact_method": method}
