@@ -1,0 +1,165 @@
+"""Routes for staff in a patient's web chat (the logic is :mod:`bot.staff.takeover`).
+
+JSON API, behind the dashboard's authentication and CSRF check like every ``/staff`` route:
+
+* ``GET  /staff/api/escalations/{id}/takeover``  - who holds the chat, whether the
+  patient's chat is open, the lines staff put into it and their delivery;
+* ``POST /staff/api/escalations/{id}/takeover``  - take the chat over (pause the assistant);
+* ``POST /staff/api/escalations/{id}/messages``  - ``{"text": ...}`` into a chat you hold;
+* ``POST /staff/api/escalations/{id}/handback``  - give the chat back to the assistant.
+
+The conversation page's takeover block (``templates/staff/partials/takeover.html``)
+posts plain forms to the same three POST routes, so it works without script; a form
+post is answered with a 303 back to the page (a fixed word in ``?chat=``, never data),
+while ``static/staff/takeover.js`` sends JSON and updates the block in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator, Optional
+
+import aiohttp
+from aiohttp import web
+
+from bot.staff.cases import CaseDetail
+from bot.staff.takeover import Bridge, TakeoverError, TakeoverService
+from bot.web import pages
+from bot.web.keys import CLINIC, DB, SETTINGS
+
+PREFIX = "/staff/api/escalations/{id:[0-9a-fA-F-]{36}}"
+BRIDGE = web.AppKey("staff_bridge", Bridge)
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+NO_STORE = {"Cache-Control": "no-store"}
+#: How long the conversation page waits to learn whether the patient's chat is open.
+PAGE_PRESENCE_SECONDS = 2.0
+#: What the page says after a form post (``?chat=<key>``).
+DONE = {
+    "taken": "You have the chat. The patient was told you joined.",
+    "sent": "Message sent.",
+    "kept": "Not delivered: the patient's chat is closed. It will appear if they come back within the hour.",
+    "back": "The assistant has the chat again. The patient was told.",
+}
+
+
+async def takeover_service(app: web.Application) -> AsyncIterator[None]:
+    """The bridge client (one HTTP connection pool) for the app's lifetime."""
+    settings = app[SETTINGS]
+    async with aiohttp.ClientSession() as http:
+        app[BRIDGE] = Bridge(http, settings.rasa_internal_url, settings.staff_bridge_secret)
+        yield
+
+
+def _service(request: web.Request) -> TakeoverService:
+    return TakeoverService(request.app[DB], request.app[BRIDGE], request.app[CLINIC])
+
+
+def _is_form(request: web.Request) -> bool:
+    return request.content_type in FORMS
+
+
+def _page(case_id: str, **query: str) -> web.Response:
+    tail = "&".join(f"{key}={value}" for key, value in query.items())
+    return web.Response(status=303, headers={"Location": f"/staff/escalations/{case_id}?{tail}#takeover"})
+
+
+def _error(request: web.Request, case_id: str, error: TakeoverError) -> web.Response:
+    if _is_form(request):
+        return _page(case_id, chat_error=error.code)
+    return web.json_response({"error": error.code, "message": error.message}, status=error.status, headers=NO_STORE)
+
+
+async def _text(request: web.Request) -> Any:
+    if _is_form(request):
+        return (await request.post()).get("text")
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body.get("text") if isinstance(body, dict) else None
+
+
+async def get_state(request: web.Request) -> web.Response:
+    """GET: the takeover's state."""
+    case_id = request.match_info["id"]
+    try:
+        state = await _service(request).state(case_id, request["staff"])
+    except TakeoverError as error:
+        return _error(request, case_id, error)
+    return web.json_response(state.to_dict(), headers=NO_STORE)
+
+
+async def take_over(request: web.Request) -> web.Response:
+    """POST: take the chat over."""
+    case_id = request.match_info["id"]
+    try:
+        sent = await _service(request).take_over(case_id, request["staff"])
+    except TakeoverError as error:
+        return _error(request, case_id, error)
+    if _is_form(request):
+        return _page(case_id, chat="taken")
+    return web.json_response(sent.to_dict(), headers=NO_STORE)
+
+
+async def send_message(request: web.Request) -> web.Response:
+    """POST: a message into the chat."""
+    case_id = request.match_info["id"]
+    try:
+        sent = await _service(request).send(case_id, request["staff"], await _text(request))
+    except TakeoverError as error:
+        return _error(request, case_id, error)
+    if _is_form(request):
+        return _page(case_id, chat="sent" if sent.delivered else "kept")
+    return web.json_response(sent.to_dict(), headers=NO_STORE)
+
+
+async def hand_back(request: web.Request) -> web.Response:
+    """POST: give the chat back to the assistant."""
+    case_id = request.match_info["id"]
+    try:
+        sent = await _service(request).hand_back(case_id, request["staff"])
+    except TakeoverError as error:
+        return _error(request, case_id, error)
+    if _is_form(request):
+        return _page(case_id, chat="back")
+    return web.json_response(sent.to_dict(), headers=NO_STORE)
+
+
+ERRORS = {
+    "not_found": "The chat server has no such conversation any more.",
+    "not_web_chat": "Only conversations in the website chat can be taken over.",
+    "held_by_colleague": "A colleague has this chat. Reload to see who.",
+    "not_holding": "You don't hold this chat (the assistant or a colleague has it).",
+    "bad_request": "Write a message first (up to 2,000 characters).",
+    "chat_server_unavailable": "The chat server did not answer. Nothing was sent; try again.",
+}
+
+
+async def case_context(request: web.Request, detail: CaseDetail) -> dict[str, Any]:
+    """The conversation page's takeover block: state, and the result of a form post."""
+    service = _service(request)
+    case_id = request.match_info["id"]
+    state = await service.state(case_id, request["staff"], ask_chat_server=False)
+    if state.web_chat:
+        state = await _with_presence(service, case_id, request)
+    done: Optional[str] = DONE.get(request.query.get("chat", ""))
+    error: Optional[str] = ERRORS.get(request.query.get("chat_error", ""))
+    return {"takeover": state.to_dict(), "takeover_done": done, "takeover_error": error}
+
+
+async def _with_presence(service: TakeoverService, case_id: str, request: web.Request) -> Any:
+    try:
+        return await asyncio.wait_for(service.state(case_id, request["staff"]), PAGE_PRESENCE_SECONDS)
+    except asyncio.TimeoutError:
+        return await service.state(case_id, request["staff"], ask_chat_server=False)
+
+
+def setup(app: web.Application) -> None:
+    """Register the takeover routes and the conversation page's takeover block."""
+    app.cleanup_ctx.append(takeover_service)
+    pages.add_case_context(app, case_context)
+    router = app.router
+    router.add_get(PREFIX + "/takeover", get_state, name="staff_api_takeover_state")
+    router.add_post(PREFIX + "/takeover", take_over, name="staff_api_takeover")
+    router.add_post(PREFIX + "/messages", send_message, name="staff_api_takeover_message")
+    router.add_post(PREFIX + "/handback", hand_back, name="staff_api_takeover_handback")
