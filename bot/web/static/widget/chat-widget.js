@@ -24,6 +24,9 @@
  *   server "40{sid}" connect ack                -> client 42["session_request",{session_id}]
  *   server 42["session_confirm",id]             -> client 42["user_uttered",{message,session_id}]
  *   server 42["bot_uttered",{text,quick_replies,buttons,attachment,custom}]
+ *   (a message from clinic staff who took the chat over also has metadata.staff =
+ *   {name, event: "joined"|"message"|"left"}: shown with the person's name, apart
+ *   from the assistant's, and the header says who is in the chat until they leave)
  *   server "2" ping -> client "3" pong; "41"/"44"/"1" or silence = disconnected, reconnect.
  * The events are Rasa's standard ones, so any socket.io client keeps working.
  *
@@ -52,8 +55,9 @@
   var ws = null, ready = false, tries = 0, retryTimer, beatTimer, beatMs = 45000;
 
   /* ---------- helpers ---------- */
-  function t(k) {
-    return (S[k] || k).replace("{clinic}", function () { return data.clinicName || ""; });
+  function t(k, name) {
+    return (S[k] || k).replace("{clinic}", function () { return data.clinicName || ""; })
+      .replace("{name}", function () { return name || ""; });
   }
 
   function el(tag, cls, text, attrs) {
@@ -87,7 +91,7 @@
     document.head.appendChild(s);
   }
 
-  function fresh() { return { sid: null, greeted: false, open: false, n: 0, msgs: [], queue: [] }; }
+  function fresh() { return { sid: null, greeted: false, open: false, n: 0, msgs: [], queue: [], staff: null }; }
 
   function save() {
     try { if (store) store.setItem(KEY, JSON.stringify(st)); } catch (e) { /* quota: keep going */ }
@@ -128,8 +132,12 @@
   }
 
   function render(m) {
-    var row = el("div", "cw-msg " + (m.u ? "cw-user" : "cw-bot")), bubble, group;
-    row.appendChild(el("span", "cw-sr", t(m.u ? "you" : "bot")));
+    var row = el("div", "cw-msg " + (m.u ? "cw-user" : m.s ? (m.s.e === "message" ? "cw-staff" : "cw-note") : "cw-bot"));
+    var bubble, group;
+    if (m.s && m.s.e === "message") {
+      row.appendChild(el("span", "cw-who", t("staffLabel", m.s.n), { "aria-hidden": "true" }));
+      row.appendChild(el("span", "cw-sr", t("staffSaid", m.s.n)));
+    } else if (!m.s) row.appendChild(el("span", "cw-sr", t(m.u ? "you" : "bot")));
     if (m.text) {
       bubble = row.appendChild(el("div", "cw-bubble"));
       if (m.u) bubble.textContent = m.text;
@@ -189,6 +197,7 @@
   }
 
   function typing(on) {
+    if (st.staff) on = false; /* a person has the chat: nobody types automatically */
     clearTimeout(typingTimer);
     typingEl.hidden = !on;
     if (on) typingTimer = setTimeout(typing, 20000, false);
@@ -197,7 +206,7 @@
 
   function setState(s) {
     root.setAttribute("data-state", s);
-    statusText.textContent = t("subtitle") + " · " + t(s);
+    statusText.textContent = (st.staff ? t("staffSubtitle", st.staff) : t("subtitle")) + " · " + t(s);
     banner.textContent = s === "offline" ? t("offlineNotice") : "";
     scroll();
   }
@@ -250,7 +259,13 @@
       if (b && b.title && (url || !b.url)) qr.push({ title: String(b.title), payload: String(b.payload || b.title), url: url });
     });
     if (att.type === "image" && att.payload) img = safeUrl(att.payload.src || att.payload.url);
-    if (text || qr.length || img) add({ text: text, qr: qr, img: img });
+    var who = d.metadata && d.metadata.staff, staff = null;
+    if (who && typeof who === "object" && /^(joined|message|left)$/.test(who.event)) {
+      staff = { n: String(who.name || t("staffFallback")).slice(0, 100), e: who.event };
+      st.staff = who.event === "left" ? null : staff.n;
+      setState(root.getAttribute("data-state"));
+    }
+    if (text || qr.length || img) add({ text: text, qr: qr, img: img, s: staff });
   }
 
   /* ---------- Engine.IO v4 / Socket.IO v5 over WebSocket ---------- */
