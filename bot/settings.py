@@ -145,6 +145,18 @@ class Settings:
     login_lockout_minutes: int = 15
     login_address_max_failures: int = 20
     login_address_window_minutes: int = 15
+    # SMS and WhatsApp through Twilio (bot/channels/twilio_sms.py): off until configured.
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from_number: str = ""
+    twilio_messaging_service_sid: str = ""
+    twilio_whatsapp_from: str = ""
+    twilio_whatsapp_template_sid: str = ""
+    twilio_webhook_url: str = ""
+    twilio_api_base_url: str = "https://api.twilio.com"
+    sms_messages_per_minute: int = 6
+    sms_daily_outbound_cap: int = 60
+    sms_send_interval_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -208,6 +220,17 @@ class Settings:
             login_lockout_minutes=int(env.get("LOGIN_LOCKOUT_MINUTES", "15")),
             login_address_max_failures=int(env.get("LOGIN_ADDRESS_MAX_FAILURES", "20")),
             login_address_window_minutes=int(env.get("LOGIN_ADDRESS_WINDOW_MINUTES", "15")),
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", "").strip(),
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", "").strip(),
+            twilio_from_number=env.get("TWILIO_FROM_NUMBER", "").strip(),
+            twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID", "").strip(),
+            twilio_whatsapp_from=env.get("TWILIO_WHATSAPP_FROM", "").strip(),
+            twilio_whatsapp_template_sid=env.get("TWILIO_WHATSAPP_TEMPLATE_SID", "").strip(),
+            twilio_webhook_url=env.get("TWILIO_WEBHOOK_URL", "").strip(),
+            twilio_api_base_url=(env.get("TWILIO_API_BASE_URL") or "https://api.twilio.com").strip().rstrip("/"),
+            sms_messages_per_minute=int(env.get("SMS_MESSAGES_PER_MINUTE", "6")),
+            sms_daily_outbound_cap=int(env.get("SMS_DAILY_OUTBOUND_CAP", "60")),
+            sms_send_interval_seconds=float(env.get("SMS_SEND_INTERVAL_SECONDS", "1")),
         )
 
     @property
@@ -219,6 +242,12 @@ class Settings:
     def staff_cookie_secure(self) -> bool:
         """Whether the dashboard's cookies are ``Secure``: the dashboard is served over HTTPS."""
         return self.public_web_url.lower().startswith("https://")
+
+    @property
+    def twilio_configured(self) -> bool:
+        """Whether the SMS/WhatsApp channel has what it needs: account, token, a sender and the webhook URL."""
+        sender = self.twilio_from_number or self.twilio_messaging_service_sid or self.twilio_whatsapp_from
+        return bool(self.twilio_account_sid and self.twilio_auth_token and sender and self.twilio_webhook_url)
 
     @property
     def spool_dir(self) -> Path:

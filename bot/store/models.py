@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import declarative_base, relationship
@@ -124,6 +125,11 @@ class AuditKind(str, enum.Enum):
     case_assigned = "case_assigned"
     outcome_recorded = "outcome_recorded"
     escalations_exported = "escalations_exported"
+    # SMS and WhatsApp (bot/messaging/); detail never holds the number or the text.
+    sms_opted_out = "sms_opted_out"
+    sms_opted_in = "sms_opted_in"
+    sms_delivery_failed = "sms_delivery_failed"
+    sms_reply_refused = "sms_reply_refused"
 
 
 class Outcome(str, enum.Enum):
@@ -192,7 +198,6 @@ class Escalation(Base):
     #: Contact attempts so far ("no answer after N attempts").
     attempts = Column(Integer, nullable=False, default=0, server_default="0")
     resolved_at = Column(UTCDateTime)
-
 
     notes = relationship("StaffNote", back_populates="escalation", order_by="StaffNote.created_at")
 
@@ -384,3 +389,106 @@ class StaffChatLine(Base):
     logged_at = Column(UTCDateTime)
     delivered_at = Column(UTCDateTime)
     failed_at = Column(UTCDateTime)
+
+
+# SMS and WhatsApp through Twilio (migration 0006, bot/messaging/ and bot/channels/twilio_sms.py).
+
+
+class SmsOutboundStatus(str, enum.Enum):
+    """Where an outgoing text is: waiting (or being sent), accepted by Twilio, given up, or withheld."""
+
+    pending = "pending"
+    sent = "sent"
+    failed = "failed"
+    #: Never sent, by rule: the number opted out, WhatsApp's window closed, or the daily cap was reached.
+    suppressed = "suppressed"
+
+
+class SmsContact(Base):
+    """A patient address (``+44...`` or ``whatsapp:+44...``) and its conversation with the assistant.
+
+    The Rasa conversation id is a random ``sms-...`` id, so the number appears in no
+    tracker, log line or URL. One row per address holds its opt-out, the time of the
+    patient's last message (WhatsApp's 24-hour window) and the last numbered choices offered.
+    """
+
+    __tablename__ = "sms_contacts"
+
+    id = Column(Integer, primary_key=True)
+    address = Column(String(64), nullable=False, unique=True)
+    kind = Column(String(16), nullable=False)
+    sender_id = Column(String(64), nullable=False, unique=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    last_inbound_at = Column(UTCDateTime)
+    #: Set by STOP (or Twilio reporting the number unsubscribed); nothing is sent while it is set.
+    opted_out_at = Column(UTCDateTime)
+    opted_in_at = Column(UTCDateTime)
+    #: The numbered choices last offered ("Reply 1 for ..."), and when.
+    choices = Column(JSON)
+    choices_at = Column(UTCDateTime)
+
+
+class SmsInbound(Base):
+    """A Twilio ``MessageSid`` already taken in: Twilio retries a slow webhook, the text is read once."""
+
+    __tablename__ = "sms_inbound"
+
+    message_sid = Column(String(64), primary_key=True)
+    contact_id = Column(Integer, ForeignKey("sms_contacts.id", ondelete="CASCADE"), nullable=False, index=True)
+    received_at = Column(UTCDateTime, nullable=False, default=utcnow, index=True)
+
+
+class SmsOutbound(Base):
+    """One outgoing text part, in conversation order, with its delivery as Twilio reports it.
+
+    Sent by :class:`bot.messaging.outbox.SmsSender` with claims and leases like the
+    notification outbox; a conversation's parts go out strictly in ``id`` order.
+    """
+
+    __tablename__ = "sms_outbound"
+    __table_args__ = (
+        Index("ix_sms_outbound_due", "status", "next_attempt_at"),
+        Index("ix_sms_outbound_contact_order", "contact_id", "status", "id"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    contact_id = Column(Integer, ForeignKey("sms_contacts.id", ondelete="CASCADE"), nullable=False)
+    sender_id = Column(String(64), nullable=False, index=True)
+    #: The conversation's open escalation when queued (or when delivery failed): failures show there.
+    escalation_id = Column(String(36), ForeignKey("escalations.id", ondelete="SET NULL"), index=True)
+    staff_line_id = Column(Integer, ForeignKey("staff_chat_lines.id", ondelete="SET NULL"))
+    #: ``assistant``, ``staff`` or ``keyword`` (STOP/START/HELP answers).
+    origin = Column(String(16), nullable=False, default="assistant")
+    author = Column(String(64))
+    body = Column(Text, nullable=False)
+    #: An approved WhatsApp template (Twilio ``ContentSid``) sent instead of free text.
+    template_sid = Column(String(64))
+    status = Column(
+        _enum(SmsOutboundStatus, "sms_outbound_status"), nullable=False, default=SmsOutboundStatus.pending
+    )
+    claim_token = Column(String(36))
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    last_error = Column(String(500))
+    sent_at = Column(UTCDateTime)
+    twilio_sid = Column(String(64), unique=True)
+    #: Twilio's status from the send call and the status callbacks (queued, sent, delivered, failed, ...).
+    delivery_status = Column(String(16))
+    error_code = Column(String(16))
+    status_at = Column(UTCDateTime)
+
+
+class SmsCounter(Base):
+    """A count per conversation and time window (messages a minute in, texts a day out), shared by replicas."""
+
+    __tablename__ = "sms_counters"
+    __table_args__ = (UniqueConstraint("scope", "key", "window", name="uq_sms_counters_scope_key_window"),)
+
+    id = Column(Integer, primary_key=True)
+    scope = Column(String(16), nullable=False)
+    #: The conversation id, never the number.
+    key = Column(String(64), nullable=False)
+    window = Column(String(16), nullable=False)
+    count = Column(Integer, nullable=False, default=0)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow, index=True)

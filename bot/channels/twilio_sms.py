@@ -1,0 +1,368 @@
+"""The clinic messaging channel: SMS and WhatsApp through Twilio, in the Rasa server.
+
+Served at ``/webhooks/twilio/`` (the URL prefix keeps the documented address; the
+channel's own name, ``clinic_sms``, is not Rasa's built-in ``twilio`` connector,
+which accepts unsigned requests, answers 500 to a missing ``Body`` and ignores
+STOP). Routes:
+
+* ``POST webhook``: a patient's text, as Twilio posts it (form-encoded);
+* ``POST status``: Twilio's delivery status callbacks for the texts we sent;
+* ``POST staff/...``: the dashboard's staff replies (:mod:`bot.channels.sms_staff`).
+
+Every Twilio request must carry a valid ``X-Twilio-Signature`` for the configured
+public URL (``TWILIO_WEBHOOK_URL``), checked with the ``twilio`` package's
+``RequestValidator``; otherwise 403, logged without the body or the number. A
+malformed request gets 400, a store that cannot be reached 503, never a 500.
+
+A patient text then goes, in order: a ``MessageSid`` seen before is acknowledged
+and dropped (Twilio retries slow webhooks); STOP/START and their synonyms are
+recorded (opt-out, re-subscription) before anything reads the text; nothing from a
+number that opted out is read or answered; HELP gets the clinic's name, phone and
+how to stop; a number over its rate limit gets one notice a minute; a picture with
+no text gets "I can only read text here"; a number or the words of a choice
+offered in the last turn select it; the rest goes to Rasa through
+:func:`bot.channels.guard.guard`, like every channel. The replies are queued in
+the store (:mod:`bot.messaging.service`) and sent by the SMS outbox
+(:mod:`bot.messaging.outbox`), which runs in this process: the webhook answers
+Twilio with an empty TwiML response at once.
+
+Patient numbers never become Rasa sender ids (each address gets a random
+``sms-...`` conversation id), log lines or URLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from urllib.parse import parse_qs
+
+import aiohttp
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from sqlalchemy.exc import SQLAlchemyError
+from twilio.request_validator import RequestValidator
+
+from bot.channels.caps import MAX_REQUEST_BYTES
+from bot.channels.guard import guard, rate_limited_reply, short_id
+from bot.clinic import Clinic, load_clinic
+from bot.messaging.addresses import parse_address
+from bot.messaging.choices import selected
+from bot.messaging.keywords import HELP, OPT_IN, OPT_OUT, keyword_of
+from bot.messaging.outbox import SmsSender
+from bot.messaging.service import Intake, SmsService
+from bot.messaging.texts import SmsTexts, load_texts
+from bot.messaging.twilio_api import TwilioApi, status_callback_url
+from bot.privacy import mark_sensitive
+from bot.settings import Settings
+from bot.store.db import bounded, create_engine, session_factory
+
+logger = logging.getLogger(__name__)
+
+CHANNEL_NAME = "clinic_sms"
+URL_PREFIX = "twilio"
+SIGNATURE_HEADER = "X-Twilio-Signature"
+MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+MAX_MEDIA = 10
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+STATUSES = frozenset(
+    {"accepted", "scheduled", "queued", "sending", "sent", "delivered", "read", "undelivered", "failed", "canceled"}
+)
+
+
+class FormParams(dict):
+    """A form-encoded body as lists of values per name (``getall`` for ``RequestValidator``)."""
+
+    def getall(self, name: str) -> list[str]:
+        return self[name]
+
+    def first(self, name: str) -> Optional[str]:
+        """The first value of ``name``, or ``None`` when absent."""
+        values = self.get(name)
+        return values[0] if values else None
+
+
+def parse_form(body: bytes) -> Optional[FormParams]:
+    """A form-encoded body (blank values kept: Twilio signs them); ``None`` if it is not text."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    try:
+        return FormParams(parse_qs(text, keep_blank_values=True, strict_parsing=False, max_num_fields=200))
+    except ValueError:
+        return None
+
+
+def twiml() -> HTTPResponse:
+    """An empty TwiML answer: the replies go out through the REST API, not in the webhook's answer."""
+    return response.text(EMPTY_TWIML, content_type="text/xml")
+
+
+def refusal(status: int, reason: str) -> HTTPResponse:
+    """A short JSON refusal (no patient data in it)."""
+    return response.json({"error": reason}, status=status)
+
+
+class SmsOutput(OutputChannel):
+    """Collects one turn's replies; the channel renders and queues them after the turn."""
+
+    @classmethod
+    def name(cls) -> Text:
+        """``clinic_sms``: the domain's ``channel: clinic_sms`` responses apply on SMS and WhatsApp."""
+        return CHANNEL_NAME
+
+    def __init__(self) -> None:
+        self.messages: list[Dict[Text, Any]] = []
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        self.messages.append(dict(message))
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        self.messages.append({"text": text})
+
+
+class ClinicSmsInput(InputChannel):
+    """Twilio SMS and WhatsApp: signed requests only, SMS-native replies, opt-outs honoured."""
+
+    def __init__(self, settings: Settings, clinic: Clinic, texts: SmsTexts) -> None:
+        self.settings = settings
+        self.clinic = clinic
+        self.texts = texts
+        self.validator = RequestValidator(settings.twilio_auth_token) if settings.twilio_auth_token else None
+        self.service: Optional[SmsService] = None
+        self.sender: Optional[SmsSender] = None
+        self._engine: Any = None
+        self._http: Optional[aiohttp.ClientSession] = None
+        self._stop = asyncio.Event()
+        self._task: Optional[asyncio.Task] = None
+
+    @classmethod
+    def name(cls) -> Text:
+        """Not Rasa's built-in ``twilio`` connector: the replies' channel name is ``clinic_sms``."""
+        return CHANNEL_NAME
+
+    def url_prefix(self) -> Text:
+        """Served at ``/webhooks/twilio/``, the address the interfaces document."""
+        return URL_PREFIX
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        """Everything comes from the environment; the channel stays off until it is configured."""
+        if credentials:
+            logger.warning("credentials.yml: the SMS channel takes no keys; set the TWILIO_* variables instead")
+        return cls.from_settings(Settings.from_env())
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ClinicSmsInput":
+        """Create the channel from the process settings."""
+        channel = cls(settings, load_clinic(settings.clinic_config), load_texts())
+        if not settings.twilio_configured:
+            logger.info("SMS/WhatsApp channel off: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, a sender and TWILIO_WEBHOOK_URL")
+        return channel
+
+    @property
+    def configured(self) -> bool:
+        """Whether the channel is on."""
+        return self.settings.twilio_configured
+
+    # ---- lifetime: the store and the sender start with the server --------------------------------
+
+    async def start(self) -> None:
+        """Open the store and the HTTP client, and start the outbox sender (once)."""
+        if not self.configured or self.service is not None:
+            return
+        self._engine = create_engine(self.settings.database_url)
+        sessions = session_factory(self._engine)
+        self.service = SmsService(sessions, self.texts, self.clinic, self.settings.sms_daily_outbound_cap)
+        self._http = aiohttp.ClientSession()
+        self.sender = SmsSender(
+            sessions, TwilioApi(self.settings, self._http), self.settings.twilio_webhook_url,
+            self.settings.sms_send_interval_seconds,
+        )
+        self._stop.clear()
+        self._task = asyncio.get_running_loop().create_task(self.sender.run_forever(self._stop))
+        logger.info("SMS/WhatsApp channel on; the outbox sender is running")
+
+    async def stop(self) -> None:
+        """Stop the sender after its current text, and close the HTTP client and the store."""
+        self._stop.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=30)
+            except asyncio.TimeoutError:
+                self._task.cancel()
+            self._task = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+        self.service = None
+        self.sender = None
+
+    # ---- requests ---------------------------------------------------------------------------------
+
+    def signed(self, request: Request, params: FormParams, public_url: str) -> bool:
+        """Whether the request carries Twilio's signature for ``public_url`` (plus its query string)."""
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        if not signature or self.validator is None:
+            return False
+        url = f"{public_url}?{request.query_string}" if request.query_string else public_url
+        try:
+            return bool(self.validator.validate(url, params, signature))
+        except (ValueError, TypeError, UnicodeError):
+            return False
+
+    async def _checked_form(self, request: Request, public_url: str) -> FormParams | HTTPResponse:
+        if not self.configured or self.service is None:
+            return refusal(503, "sms_channel_not_configured")
+        body = request.body or b""
+        if len(body) > MAX_REQUEST_BYTES:
+            return refusal(400, "body_too_large")
+        params = parse_form(body)
+        if params is None:
+            return refusal(400, "not_form_encoded")
+        if not self.signed(request, params, public_url):
+            logger.warning("refused a request to %s without a valid Twilio signature", request.path)
+            return refusal(403, "invalid_signature")
+        return params
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """The webhook, the status callback, and the sender's lifetime."""
+        hook = Blueprint("clinic_sms_webhook", __name__)
+
+        @hook.listener("after_server_start")
+        async def start_sending(app: Any, _loop: Any) -> None:
+            await self.start()
+
+        @hook.listener("before_server_stop")
+        async def stop_sending(app: Any, _loop: Any) -> None:
+            await self.stop()
+
+        @hook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok" if self.configured else "off"})
+
+        @hook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            checked = await self._checked_form(request, self.settings.twilio_webhook_url)
+            if isinstance(checked, HTTPResponse):
+                return checked
+            return await self.receive(checked, on_new_message, request.app)
+
+        @hook.route("/status", methods=["POST"])
+        async def status(request: Request) -> HTTPResponse:
+            checked = await self._checked_form(request, status_callback_url(self.settings.twilio_webhook_url))
+            if isinstance(checked, HTTPResponse):
+                return checked
+            return await self.delivery_status(checked, request.args.get("ref"))
+
+        return hook
+
+    async def receive(self, params: FormParams, on_new_message: Callable, app: Any) -> HTTPResponse:
+        """A signed patient text: validate its fields, take it in once, answer it."""
+        address = parse_address(params.first("From"))
+        message_sid = params.first("MessageSid") or params.first("SmsSid") or ""
+        text = params.first("Body")
+        try:
+            media = int(params.first("NumMedia") or "0")
+        except ValueError:
+            return refusal(400, "NumMedia must be a number")
+        if address is None:
+            return refusal(400, "From must be a phone number")
+        if not MESSAGE_SID.match(message_sid):
+            return refusal(400, "MessageSid missing or malformed")
+        if not 0 <= media <= MAX_MEDIA:
+            return refusal(400, "NumMedia out of range")
+        if text is None and media == 0:
+            return refusal(400, "Body missing")
+        mark_sensitive(address.value, address.number, text or "")
+        try:
+            intake = await bounded(self.service.take_in(address, message_sid), self.settings.store_timeout_seconds)
+        except (SQLAlchemyError, OSError, asyncio.TimeoutError) as exc:
+            logger.error("could not record an incoming text (%s); answered 503", type(exc).__name__)
+            return refusal(503, "store_unavailable")
+        if intake.duplicate:
+            logger.info("text %s… was already taken in; Twilio retried the webhook", message_sid[:10])
+            return twiml()
+        try:
+            await self.answer(intake, text or "", media, on_new_message, app)
+        except (SQLAlchemyError, OSError, asyncio.TimeoutError) as exc:
+            logger.error(
+                "could not queue the answer to conversation %s (%s)", short_id(intake.sender_id), type(exc).__name__
+            )
+        if self.sender is not None:
+            self.sender.wake()
+        return twiml()
+
+    async def answer(self, intake: Intake, text: str, media: int, on_new_message: Callable, app: Any) -> None:
+        """Keywords, opt-outs, limits and media first; then the assistant; then queue the replies."""
+        service = self.service
+        keyword = keyword_of(text, self.texts.keywords)
+        if keyword == OPT_OUT:
+            if await service.opt_out(intake):
+                logger.info("conversation %s opted out of texts", short_id(intake.sender_id))
+            return
+        if keyword == OPT_IN and await service.opt_in(intake):
+            logger.info("conversation %s opted in to texts again", short_id(intake.sender_id))
+            return
+        if intake.opted_out:
+            logger.info("a text from opted-out conversation %s was not read", short_id(intake.sender_id))
+            return
+        if keyword == HELP:
+            await service.queue_texts(intake, [self.texts.render("help", self.clinic)])
+            return
+        limit = self.settings.sms_messages_per_minute
+        if intake.this_minute > limit:
+            logger.warning("rate limit reached for conversation %s", short_id(intake.sender_id))
+            if intake.this_minute == limit + 1:
+                await service.queue_texts(intake, [rate_limited_reply(self.clinic)])
+            return
+        if media and not text.strip():
+            await service.queue_texts(intake, [self.texts.render("media_only", self.clinic)])
+            return
+        before = [{"text": self.texts.render("media_ignored", self.clinic)}] if media else []
+        choice = selected(text, intake.choices)
+        if choice is not None:
+            text = choice.payload
+        output = SmsOutput()
+        handler = guard(
+            on_new_message, self.clinic, self.settings.max_message_chars, paused=lambda sender: _paused(app, sender)
+        )
+        await handler(
+            UserMessage(text, output, intake.sender_id, input_channel=intake.kind, metadata={"channel": intake.kind})
+        )
+        await service.queue_turn(intake, before + output.messages)
+
+    async def delivery_status(self, params: FormParams, ref: Optional[str]) -> HTTPResponse:
+        """A signed delivery status callback: record it on the text it is about."""
+        message_sid = params.first("MessageSid") or params.first("SmsSid") or ""
+        status = (params.first("MessageStatus") or params.first("SmsStatus") or "").lower()
+        error_code = params.first("ErrorCode") or None
+        if not MESSAGE_SID.match(message_sid) or status not in STATUSES:
+            return refusal(400, "MessageSid and MessageStatus required")
+        row_id = int(ref) if ref and ref.isdigit() and len(ref) < 12 else None
+        try:
+            known = await bounded(
+                self.service.record_delivery(message_sid, row_id, status, error_code), self.settings.store_timeout_seconds
+            )
+        except (SQLAlchemyError, OSError, asyncio.TimeoutError) as exc:
+            logger.error("could not record a delivery status (%s); answered 503", type(exc).__name__)
+            return refusal(503, "store_unavailable")
+        if not known:
+            logger.info("delivery status for an unknown text %s…", message_sid[:10])
+        return response.empty(status=204)
+
+
+async def _paused(app: Any, sender_id: str) -> bool:
+    """Whether staff hold the conversation (Rasa's ``ConversationPaused`` is in force)."""
+    agent = getattr(getattr(app, "ctx", None), "agent", None)
+    if agent is None or getattr(agent, "tracker_store", None) is None:
+        return False
+    tracker = await agent.tracker_store.retrieve(sender_id)
+    return bool(tracker is not None and tracker.is_paused())
