@@ -4,7 +4,10 @@
 - REST round trip (``POST /webhooks/rest/webhook``) and ``POST /model/parse``: median and
   p95 over many requests, one client, a fresh sender per conversation, after warm-up;
 - peak resident memory (VmHWM) of each process after the run;
-- full training time (``rasa train --force`` into a temporary folder).
+- full training time (``rasa train --force`` into a temporary folder);
+- the staff dashboard's queue and conversation-view response times with 1,000 escalations
+  and 50 messages per conversation (:mod:`bot.evaluation.dashboard_bench`, run in the web
+  app's environment ``.venv-web``).
 """
 
 from __future__ import annotations
@@ -76,17 +79,36 @@ def train_seconds() -> float:
         return time.perf_counter() - started
 
 
+def dashboard_figures() -> dict[str, Any]:
+    """The dashboard bench, run by the web app's interpreter (it has the dashboard's packages)."""
+    web_python = REPO_ROOT / ".venv-web" / "bin" / "python"
+    python = str(web_python) if web_python.exists() else sys.executable
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
+    done = subprocess.run(
+        [python, "-m", "bot.evaluation.dashboard_bench", "--json"], cwd=REPO_ROOT, env=env,
+        check=True, stdout=subprocess.PIPE, text=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description="Latency, memory and training figures.")
     parser.add_argument("--conversations", type=int, default=40)
     parser.add_argument("--parses", type=int, default=300)
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--skip-dashboard", action="store_true", help="leave out the staff dashboard's figures")
+    parser.add_argument("--dashboard-only", action="store_true", help="only the staff dashboard's figures")
     args = parser.parse_args(argv)
 
     figures: dict[str, Any] = {
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }
+    if args.dashboard_only:
+        figures["dashboard"] = dashboard_figures()
+        print(json.dumps(figures, indent=2))
+        write_results("bench-dashboard.json", figures)
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-var-") as var:
         env = {
             **os.environ, "VAR_DIR": var, "RASA_PORT": str(free_port()), "ACTION_PORT": str(free_port()),
@@ -139,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             }
         finally:
             stack.stop()
+    if not args.skip_dashboard:
+        figures["dashboard"] = dashboard_figures()
     if not args.skip_training:
         figures["full_training_seconds"] = train_seconds()
 
