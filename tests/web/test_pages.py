@@ -386,3 +386,44 @@ async def test_two_colleagues_see_each_others_work(aiohttp_client, staff_server,
     assert (await case_form(robin, case_id, "assign", assignee="me")).status == 303
     page = await (await staff_client.get("/staff/")).text()
     assert "Robin Physio" in page
+
+
+# --- colours -----------------------------------------------------------------------------------
+
+STAFF_CSS = Path(__file__).resolve().parents[2] / "bot" / "web" / "static" / "staff" / "staff.css"
+#: (text colour, background) pairs the stylesheet uses for words: WCAG 2.1 AA wants 4.5:1.
+TEXT_PAIRS = [
+    ("ink", "page"), ("ink", "surface"), ("muted", "surface"), ("muted", "page"), ("accent", "surface"),
+    ("accent", "page"), ("accent-ink", "accent"), ("top-ink", "top"), ("top-muted", "top"),
+    ("urgent-ink", "urgent"), ("urgent-text", "urgent-soft"), ("high", "high-soft"), ("new", "new-soft"),
+    ("progress", "progress-soft"), ("done", "done-soft"), ("overdue", "surface"), ("top", "accent-soft"),
+    ("ink", "patient"), ("ink", "staff"), ("ink", "urgent-soft"), ("muted", "urgent-soft"), ("muted", "high-soft"),
+    ("muted", "patient"), ("accent", "accent-soft"),
+]
+#: Borders, focus rings and the urgent row mark against what surrounds them: 3:1.
+NON_TEXT_PAIRS = [("line-strong", "surface"), ("line-strong", "page"), ("focus", "surface"), ("focus", "page"),
+                  ("urgent", "surface"), ("urgent", "page")]
+
+
+def contrast(first: str, second: str) -> float:
+    def luminance(colour: str) -> float:
+        channels = [int(colour[index:index + 2], 16) / 255 for index in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_dashboard_colours_meet_wcag_aa_contrast():
+    root = re.search(r":root \{(.*?)\}", STAFF_CSS.read_text(encoding="utf-8"), re.S).group(1)
+    colours = dict(re.findall(r"--([a-z-]+):\s*(#[0-9a-fA-F]{6})", root))
+    low = [(fg, bg, round(contrast(colours[fg], colours[bg]), 2)) for fg, bg in TEXT_PAIRS
+           if contrast(colours[fg], colours[bg]) < 4.5]
+    low += [(fg, bg, round(contrast(colours[fg], colours[bg]), 2)) for fg, bg in NON_TEXT_PAIRS
+            if contrast(colours[fg], colours[bg]) < 3.0]
+    assert low == []
+
+
+def test_the_contrast_check_notices_a_pale_colour():
+    assert contrast("#777777", "#ffffff") < 4.5 <= contrast("#767676", "#ffffff") + 0.1
