@@ -60,6 +60,8 @@ MAX_SEARCH_CHARS = 200
 MAX_NOTE_CHARS = 4000
 MAX_ATTEMPTS = 50
 MAX_CHANNEL_CHARS = 32
+#: Ids are 32-bit integers in both databases; larger numbers are refused before any query.
+MAX_ID = 2**31
 #: Audit events shown with one case (newest kept if there are more).
 MAX_AUDIT_EVENTS = 500
 
@@ -702,7 +704,9 @@ async def assign(
 
     Assigning to the current holder changes nothing and audits nothing.
     """
-    if assignee_id is not None and (not isinstance(assignee_id, int) or isinstance(assignee_id, bool)):
+    if assignee_id is not None and (
+        not isinstance(assignee_id, int) or isinstance(assignee_id, bool) or not 0 < assignee_id < MAX_ID
+    ):
         raise InvalidInput("'assignee_id' must be an account id or null")
     async with sessions() as session:
         async with session.begin():

@@ -72,7 +72,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise InvalidInput("send a JSON object (Content-Type: application/json)")
     try:
         data = json.loads(await request.text() or "{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidInput("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object")
@@ -163,7 +163,7 @@ async def conversation(request: web.Request) -> web.Response:
     since_raw = request.query.get("since")
     since: Optional[int] = None
     if since_raw is not None:
-        if not since_raw.isdigit() or len(since_raw) > 15:
+        if not since_raw.isdigit() or len(since_raw) > 10 or int(since_raw) >= cases.MAX_ID:
             raise InvalidInput("'since' must be an event id (a whole number)")
         since = int(since_raw)
     async with request.app[DB]() as session:

@@ -458,3 +458,4 @@ async def test_queue_rows_carry_the_wait_against_the_promise(sessions):
     data = rows[promised].to_dict()
     assert data["wait"]["overdue"] is True and data["contact"]["name"] == "Ana"
     assert "detail" not in data["contact"]  # the queue row leaves contact details to the case view
+

@@ -235,7 +235,7 @@ async def test_without_a_tracker_store_the_conversation_is_unavailable_not_an_er
     assert body["available"] is False and body["turns"] == []
 
 
-@pytest.mark.parametrize("since", ["-1", "abc", "1.5", "9" * 20])
+@pytest.mark.parametrize("since", ["-1", "abc", "1.5", "9" * 20, str(2**31)])
 async def test_a_bad_since_is_a_400(staff_client, staff_db, since):
     case_id = await add_case(staff_db)
 
@@ -287,6 +287,8 @@ async def test_an_invalid_transition_is_a_409_with_a_message(staff_client, staff
     ("assign", {}),
     ("assign", {"assignee_id": "someone"}),
     ("assign", {"assignee_id": 987654}),
+    ("assign", {"assignee_id": 10**30}),
+    ("assign", {"assignee_id": 1.0}),
     ("status", {"status": "closed"}),
     ("status", {}),
     ("notes", {"body": ""}),
@@ -305,7 +307,8 @@ async def test_bad_action_bodies_get_400_never_500(staff_client, staff_db, actio
 
 
 @pytest.mark.parametrize("action", ["assign", "status", "notes", "outcome"])
-@pytest.mark.parametrize("raw", [b"", b"\xff\xfe", b"null", b"[1, 2]", b"{" * 1000, b'{"a": NaN}'])
+@pytest.mark.parametrize("raw", [b"", b"\xff\xfe", b"null", b"[1, 2]", b"{" * 1000, b'{"a": NaN}',
+                                 b"[" * 30000 + b"]" * 30000])
 async def test_junk_bodies_get_400(staff_client, staff_db, action, raw):
     case_id = await add_case(staff_db)
 
