@@ -1,38 +1,25 @@
-"""The safety screen's verdict on one message: why it must reach staff (if at all) and the evidence."""
+"""The safety screen's verdict on one message: why it must reach staff (if at all), and the evidence."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-#: Reasons from the most to the least serious, with the escalation priority of each.
-#: The single definition of the severity order (``data/safety/decision_table.yml`` names
-#: these reasons; :func:`more_serious` compares them).
-SEVERITY = ("emergency", "adverse_event", "contraindication", "human_request")
-PRIORITY = {"emergency": "urgent", "adverse_event": "high", "contraindication": "normal", "human_request": "normal"}
-
-
-def rank(reason: Optional[str]) -> int:
-    """Position of ``reason`` in :data:`SEVERITY` (0 is the most serious; no reason ranks last)."""
-    return SEVERITY.index(reason) if reason in SEVERITY else len(SEVERITY)
-
-
-def more_serious(a: Optional[str], b: Optional[str]) -> Optional[str]:
-    """The more serious of two reasons (``None`` is no reason)."""
-    return a if rank(a) <= rank(b) else b
-
 
 @dataclass
 class Evidence:
-    """One finding in the message, with the context the ConText step gave it."""
+    """One finding in the message, the context ConText gave it, and the table row that decided it."""
 
     label: str
     category: str
     text: str
     contexts: list[str] = field(default_factory=list)
-    #: The decision-table row this finding matched (its id), if any.
+    #: The id of the decision-table row that decided this finding (``None``: no row fits).
     rule: Optional[str] = None
-    reason: Optional[str] = None
+    #: What the row said: a reason, ``"none"`` (judged ordinary), ``"defer"`` (no judgement), or a signal.
+    outcome: Optional[str] = None
+    #: The outcome is a reason to involve staff.
+    gives_reason: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -41,7 +28,8 @@ class Evidence:
             "text": self.text,
             "contexts": list(self.contexts),
             "rule": self.rule,
-            "reason": self.reason,
+            "outcome": self.outcome,
+            "gives_reason": self.gives_reason,
         }
 
 
@@ -50,26 +38,32 @@ class Verdict:
     """Why a message must reach staff (``reason``), how soon (``priority``) and on what evidence."""
 
     reason: Optional[str] = None
+    priority: Optional[str] = None
     evidence: list[Evidence] = field(default_factory=list)
     #: About the patient or someone they speak for (not a general question).
     personal: bool = False
     third_party: bool = False
-    #: Message-level facts the decision used (e.g. "after_treatment", "human_request").
+    #: Message-wide facts: signals of the table (``TREATED``), ``QUESTION``, ``TREATMENT_MENTIONED``.
     signals: list[str] = field(default_factory=list)
+    #: The rationale of the row that gave the reason.
     rationale: Optional[str] = None
 
     @property
-    def priority(self) -> Optional[str]:
-        return PRIORITY.get(self.reason) if self.reason else None
-
-    @property
     def staff_bound(self) -> bool:
+        """The screen alone sends this message to staff."""
         return self.reason is not None
 
     @property
+    def cleared(self) -> bool:
+        """The screen judged every finding it has a row for ordinary (ruled out, a question, an
+        expected after-effect): a staff-bound guess of the model has nothing behind it."""
+        decided = [e for e in self.evidence if e.outcome in {"none", "defer"} or e.gives_reason]
+        return self.reason is None and bool(decided) and all(e.outcome == "none" for e in decided)
+
+    @property
     def matched_terms(self) -> list[str]:
-        """``category:text`` of the findings behind the verdict."""
-        return [f"{e.category}:{e.text.lower()}" for e in self.evidence if e.reason]
+        """``category:text`` of the findings that gave a reason."""
+        return [f"{e.category}:{e.text.lower()}" for e in self.evidence if e.gives_reason]
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable form, stored in the parse data under ``safety`` and in escalation records."""
@@ -80,6 +74,8 @@ class Verdict:
             "third_party": self.third_party,
             "signals": list(self.signals),
             "rationale": self.rationale,
+            "cleared": self.cleared,
             "evidence": [e.as_dict() for e in self.evidence],
             "matched_terms": self.matched_terms,
         }
+

@@ -1,0 +1,139 @@
+"""Step 3 of the screen: the decision table (``data/safety/decision_table.yml``).
+
+Each finding, with its context categories, is matched against the table's rows top to
+bottom; the first row that fits gives the finding a reason (or, for a link to a
+treatment, a message-wide signal such as ``TREATED``). The message's reason is the
+most serious of its findings' reasons, in the table's severity order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import yaml
+
+#: A row's outcome when the finding is judged ordinary (and a staff-bound guess of the model is overruled).
+REASON_NONE = "none"
+#: A row's outcome when the screen makes no judgement (the model's intent stands).
+DEFER = "defer"
+
+
+class TableError(ValueError):
+    """The decision table is malformed."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row: which findings, which contexts, what follows, and why."""
+
+    id: str
+    findings: frozenset
+    when: frozenset = frozenset()
+    any: frozenset = frozenset()
+    unless: frozenset = frozenset()
+    reason: Optional[str] = None
+    signal: Optional[str] = None
+    rationale: str = ""
+    #: What the row says: a reason, ``none``, ``defer`` or ``signal:NAME``.
+    outcome: str = REASON_NONE
+
+    def fits(self, label: str, category: str, contexts: set[str]) -> bool:
+        """Whether this row decides a finding with ``label``/``category`` and ``contexts``."""
+        if label not in self.findings and f"{label}:{category}" not in self.findings:
+            return False
+        if not self.when <= contexts or contexts & self.unless:
+            return False
+        return not self.any or bool(contexts & self.any)
+
+
+@dataclass
+class DecisionTable:
+    """The rows, the severity order of reasons and each reason's priority and intent."""
+
+    rows: list[Row]
+    severity: tuple[str, ...]
+    priority: dict[str, str]
+    intent: dict[str, str]
+    signals: frozenset = field(default_factory=frozenset)
+
+    def decide(self, label: str, category: str, contexts: set[str]) -> Optional[Row]:
+        """The first row that fits, or ``None``."""
+        return next((row for row in self.rows if row.fits(label, category, contexts)), None)
+
+    def rank(self, reason: Optional[str]) -> int:
+        """0 for the most serious reason; no reason ranks last."""
+        return self.severity.index(reason) if reason in self.severity else len(self.severity)
+
+    def most_serious(self, reasons: Iterable[Optional[str]]) -> Optional[str]:
+        """The most serious of ``reasons`` (``None`` when there is none)."""
+        ranked = sorted((r for r in reasons if r in self.severity), key=self.rank)
+        return ranked[0] if ranked else None
+
+
+def _expand(names: Sequence[str], groups: dict[str, list[str]], where: str) -> frozenset:
+    out: set[str] = set()
+    for name in names:
+        if name.startswith("@"):
+            if name[1:] not in groups:
+                raise TableError(f"{where}: unknown group {name}")
+            out |= set(groups[name[1:]])
+        else:
+            out.add(name)
+    return frozenset(out)
+
+
+def parse_table(data: dict) -> DecisionTable:
+    """Build the table from its YAML form, checking every row."""
+    try:
+        reasons = data["reasons"]
+        groups = data.get("groups") or {}
+        raw_rows = data["rows"]
+    except (KeyError, TypeError) as exc:
+        raise TableError(f"decision table needs 'reasons' and 'rows' ({exc})") from exc
+    severity = tuple(reasons)
+    rows: list[Row] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw_rows):
+        where = f"row {index} ({item.get('id', '?')})"
+        if not item.get("id") or item["id"] in seen:
+            raise TableError(f"{where}: needs a unique id")
+        seen.add(item["id"])
+        if not item.get("rationale"):
+            raise TableError(f"{where}: needs a one-line rationale")
+        reason, signal = item.get("reason"), item.get("signal")
+        if (reason is None) == (signal is None):
+            raise TableError(f"{where}: needs exactly one of reason and signal")
+        if reason is not None and reason not in {REASON_NONE, DEFER} and reason not in severity:
+            raise TableError(f"{where}: unknown reason {reason!r}")
+        if not item.get("finding"):
+            raise TableError(f"{where}: needs finding")
+        unknown = set(item) - {"id", "finding", "when", "any", "unless", "reason", "signal", "rationale"}
+        if unknown:
+            raise TableError(f"{where}: unknown keys {sorted(unknown)}")
+        rows.append(
+            Row(
+                id=item["id"],
+                findings=_expand(item["finding"], groups, where),
+                when=_expand(item.get("when") or [], groups, where),
+                any=_expand(item.get("any") or [], groups, where),
+                unless=_expand(item.get("unless") or [], groups, where),
+                reason=None if reason in (None, REASON_NONE, DEFER) else reason,
+                signal=signal,
+                rationale=item["rationale"],
+                outcome=f"signal:{signal}" if signal else reason,
+            )
+        )
+    return DecisionTable(
+        rows=rows,
+        severity=severity,
+        priority={name: spec["priority"] for name, spec in reasons.items()},
+        intent={name: spec["intent"] for name, spec in reasons.items()},
+        signals=frozenset(row.signal for row in rows if row.signal),
+    )
+
+
+def load_table(path: Path) -> DecisionTable:
+    """Read ``decision_table.yml``."""
+    return parse_table(yaml.safe_load(Path(path).read_text(encoding="utf-8")))

@@ -1,0 +1,118 @@
+"""Step 4 of the screen: from the verdict (and the NLU model's guess) to the intent the assistant acts on.
+
+One pure function, :func:`route`, used by the Rasa component (:mod:`bot.nlp.safety_component`)
+and by anything that must predict what the assistant does (evaluation, tests):
+
+* The screen gave a reason: the message goes to that reason's staff intent with full
+  confidence, whatever the model guessed. One narrow exception: a general medical
+  question the model is sure is unrelated ("how do I get rid of a cold sore"), whose only
+  evidence is a condition, with nothing tying it to treatment, gets the out-of-scope answer
+  (GP, pharmacist, the clinic's phone).
+* The screen *cleared* the message (every finding it has a row for judged ordinary: ruled
+  out, a question about risk, an expected after-effect) and the model guessed a staff
+  intent: the model's best other intent is used.
+* Otherwise the model's intent stands. **The model alone can still send a message to
+  staff** (``ask_contraindication``, ``report_adverse_event``, ``request_human``) when the
+  screen found nothing to judge; the screen never turns a staff-bound message into an
+  ordinary one except by clearing it as above.
+
+The reason the actions act on is ``safety.reason`` in the parse data (:func:`is_emergency`).
+A message the model alone routed to ``report_adverse_event`` that names a red flag the screen
+deferred on (fever, numbness with no treatment named) counts as an emergency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+from bot.safety.verdict import Verdict
+
+INTENT_NAME = "name"
+OUT_OF_SCOPE = "out_of_scope"
+#: The staff-bound intents and the reason each stands for when the model alone chose it.
+INTENT_REASONS = {
+    "report_adverse_event": "adverse_event",
+    "ask_contraindication": "contraindication",
+    "request_human": "human_request",
+}
+#: Never offered as the alternative when a staff-bound guess is overruled.
+NOT_ALTERNATIVES = frozenset(INTENT_REASONS) | {"nlu_fallback"}
+#: How sure the model must be that a message is unrelated before a bare condition in a
+#: general medical question stops counting as a question about dry needling.
+UNRELATED_CONFIDENCE = 0.5
+
+
+@dataclass
+class Routing:
+    """What the assistant does with a message."""
+
+    intent: Optional[str]
+    #: The reason the actions act on (``None``: an ordinary message).
+    reason: Optional[str]
+    #: The decided intent gets full confidence and every other intent zero.
+    decisive: bool = False
+    rerouted: bool = False
+    demoted: bool = False
+    unrelated_health_question: bool = False
+    ranking: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def staff_bound(self) -> bool:
+        return self.intent in INTENT_REASONS
+
+
+def _unrelated_health_question(verdict: Verdict, model: Mapping[str, Any]) -> bool:
+    if model.get(INTENT_NAME) != OUT_OF_SCOPE or model.get("confidence", 0.0) < UNRELATED_CONFIDENCE:
+        return False
+    if verdict.reason != "contraindication" or "TREATED" in verdict.signals:
+        return False
+    reasons = [e for e in verdict.evidence if e.gives_reason]
+    return (
+        all(e.label == "CONDITION" and e.category != "child" for e in reasons)
+        and "QUESTION" in verdict.signals
+        and "TREATMENT_MENTIONED" not in verdict.signals
+    )
+
+
+def route(
+    verdict: Verdict,
+    model: Optional[Mapping[str, Any]] = None,
+    ranking: Sequence[Mapping[str, Any]] = (),
+    staff_intent: Optional[Mapping[str, str]] = None,
+) -> Routing:
+    """The intent and reason for a message, from the screen's verdict and the model's guess.
+
+    Args:
+        verdict: the screen's verdict.
+        model: the model's intent (``{"name", "confidence"}``); ``None`` for the screen alone.
+        ranking: the model's intent ranking.
+        staff_intent: reason -> intent (the decision table's); the defaults otherwise.
+    """
+    model = model or {}
+    predicted = model.get(INTENT_NAME)
+    targets = dict(staff_intent or {r: i for i, r in INTENT_REASONS.items()} | {"emergency": "report_adverse_event"})
+    ranking = [dict(r) for r in ranking]
+    if verdict.reason:
+        if _unrelated_health_question(verdict, model):
+            return Routing(intent=OUT_OF_SCOPE, reason=None, unrelated_health_question=True, ranking=ranking)
+        target = targets[verdict.reason]
+        return Routing(intent=target, reason=verdict.reason, decisive=True, rerouted=target != predicted, ranking=ranking)
+    if predicted in INTENT_REASONS and verdict.cleared:
+        alternatives = [r for r in ranking if r.get(INTENT_NAME) not in NOT_ALTERNATIVES]
+        if alternatives:
+            return Routing(intent=alternatives[0].get(INTENT_NAME), reason=None, demoted=True, ranking=alternatives)
+    reason = INTENT_REASONS.get(predicted or "")
+    if reason == "adverse_event" and any(e.label == "RED_FLAG" and e.outcome == "defer" for e in verdict.evidence):
+        reason = "emergency"
+    return Routing(intent=predicted, reason=reason, ranking=ranking)
+
+
+def staff_bound(verdict: Verdict, model: Optional[Mapping[str, Any]] = None) -> bool:
+    """Whether the assistant sends the message to staff (with ``model=None``: the screen alone)."""
+    return route(verdict, model).staff_bound
+
+
+def is_emergency(parse_data: Mapping[str, Any]) -> bool:
+    """Whether a parsed message gets urgent guidance first (the verdict in ``parse_data["safety"]``)."""
+    return ((parse_data.get("safety") or {}).get("reason")) == "emergency"
