@@ -199,6 +199,19 @@ NEUTRAL_CONTEXT: tuple[tuple[str, str], ...] = (
     ("tired_crowded", "I'm tired of searching online for this. {q}"),
     ("tired_crowded", "Long day at work, feeling a bit drained. Anyway, {q}"),
     ("tired_crowded", "The bus was crowded this morning. {q}"),
+    # Added after the rebuilt screen passed every template above: fresh wording, so that a
+    # screen fitted to the first set shows it here.
+    ("greeting", "Morning! {q}"),
+    ("quick_question", "Random question but {q}"),
+    ("occupation", "I'm a plumber. {q}"),
+    ("occupation", "I work night shifts at a warehouse, {q}"),
+    ("past_activity", "We had a barbecue on Saturday. {q}"),
+    ("past_activity", "I jogged round the park yesterday. {q}"),
+    ("time", "Just got back from holiday last week. {q}"),
+    ("adverb", "Truthfully, {q}"),
+    ("improved", "My sleep has got much better lately. {q}"),
+    ("tired_crowded", "The car park was packed earlier. {q}"),
+    ("tired_crowded", "I'm exhausted from moving house, {q}"),
 )
 #: Templates per FAQ seed (the suites' ordinary cases get every template).
 FAQ_TEMPLATES_PER_SEED = 1
@@ -394,6 +407,11 @@ RISK_TEMPLATES = {
         "can {x} happen immediately after dry needling?",
         "I'm a bit nervous, has anyone ever had {x} from dry needling?",
         "my friend had needling last week and asked me: does it ever cause {x}?",
+        "what's the risk of {x} with needling?",
+        "does needling ever lead to {x}?",
+        "worried about {x} - how often does that happen with needling?",
+        "is there any chance of {x} after a session?",
+        "my sister says needling gave her friend {x}, is that common?",
     ),
     "state": (
         "can dry needling leave you {x}?",
@@ -401,6 +419,8 @@ RISK_TEMPLATES = {
         "how likely is it to be {x} after a needling session?",
         "could I end up {x} from dry needling?",
         "I'm a bit nervous, do people ever feel {x} immediately after needling?",
+        "worried about feeling {x} after needling, how often does that happen?",
+        "is there any chance I'd be {x} after a session?",
     ),
 }
 REPORT_TEMPLATES = {
@@ -411,6 +431,10 @@ REPORT_TEMPLATES = {
         "a few hours after the needling I started getting {x}",
         "help, {x} since my dry needling appointment this afternoon",
         "my husband has had {x} since his dry needling this morning",
+        "woke up with {x} the morning after my needling",
+        "{x} started about an hour after my session today",
+        "got {x} since the physio needled my back this morning",
+        "having {x} after being needled yesterday, what should I do",
     ),
     "state": (
         "since my needling this morning I've been {x}",
@@ -418,6 +442,8 @@ REPORT_TEMPLATES = {
         "after my treatment today I feel {x}, what do I do?",
         "a few hours after the needling I became {x}",
         "my daughter has been {x} since her needling session yesterday",
+        "woke up {x} the morning after my needling",
+        "been {x} since the physio needled my back this morning",
     ),
 }
 TERMS_PER_CATEGORY = 5
