@@ -23,8 +23,8 @@ export TRANSFORMERS_OFFLINE := 1
 
 SPACY_MODEL := build/spacy/en_dry_needling/meta.json
 MINILM := build/minilm/tf_model.h5
-TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null) \
-	$(wildcard bot/nlp/*.py) bot/safety/screen.py
+TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -path 'data/safety/*' 2>/dev/null) \
+	$(wildcard bot/nlp/*.py)
 MODEL_STAMP := models/.trained
 
 .PHONY: help setup run test train validate test-stories pytest eval bench system-deps migrate clean compare-features

@@ -17,19 +17,20 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import deps
 from actions.contact_options import chat_reply_possible
+from actions.sms_contact import on_messaging, text_follow_up
 from bot.escalation.service import PRIORITY_FOR
-from bot.safety.screen import is_emergency
+from bot.safety.decision import default_table
+from bot.safety.routing import is_emergency
 from bot.store.models import Reason
 from bot.store.repository import EscalationInput
 
 logger = logging.getLogger(__name__)
 
 FORM_SLOTS = ("contact_name", "contact_method", "contact_detail", "contact_consent", "requested_slot")
-RANK = {"emergency": 0, "adverse_event": 1, "contraindication": 2, "human_request": 3}
 
 
 def safety_of(tracker: Tracker) -> Dict[Text, Any]:
-    """The safety screen's verdict on the latest message."""
+    """The safety screen's verdict on the latest message (``reason`` is what the assistant acts on)."""
     return tracker.latest_message.get("safety") or {}
 
 
@@ -55,9 +56,8 @@ def trigger_of(tracker: Tracker, reason: str) -> Dict[Text, Any]:
 def pending_reason(tracker: Tracker, new: str) -> str:
     """Keep the more serious of the conversation's pending reason and ``new``."""
     current = tracker.get_slot("escalation_reason")
-    if current in RANK and RANK[current] < RANK[new]:
-        return current
-    return new
+    # The severity order is the decision table's (data/safety/decision_table.yml).
+    return default_table().most_serious([current, new]) or new
 
 
 def mark_pending(tracker: Tracker, reason: str) -> List[EventType]:
@@ -121,7 +121,10 @@ class ActionHandleContraindication(Action):
 
 
 class ActionHandleAdverseEvent(Action):
-    """Red flags: urgent guidance first, then an urgent escalation stored at once."""
+    """Red flags: urgent guidance first, then an urgent escalation stored at once.
+
+    Whether it is an emergency is the screen's verdict in the parse data (never recomputed here).
+    """
 
     def name(self) -> Text:
         return "action_handle_adverse_event"
@@ -174,7 +177,9 @@ class ActionSubmitEscalation(Action):
         if outcome.stored:
             follow_up = deps.clinic().follow_up_text(datetime.now(timezone.utc))
             if tracker.get_slot("contact_method") == "chat":
-                follow_up += chat_follow_up(await chat_reply_possible(tracker))
+                follow_up += (
+                    text_follow_up() if on_messaging(tracker) else chat_follow_up(await chat_reply_possible(tracker))
+                )
             dispatcher.utter_message(response="utter_escalation_saved", follow_up=follow_up)
         else:
             dispatcher.utter_message(response="utter_escalation_failed")

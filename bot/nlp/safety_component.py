@@ -1,22 +1,22 @@
-"""Rasa NLU component that runs the deterministic safety screen on every message.
+"""Rasa NLU component: a thin adapter around the safety screen (:mod:`bot.safety`).
 
-It sits after the intent classifiers and before the ``FallbackClassifier``. When
-the screen finds a reason to involve staff that the model missed, it re-routes
-the message to the staff-bound intent (``report_adverse_event`` for emergencies
-and problems after treatment, ``ask_contraindication`` for the patient's own
-health situation) with full confidence, so the dialogue rules take over; the
-model's own guess stays in the ranking for audit. The verdict is attached to the
-parse result under ``safety`` so actions and escalation records can cite the
-matched terms.
+It sits after the intent classifiers and before the ``FallbackClassifier``. For each
+message it runs :func:`bot.safety.screen.screen_text` on the patient's text, asks
+:func:`bot.safety.routing.route` what to do given the model's guess, applies that to the
+intent (full confidence for a staff route, so neither the fallback nor a competing intent can
+take the message elsewhere), and stores the verdict under ``safety`` in the parse data, where
+the actions read it (``safety.reason``) instead of screening again. The model's own guess
+stays in ``safety.model_intent`` / ``safety.model_ranking`` for audit.
 
-Last, an FAQ answer is withheld from a question about another treatment ("does
+The screen's rule files (``data/safety``) are read at run time: changing them needs no
+retraining. Last, an FAQ answer is withheld from a question about another treatment ("does
 cupping hurt?"): see :mod:`bot.nlp.other_subject`.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Text
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -27,76 +27,12 @@ from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KE
 from rasa.shared.nlu.training_data.message import Message
 
 from bot.nlp.other_subject import other_subject
-from bot.safety.screen import QUESTION, TREATMENT_CONTEXT, Assessment, assess
+from bot.safety.routing import route
+from bot.safety.screen import default_screen, screen_text, table
 
 logger = logging.getLogger(__name__)
 
 SAFETY_KEY = "safety"
-STAFF_INTENTS = {
-    "emergency": "report_adverse_event",
-    "adverse_event": "report_adverse_event",
-    "contraindication": "ask_contraindication",
-    "human_request": "request_human",
-}
-INTENT_REASONS = {
-    "report_adverse_event": "adverse_event",
-    "ask_contraindication": "contraindication",
-    "request_human": "human_request",
-}
-PRIORITY = ["emergency", "adverse_event", "contraindication", "human_request"]
-STAFF_ONLY = {"ask_contraindication", "report_adverse_event", "nlu_fallback"}
-# How sure the model must be that a message is unrelated before a bare condition word
-# in it is not treated as a question about dry needling.
-UNRELATED_CONFIDENCE = 0.5
-
-
-def _unrelated_health_question(verdict: Assessment, text: str, intent: Dict[Text, Any]) -> bool:
-    """A general medical question that is not about dry needling ("how do I get rid of a cold sore").
-
-    Only when the model is confident the message is out of scope, the message is a
-    question (a bare statement such as "I have a heart valve" always reaches staff),
-    the screen's only evidence is a condition (no medicine, device, red flag or
-    problem after treatment) and nothing in the message mentions treatment ("can I
-    get my neck done"). The out-of-scope answer points to the GP, pharmacist and the
-    clinic's phone number.
-    """
-    if intent.get(INTENT_NAME_KEY) != "out_of_scope" or intent.get("confidence", 0.0) < UNRELATED_CONFIDENCE:
-        return False
-    if verdict.reason != "contraindication" or verdict.post_treatment:
-        return False
-    active = [f for f in verdict.findings if f.active and f.label != "BODY_REGION"]
-    lowered = text.lower()
-    return (
-        all(f.label == "CONDITION" and f.category != "child" for f in active)
-        and bool(QUESTION.search(lowered))
-        and not TREATMENT_CONTEXT.search(lowered)
-    )
-
-
-def _over_cautious(verdict: Assessment, predicted: Optional[str]) -> bool:
-    """Whether the model's staff-bound guess has nothing behind it in the message.
-
-    Only narrow cases: every health term is ruled out by the patient; a question
-    about a complaint with no red flag and no sign of a problem after treatment;
-    only mild, expected after-effects (a bit sore the next day, a small bruise); or a
-    red flag inside an "if ..." clause.
-    """
-    red_flag = any(f.label == "RED_FLAG" and f.active for f in verdict.findings)
-    if predicted == "ask_contraindication":
-        return verdict.only_negated_health_terms
-    if predicted == "report_adverse_event" and verdict.only_negated_health_terms and not verdict.post_treatment:
-        # "no bleeding problems and I'm not on warfarin. what do I do after?": nothing reported.
-        return not any(f.active and f.label in {"SYMPTOM", "RED_FLAG"} for f in verdict.findings)
-    if predicted in {"report_adverse_event", "request_human"} and red_flag:
-        # "What should I do if I feel faint during it?", "what would you do if someone
-        # passed out?": asked about, not happening, and nobody was asked for (a request
-        # for a person would have given the screen its own reason).
-        return verdict.conditional and not verdict.post_treatment
-    if predicted == "report_adverse_event":
-        # Mild soreness or a small bruise within the normal window is answered by the
-        # FAQ (what is normal, when to call); anything else after a treatment is not.
-        return verdict.expected_reaction or (verdict.hypothetical and not verdict.post_treatment)
-    return False
 
 
 def _decide(message: Message, intent_name: str, ranking: List[Dict[Text, Any]]) -> None:
@@ -108,19 +44,15 @@ def _decide(message: Message, intent_name: str, ranking: List[Dict[Text, Any]]) 
     message.set(INTENT_RANKING_KEY, [decided] + others, add_to_output=True)
 
 
-def _rank(reason: Optional[str]) -> int:
-    return PRIORITY.index(reason) if reason in PRIORITY else len(PRIORITY)
-
-
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False
 )
 class SafetyScreen(GraphComponent):
-    """Re-route messages that must reach clinic staff, whatever the model guessed."""
+    """Route messages that must reach clinic staff, whatever the model guessed."""
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        """No options: the rules live in :mod:`bot.safety.screen`."""
+        """No options: the rules live in ``data/safety``."""
         return {}
 
     @classmethod
@@ -131,64 +63,50 @@ class SafetyScreen(GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> "SafetyScreen":
-        """Create the component (nothing to train or load)."""
+        """Create the component and load the screen (its spaCy pipeline and rules) once."""
+        default_screen()
         return cls()
 
     def process(self, messages: List[Message]) -> List[Message]:
-        """Screen each message and re-route it when staff must be involved."""
+        """Screen each message and route it."""
         for message in messages:
             self._screen(message)
         return messages
 
     def _screen(self, message: Message) -> None:
         text = message.get(TEXT) or ""
-        if text.startswith("/"):
+        if not isinstance(text, str) or text.startswith("/"):
             return  # a button payload: nothing the patient wrote to screen
-        doc = message.get(SPACY_DOCS[TEXT])
-        if doc is None:
-            logger.warning("no spaCy doc on the message: the safety screen needs SpacyNLP before it")
-            return
-        tokens = [token.lower_ for token in doc]
-        verdict = assess(text, tokens, doc.ents)
+        verdict = screen_text(text)
         intent = message.get(INTENT) or {}
-        predicted = intent.get(INTENT_NAME_KEY)
         ranking = message.get(INTENT_RANKING_KEY) or []
+        routing = route(verdict, intent, ranking, staff_intent=table().intent)
         data = verdict.as_dict()
-        data["model_intent"] = intent
-        data["rerouted"] = data["demoted"] = False
-
-        if _unrelated_health_question(verdict, text, intent):
-            # Answered as out of scope (GP, pharmacist, clinic phone): not a question about needling.
-            data["reason"] = None
+        data.update(
+            screen_reason=verdict.reason,
+            reason=routing.reason,
+            model_intent=intent,
+            rerouted=routing.rerouted,
+            demoted=routing.demoted,
+        )
+        if routing.decisive:
+            data["model_ranking"] = ranking
+            _decide(message, routing.intent, ranking)
+            if routing.rerouted:
+                # No matched terms here: they are the patient's health data.
+                logger.info("safety screen routed %s -> %s (%s)", intent.get(INTENT_NAME_KEY), routing.intent, routing.reason)
+        elif routing.demoted:
+            message.set(INTENT, routing.ranking[0], add_to_output=True)
+            message.set(INTENT_RANKING_KEY, routing.ranking, add_to_output=True)
+            logger.info("safety screen answered %s as %s", intent.get(INTENT_NAME_KEY), routing.intent)
+        elif routing.unrelated_health_question:
             data["unrelated_health_question"] = True
             logger.info("safety screen left an unrelated health question out of scope")
-        elif verdict.reason is None and _over_cautious(verdict, predicted):
-            # The model saw a health word the patient ruled out ("I'm not pregnant"),
-            # or an ordinary question/expected soreness: answer the question instead.
-            alternatives = [r for r in ranking if r.get(INTENT_NAME_KEY) not in STAFF_ONLY | {predicted}]
-            if alternatives:
-                message.set(INTENT, alternatives[0], add_to_output=True)
-                message.set(INTENT_RANKING_KEY, alternatives, add_to_output=True)
-                data["demoted"] = True
-                logger.info("safety screen answered %s as %s", predicted, alternatives[0].get(INTENT_NAME_KEY))
-            data["reason"] = None
-        else:
-            from_intent = INTENT_REASONS.get(predicted or "")
-            reason = from_intent if _rank(from_intent) < _rank(verdict.reason) else verdict.reason
-            data["reason"] = reason
-            target = STAFF_INTENTS.get(reason or "")
-            if verdict.reason and target:
-                # The screen found evidence: route with full confidence, so neither the
-                # fallback nor a competing intent can take the message elsewhere.
-                data["rerouted"] = target != predicted
-                # The model's own ranking stays in safety.model_ranking for audit.
-                data["model_ranking"] = ranking
-                _decide(message, target, ranking)
-                if data["rerouted"]:
-                    # No matched terms here: they are the patient's health data.
-                    logger.info("safety screen re-routed %s -> %s (%s)", predicted, target, reason)
         final = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
-        subject = other_subject(text, tokens, doc.ents) if final == "faq" and not data["reason"] else None
+        doc = message.get(SPACY_DOCS[TEXT])
+        subject = None
+        if final == "faq" and not routing.reason and doc is not None:
+            subject = other_subject(text, [t.lower_ for t in doc], doc.ents)
         if subject is not None:
             # A question about another treatment, shaped like an FAQ question: the
             # out-of-scope answer (GP, pharmacist, clinic phone), never a needling answer.

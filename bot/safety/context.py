@@ -10,7 +10,7 @@ read from a JSON file in medspaCy's format (``{"context_rules": [...]}``), exten
 2. Overlapping triggers are pruned: the longest wins, the earlier on a tie. A ``PSEUDO``
    rule ("won't stop" is not a negation) only exists to win that contest; it modifies
    nothing. A trigger inside a finding is dropped (the finding "can't breathe" holds no
-   negation).
+   negation) unless its rule says ``metadata.within_findings`` ("really sore").
 3. Each remaining trigger's scope runs in its ``direction`` (``FORWARD``, ``BACKWARD``,
    ``BIDIRECTIONAL``) to the end of its sentence, at most ``max_scope`` tokens, and stops
    at the nearest terminator: a ``TERMINATE`` rule of category ``TERMINATE``, another
@@ -59,8 +59,12 @@ class ContextRule:
     allowed_types: frozenset = frozenset()
     excluded_types: frozenset = frozenset()
     terminated_by: frozenset = frozenset()
-    #: ``metadata.scope: message``: the scope is the whole message, not the sentence.
+    #: ``metadata.scope: message``: the scope is the whole message, not the sentence, and no
+    #: terminator ends it ("... stopped now, but thought I should tell you").
     message_scope: bool = False
+    #: ``metadata.within_findings``: the trigger may lie inside a finding ("really sore" holds
+    #: its own severity); other triggers inside a finding are dropped.
+    within_findings: bool = False
 
     def token_pattern(self) -> list[dict]:
         """The spaCy ``Matcher`` pattern (a literal becomes one ``LOWER`` per word)."""
@@ -103,6 +107,7 @@ def parse_rule(item: dict, where: str = "") -> ContextRule:
         excluded_types=frozenset(item.get("excluded_types") or ()),
         terminated_by=frozenset(c.upper() for c in item.get("terminated_by") or ()),
         message_scope=(item.get("metadata") or {}).get("scope") == "message",
+        within_findings=bool((item.get("metadata") or {}).get("within_findings")),
     )
 
 
@@ -171,7 +176,8 @@ class ConText:
                 kept.append(modifier)
         kept = [
             m for m in kept
-            if m.rule.direction != PSEUDO and not any(s <= m.start and m.end <= e for s, e in spans)
+            if m.rule.direction != PSEUDO
+            and (m.rule.within_findings or not any(s <= m.start and m.end <= e for s, e in spans))
         ]
         kept.sort(key=lambda m: m.start)
         for modifier in kept:
@@ -222,7 +228,7 @@ class ConText:
             if forward:
                 scope_end = min(scope_end, end + rule.max_scope)
         for other in others:
-            if other is modifier or not self._terminates(other, rule):
+            if rule.message_scope or other is modifier or not self._terminates(other, rule):
                 continue
             if forward and end <= other.start < scope_end:
                 scope_end = other.start

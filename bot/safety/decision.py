@@ -8,11 +8,17 @@ most serious of its findings' reasons, in the table's severity order.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import yaml
+
+#: Where the screen's rule files live: ``SAFETY_RULES_DIR``, or ``data/safety`` of the repository.
+RULES_DIR = Path(os.environ.get("SAFETY_RULES_DIR") or Path(__file__).resolve().parents[2] / "data" / "safety")
+TABLE_FILE = "decision_table.yml"
 
 #: A row's outcome when the finding is judged ordinary (and a staff-bound guess of the model is overruled).
 REASON_NONE = "none"
@@ -137,3 +143,10 @@ def parse_table(data: dict) -> DecisionTable:
 def load_table(path: Path) -> DecisionTable:
     """Read ``decision_table.yml``."""
     return parse_table(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+
+
+@lru_cache(maxsize=1)
+def default_table() -> DecisionTable:
+    """The decision table in force (``RULES_DIR``), read once per process: severity order,
+    priorities and staff intents for code that does not run the screen (the action server)."""
+    return load_table(RULES_DIR / TABLE_FILE)

@@ -21,7 +21,6 @@ repository): changing them needs no retraining of the Rasa model.
 
 from __future__ import annotations
 
-import os
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -34,17 +33,14 @@ from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc
 
 from bot.safety.context import ConText, load_rules
-from bot.safety.decision import DecisionTable, load_table
+from bot.safety.decision import RULES_DIR, TABLE_FILE, DecisionTable, default_table, load_table
 from bot.safety.findings import FindingMatcher, load_patterns
 from bot.safety.routing import is_emergency  # noqa: F401  (re-exported: evaluation and actions read it here)
 from bot.safety.verdict import Evidence, Verdict
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-RULES_DIR = Path(os.environ.get("SAFETY_RULES_DIR") or REPO_ROOT / "data" / "safety")
 NORMALISE_FILE = "normalise.yml"
 FINDINGS_FILE = "findings.jsonl"
 CONTEXT_FILE = "context_rules.json"
-TABLE_FILE = "decision_table.yml"
 #: Findings whose text can hold no trigger of their own ("can't breathe" is not negated by its "n't").
 HEALTH_LABELS = frozenset({"CONDITION", "MEDICATION", "DEVICE", "BODY_REGION", "SYMPTOM", "RED_FLAG"})
 #: Categories that make a message a question (for the routing of unrelated health questions).
@@ -244,7 +240,6 @@ def screen_text(text: str) -> Verdict:
     return default_screen()(text)
 
 
-@lru_cache(maxsize=1)
 def table() -> DecisionTable:
     """The decision table in force (severity order, priorities, staff intents)."""
-    return load_table(RULES_DIR / TABLE_FILE)
+    return default_table()

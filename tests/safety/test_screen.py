@@ -1,21 +1,36 @@
-"""The deterministic safety screen: negation, third parties, hypotheticals, red flags."""
+"""The safety screen on whole messages: negation, third parties, hypotheticals, red flags.
+
+Each case runs the whole screen (``screen_text``: normalisation, findings, ConText, decision
+table) on the project's spaCy pipeline; no Rasa model is needed.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.nlp import pipeline
-from bot.safety.screen import assess, is_emergency
+from bot.safety.routing import route, staff_bound
+from bot.safety.screen import is_emergency, screen_text
+from bot.safety.verdict import Verdict
 
 
 @pytest.fixture(scope="module")
 def nlp():
-    return pipeline.build(pipeline.load_patterns())
+    """The screen loads the project's pipeline itself (``build/spacy``); nothing to pass."""
+    return None
 
 
-def screen(nlp, text: str):
-    doc = nlp(text)
-    return assess(text, [t.lower_ for t in doc], doc.ents)
+def screen(nlp, text: str) -> Verdict:
+    return screen_text(text)
+
+
+def rules(verdict: Verdict) -> set[str]:
+    """The decision-table rows that decided the message's findings."""
+    return {e.rule for e in verdict.evidence if e.rule}
+
+
+def contexts(verdict: Verdict, category: str) -> set[str]:
+    """The context categories of the finding of ``category``."""
+    return next(set(e.contexts) for e in verdict.evidence if e.category == category)
 
 
 @pytest.mark.parametrize(
@@ -83,7 +98,7 @@ def test_a_symptom_after_a_treatment_gets_the_adverse_event_path(nlp):
 )
 def test_mild_expected_after_effects_are_left_to_the_faq(nlp, text):
     verdict = screen(nlp, text)
-    assert verdict.reason is None and verdict.expected_reaction
+    assert verdict.reason is None and "expected_reaction" in rules(verdict)
 
 
 @pytest.mark.parametrize(
@@ -106,13 +121,16 @@ def test_mild_expected_after_effects_are_left_to_the_faq(nlp, text):
 )
 def test_worse_or_unusual_after_effects_still_reach_staff(nlp, text, reason):
     verdict = screen(nlp, text)
-    assert verdict.reason == reason and not verdict.expected_reaction
+    assert verdict.reason == reason
+    # The finding behind the reason is not one the table judged an expected after-effect.
+    assert all(e.rule != "expected_reaction" for e in verdict.evidence if e.gives_reason)
 
 
 def test_if_clauses_are_questions_not_experiences(nlp):
     verdict = screen(nlp, "what should i do if i feel faint during the treatment?")
-    assert verdict.hypothetical and verdict.conditional
-    assert not screen(nlp, "i feel faint after my session, what do i do?").conditional
+    assert verdict.reason is None and "HYPOTHETICAL" in contexts(verdict, "dizziness")
+    verdict = screen(nlp, "i feel faint after my session, what do i do?")
+    assert "HYPOTHETICAL" not in contexts(verdict, "dizziness") and verdict.reason == "adverse_event"
     assert screen(nlp, "what do i do if i can't breathe properly since my session").reason == "emergency"
 
 
@@ -120,14 +138,19 @@ def test_matched_terms_name_category_and_text(nlp):
     assert "anticoagulant:warfarin" in screen(nlp, "I take warfarin").matched_terms
 
 
-def test_adverse_event_with_any_active_red_flag_is_an_emergency():
-    parse = {
-        "intent": {"name": "report_adverse_event"},
-        "safety": {"reason": "adverse_event", "findings": [{"label": "RED_FLAG", "negated": False}]},
-    }
-    assert is_emergency(parse)
-    parse["safety"]["findings"][0]["negated"] = True
-    assert not is_emergency(parse)
+def test_the_actions_read_the_emergency_from_the_verdict_in_the_parse_data():
+    assert is_emergency({"intent": {"name": "report_adverse_event"}, "safety": {"reason": "emergency"}})
+    assert not is_emergency({"intent": {"name": "report_adverse_event"}, "safety": {"reason": "adverse_event"}})
+    assert not is_emergency({"intent": {"name": "report_adverse_event"}})
+
+
+def test_a_model_routed_adverse_event_naming_an_unlinked_red_flag_is_an_emergency(nlp):
+    # The screen makes no judgement on a fever with no treatment named; if the model routes
+    # the message to report_adverse_event, the red flag makes it urgent.
+    verdict = screen(nlp, "got a fever and the spot is red")
+    assert verdict.reason is None and "red_flag_unlinked" in rules(verdict)
+    assert route(verdict, {"name": "report_adverse_event", "confidence": 0.8}).reason == "emergency"
+    assert route(verdict, {"name": "faq", "confidence": 0.8}).reason is None
 
 
 @pytest.mark.parametrize(
@@ -155,8 +178,10 @@ def test_adverse_event_with_any_active_red_flag_is_an_emergency():
         ("please get Aoife to give me a shout", "human_request"),
         ("can you ask the physio to ring me", "human_request"),
         ("just letting you know I'll be 10 minutes late", None),
-        ("is there anyone who shouldn't have dry needling", None),  # the model routes general ones
-        ("can anyone have it or are there people who should avoid it", None),
+        # General questions about who may not have it: the screen routes them itself now
+        # (before, only the model did; the outcome, staff, is the same).
+        ("is there anyone who shouldn't have dry needling", "contraindication"),
+        ("can anyone have it or are there people who should avoid it", "contraindication"),
         ("what do i call my physio, by first name?", None),
         # Contact details given to the handover form, or a request called off.
         ("you can ring me on 07700 900 456", None),
@@ -203,8 +228,8 @@ def test_never_having_had_needling_is_not_a_treatment_context(nlp):
 
 
 def test_being_needled_soon_is_not_after_a_treatment(nlp):
-    assert not screen(nlp, "getting dry needled on friday, will my leg feel weak after?").post_treatment
-    assert screen(nlp, "got needled on friday and my leg feels weak").post_treatment
+    assert "TREATED" not in screen(nlp, "getting dry needled on friday, will my leg feel weak after?").signals
+    assert "TREATED" in screen(nlp, "got needled on friday and my leg feels weak").signals
 
 
 @pytest.mark.parametrize(
