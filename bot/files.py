@@ -8,6 +8,7 @@ ours (tests, ``make migrate``), so the places that create them say so explicitly
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 
@@ -17,7 +18,9 @@ def private_directory(path: Path) -> None:
     Missing folders (``path`` and any missing parent) are created with mode 0700.
     ``path`` itself, if it already exists and belongs to this user, is narrowed to
     0700 (a setup step with the shell's umask may have made it 0755). Existing
-    parents are left as they are: they are not ours to change.
+    parents are left as they are: they are not ours to change. Neither is a shared
+    folder (sticky bit, like ``/tmp``): a database file placed directly in it must
+    not lock every other user out of it.
     """
     missing = []
     for folder in (path, *path.parents):
@@ -31,5 +34,6 @@ def private_directory(path: Path) -> None:
             continue
         folder.chmod(0o700)  # mkdir's mode is filtered by the umask
     status = path.stat()
-    if status.st_uid == os.geteuid() and status.st_mode & 0o077:
+    shared = status.st_mode & stat.S_ISVTX
+    if status.st_uid == os.geteuid() and status.st_mode & 0o077 and not shared:
         path.chmod(0o700)

@@ -83,6 +83,17 @@ def test_private_directory_leaves_existing_folders_alone(tmp_path, open_umask):
     assert mode(tmp_path / "a") == 0o700 and mode(tmp_path / "a" / "b") == 0o700
 
 
+def test_private_directory_never_narrows_a_shared_folder(tmp_path, open_umask):
+    # A SQLite file placed directly in /tmp once narrowed /tmp itself to 0700.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+
+    private_directory(shared)
+
+    assert mode(shared) == 0o1777
+
+
 def test_upgrade_from_0001_keeps_rows_and_ranks_queued_urgent_messages(tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     upgrade(url, "0001")
