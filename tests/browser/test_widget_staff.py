@@ -31,7 +31,7 @@ def test_a_staff_member_joining_is_announced_in_the_log_and_the_header(stub_chat
     fake_rasa.emit("bot_uttered", JOINED)
 
     expect(page.locator(".cw-log .cw-note .cw-bubble")).to_have_text(JOINED["text"])
-    expect(page.locator(".cw-status")).to_contain_text("Jane Doe from the clinic team")
+    expect(page.locator(".cw-status")).to_contain_text("Jane Doe, clinic team")
     expect(chat.bot).to_have_count(0)
 
 
@@ -83,7 +83,7 @@ def test_the_person_in_the_chat_is_remembered_across_a_reload(stub_chat, fake_ra
     page.reload()
 
     expect(page.locator(".cw-staff .cw-who")).to_have_text("Jane Doe · clinic team")
-    expect(page.locator(".cw-status")).to_contain_text("Jane Doe from the clinic team")
+    expect(page.locator(".cw-status")).to_contain_text("Jane Doe, clinic team")
 
 
 def test_markup_in_a_staff_name_or_message_stays_text(stub_chat, fake_rasa, page):

@@ -21,7 +21,7 @@
   image: "Bild vom Assistenten",
   staffLabel: "{name} · Praxisteam",
   staffSaid: "{name} vom Praxisteam schrieb:",
-  staffSubtitle: "{name} vom Praxisteam",
+  staffSubtitle: "{name}, Praxisteam",
   staffFallback: "Praxisteam",
   typing: "Der Assistent schreibt",
   connecting: "Verbindung wird aufgebaut…",

@@ -23,7 +23,7 @@
   image: "Image from the assistant",
   staffLabel: "{name} · clinic team",
   staffSaid: "{name} from the clinic team said:",
-  staffSubtitle: "{name} from the clinic team",
+  staffSubtitle: "{name}, clinic team",
   staffFallback: "Clinic team",
   typing: "The assistant is typing",
   connecting: "Connecting…",
