@@ -19,6 +19,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import deps
+from actions.sms_contact import on_messaging, text_reply_possible
 from bot.staff.presence import staff_signed_in
 from bot.store.db import bounded
 
@@ -44,6 +45,9 @@ async def _from_store() -> bool:
 
 async def chat_reply_possible(tracker: Tracker) -> bool:
     """Whether a reply in this chat can be offered now (web chat, and staff signed in)."""
+    if on_messaging(tracker):
+        # SMS/WhatsApp: staff reply by text from the dashboard later, like a call back (actions/sms_contact.py).
+        return text_reply_possible(tracker)
     if tracker.get_latest_input_channel() != WEB_CHAT:
         return False
     try:

@@ -10,6 +10,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import deps
 from actions.contact_options import chat_reply_possible
+from actions.sms_contact import confirms_number, known_address, on_messaging
 from bot.escalation.contact import CHAT_DETAIL, clean_email, clean_name, clean_phone, normalise_method
 
 
@@ -48,6 +49,10 @@ class ValidateContactForm(FormValidationAction):
     ) -> Dict[Text, Any]:
         method = tracker.get_slot("contact_method")
         text = str(value or "")
+        if method == "phone" and on_messaging(tracker) and confirms_number(tracker, text):
+            address = await known_address(tracker)  # SMS/WhatsApp: "yes, the number I'm texting from"
+            if address is not None:
+                return {"contact_detail": address.number}
         if method == "email":
             detail = clean_email(text)
             if detail is None:
