@@ -48,6 +48,7 @@ from twilio.request_validator import RequestValidator
 
 from bot.channels.caps import MAX_REQUEST_BYTES
 from bot.channels.guard import guard, rate_limited_reply, short_id
+from bot.channels.sms_staff import SmsStaffBridge
 from bot.clinic import Clinic, load_clinic
 from bot.messaging.addresses import parse_address
 from bot.messaging.choices import selected
@@ -243,6 +244,8 @@ class ClinicSmsInput(InputChannel):
         @hook.listener("before_server_stop")
         async def stop_sending(app: Any, _loop: Any) -> None:
             await self.stop()
+
+        SmsStaffBridge(self).add_routes(hook)
 
         @hook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:

@@ -26,7 +26,7 @@ from bot.escalation.service import EscalationService, staff_can_be_notified
 from bot.notify.worker import Notifier
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
-from bot.web import admin_users, api, auth, pages, security, takeover
+from bot.web import admin_users, api, auth, pages, security, sms_replies, takeover
 from bot.web.health import HEALTH, HealthSources, healthz
 from bot.web.keys import CLINIC, DB, ENGINE, SETTINGS
 
@@ -141,5 +141,6 @@ def create_app(settings: Settings) -> web.Application:
     api.setup(app)
     pages.setup(app)
     takeover.setup(app)
+    sms_replies.setup(app)
     app.cleanup_ctx.append(store_and_notifier)
     return app

@@ -34,7 +34,8 @@ OUTCOMES = {
     "referred_emergency": "Referred to emergency care",
     "no_answer": "No answer",
 }
-CHANNELS = {"socketio": "Website chat", "rest": "REST API", "unknown": "Unknown channel"}
+CHANNELS = {"socketio": "Website chat", "rest": "REST API", "sms": "SMS", "whatsapp": "WhatsApp",
+            "unknown": "Unknown channel"}
 CONTACT_METHODS = {"phone": "Phone", "email": "Email", "chat": "Reply in the web chat"}
 TRANSPORTS = {"email": "email", "webhook": "webhook"}
 
@@ -214,6 +215,36 @@ def audit_sentence(entry: AuditEntry) -> str:
         return f"Staff notification by {TRANSPORTS.get(str(detail.get('transport')), 'notification')} failed"
     if kind == "recovered_from_spool":
         return "Stored after the database was back (held safely meanwhile)"
+    if kind.startswith("sms_"):
+        return _sms_sentence(kind, detail)
+    return kind.replace("_", " ").capitalize()
+
+
+SMS_REASONS = {
+    "opted_out": "the patient had texted STOP",
+    "whatsapp_window_closed": "WhatsApp's 24-hour window had closed",
+    "retries_exhausted": "Twilio could not be reached after several tries",
+    "refused": "Twilio refused it",
+    "undelivered": "the phone network could not deliver it",
+    "failed": "Twilio could not send it",
+}
+
+
+def _sms_sentence(kind: str, detail: dict[str, Any]) -> str:
+    """Audit sentences of the SMS/WhatsApp channel (bot/messaging/)."""
+    if kind == "sms_opted_out":
+        if detail.get("source") == "twilio":
+            return "Twilio reports the patient's number unsubscribed: nothing more is sent to it"
+        return "Patient texted STOP: nothing more is sent to their number"
+    if kind == "sms_opted_in":
+        return "Patient texted START: texts can be sent to them again"
+    if kind == "sms_reply_refused":
+        return f"Staff text not sent: {SMS_REASONS.get(str(detail.get('reason')), 'not allowed')}"
+    if kind == "sms_delivery_failed":
+        who = "A staff text" if detail.get("origin") == "staff" else "A text"
+        reason = SMS_REASONS.get(str(detail.get("reason")), "it was not delivered")
+        code = f" (Twilio error {detail['error_code']})" if detail.get("error_code") else ""
+        return f"{who} to the patient did not arrive: {reason}{code}"
     return kind.replace("_", " ").capitalize()
 
 

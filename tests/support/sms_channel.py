@@ -30,6 +30,7 @@ from bot.store.db import create_engine, session_factory
 from bot.store.models import SmsContact, SmsOutbound
 from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, WHATSAPP_FROM, FakeTwilio, sign
 
+BRIDGE_SECRET = "test-sms-bridge-secret"
 MENU = {
     "text": "What would you like to know about dry needling?",
     "buttons": [
@@ -91,6 +92,7 @@ def sms_settings(db_url: str, port: int, fake: FakeTwilio, **overrides: Any) -> 
         sms_daily_outbound_cap=1000,
         sms_send_interval_seconds=0.05,
         store_timeout_seconds=8.0,
+        staff_bridge_secret=BRIDGE_SECRET,
     )
     return dataclasses.replace(base, **overrides)
 

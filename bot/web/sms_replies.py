@@ -1,0 +1,159 @@
+"""Routes for staff texting a patient who came in by SMS or WhatsApp (logic: :mod:`bot.messaging.staff_replies`).
+
+JSON API, behind the dashboard's authentication and CSRF check like every ``/staff`` route:
+
+* ``GET  /staff/api/escalations/{id}/sms``           - the number, opt-out, WhatsApp window,
+  who is texting, and the lines sent with their delivery;
+* ``POST /staff/api/escalations/{id}/sms/messages``  - ``{"text": ...}`` to the patient (the
+  first one pauses the assistant);
+* ``POST /staff/api/escalations/{id}/sms/template``  - the approved WhatsApp template;
+* ``POST /staff/api/escalations/{id}/sms/handback``  - give the conversation back to the assistant.
+
+The conversation page's texting block (``templates/staff/partials/sms_reply.html``)
+posts plain forms to the same routes; a form post is answered with a 303 back to the
+page with a fixed word in ``?sms=`` or ``?sms_error=`` (never data).
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Optional
+
+import aiohttp
+from aiohttp import web
+
+from bot.messaging.staff_replies import SmsBridge, SmsReplyService
+from bot.staff.cases import CaseDetail
+from bot.staff.takeover import TakeoverError
+from bot.web import pages
+from bot.web.keys import CLINIC, DB, SETTINGS
+
+PREFIX = "/staff/api/escalations/{id:[0-9a-fA-F-]{36}}/sms"
+SMS_BRIDGE = web.AppKey("sms_staff_bridge", SmsBridge)
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+NO_STORE = {"Cache-Control": "no-store"}
+DONE = {
+    "sent": "Text queued for the patient. Its delivery shows below.",
+    "template": "Approved template queued for the patient.",
+    "back": "The assistant answers this patient again. They were told by text.",
+}
+ERRORS = {
+    "opted_out": "Not sent: this patient texted STOP, so nothing can be sent to their number.",
+    "whatsapp_window_closed": "Not sent: WhatsApp allows free text only within 24 hours of the patient's last message.",
+    "no_template": "No approved WhatsApp template is configured.",
+    "not_sms": "This conversation did not come in by SMS or WhatsApp.",
+    "not_found": "The assistant's server has no such conversation any more.",
+    "held_by_colleague": "A colleague is texting this patient. Reload to see who.",
+    "not_holding": "Nobody is texting this patient: the assistant is answering.",
+    "bad_request": "Write a message first (up to 2,000 characters).",
+    "chat_server_unavailable": "The assistant's server did not answer. Nothing was sent; try again.",
+}
+
+
+async def sms_bridge(app: web.Application) -> AsyncIterator[None]:
+    """The SMS staff bridge client (one HTTP connection pool) for the app's lifetime."""
+    settings = app[SETTINGS]
+    async with aiohttp.ClientSession() as http:
+        app[SMS_BRIDGE] = SmsBridge(http, settings.rasa_internal_url, settings.staff_bridge_secret)
+        yield
+
+
+def _service(request: web.Request) -> SmsReplyService:
+    settings = request.app[SETTINGS]
+    return SmsReplyService(request.app[DB], request.app[SMS_BRIDGE], request.app[CLINIC],
+                           settings.twilio_whatsapp_template_sid)
+
+
+def _is_form(request: web.Request) -> bool:
+    return request.content_type in FORMS
+
+
+def _page(case_id: str, key: str, value: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": f"/staff/escalations/{case_id}?{key}={value}#sms"})
+
+
+def _error(request: web.Request, case_id: str, error: TakeoverError) -> web.Response:
+    if _is_form(request):
+        return _page(case_id, "sms_error", error.code)
+    return web.json_response({"error": error.code, "message": error.message}, status=error.status, headers=NO_STORE)
+
+
+async def _text(request: web.Request) -> Any:
+    if _is_form(request):
+        return (await request.post()).get("text")
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body.get("text") if isinstance(body, dict) else None
+
+
+async def get_state(request: web.Request) -> web.Response:
+    """GET: texting this escalation's patient."""
+    case_id = request.match_info["id"]
+    try:
+        state = await _service(request).state(case_id, request["staff"])
+    except TakeoverError as error:
+        return _error(request, case_id, error)
+    return web.json_response(state.to_dict(), headers=NO_STORE)
+
+
+async def send_message(request: web.Request) -> web.Response:
+    """POST: a text to the patient."""
+    case_id = request.match_info["id"]
+    try:
+        sent = await _service(request).send(case_id, request["staff"], await _text(request))
+    except TakeoverError as error:
+        return _error(request, case_id, error)
+    if _is_form(request):
+        return _page(case_id, "sms", "sent")
+    return web.json_response(sent.to_dict(), headers=NO_STORE)
+
+
+async def send_template(request: web.Request) -> web.Response:
+    """POST: the approved WhatsApp template."""
+    case_id = request.match_info["id"]
+    try:
+        sent = await _service(request).send_template(case_id, request["staff"])
+    except TakeoverError as error:
+        return _error(request, case_id, error)
+    if _is_form(request):
+        return _page(case_id, "sms", "template")
+    return web.json_response(sent.to_dict(), headers=NO_STORE)
+
+
+async def hand_back(request: web.Request) -> web.Response:
+    """POST: give the conversation back to the assistant."""
+    case_id = request.match_info["id"]
+    try:
+        sent = await _service(request).hand_back(case_id, request["staff"])
+    except TakeoverError as error:
+        return _error(request, case_id, error)
+    if _is_form(request):
+        return _page(case_id, "sms", "back")
+    return web.json_response(sent.to_dict(), headers=NO_STORE)
+
+
+async def case_context(request: web.Request, detail: CaseDetail) -> dict[str, Any]:
+    """The conversation page's texting block, for SMS and WhatsApp escalations only."""
+    service = _service(request)
+    case_id = request.match_info["id"]
+    if not await service.is_sms(case_id):
+        return {}
+    try:
+        state = await service.state(case_id, request["staff"])
+    except TakeoverError:
+        return {}
+    done: Optional[str] = DONE.get(request.query.get("sms", ""))
+    error: Optional[str] = ERRORS.get(request.query.get("sms_error", ""))
+    return {"sms_reply": state.to_dict(), "sms_done": done, "sms_error": error}
+
+
+def setup(app: web.Application) -> None:
+    """Register the texting routes and the conversation page's texting block."""
+    app.cleanup_ctx.append(sms_bridge)
+    pages.add_case_context(app, case_context)
+    router = app.router
+    router.add_get(PREFIX, get_state, name="staff_api_sms_state")
+    router.add_post(PREFIX + "/messages", send_message, name="staff_api_sms_message")
+    router.add_post(PREFIX + "/template", send_template, name="staff_api_sms_template")
+    router.add_post(PREFIX + "/handback", hand_back, name="staff_api_sms_handback")
