@@ -9,7 +9,9 @@
   action server is down), a true fallback message with the clinic's phone
   number is sent instead, and the failure is logged without the patient's text.
   The one silence that is right: a conversation staff have taken over (Rasa's
-  ``ConversationPaused``), where Rasa logs the message and a person answers it.
+  ``ConversationPaused``), where Rasa logs the message and a person answers it;
+  even then a red flag (the safety screen's ``safety.reason`` is ``emergency``)
+  gets the urgent guidance at once, as it would from the assistant.
 """
 
 from __future__ import annotations
@@ -202,28 +204,48 @@ def session_refused_reply() -> str:
 
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+#: ``held(sender_id)``: the latest message's parse data while staff hold the conversation, else ``None``.
+HeldBy = Callable[[str], Awaitable[Optional[Dict[str, Any]]]]
+#: ``paused(sender_id)``: only whether staff hold the conversation (channels with no urgent guidance of their own).
 IsPaused = Callable[[str], Awaitable[bool]]
 
 
-async def _held_by_staff(paused: Optional[IsPaused], sender_id: str) -> bool:
-    """Whether staff hold the conversation; when that cannot be told, assume not (the patient hears back)."""
-    if paused is None:
-        return False
+def _held_from(paused: IsPaused) -> HeldBy:
+    async def held(sender_id: str) -> Optional[Dict[str, Any]]:
+        return {} if await paused(sender_id) else None
+
+    return held
+
+
+async def _held_by_staff(held: Optional[HeldBy], sender_id: str) -> Optional[Dict[str, Any]]:
+    """The latest parse data if staff hold the conversation; when that cannot be told, ``None`` (the patient hears back)."""
+    if held is None:
+        return None
     try:
-        return await paused(sender_id)
+        return await held(sender_id)
     except Exception:  # noqa: BLE001 - unknown means the fallback is sent: never silent by mistake
         logger.exception("could not tell whether sender %s is held by staff", short_id(sender_id))
-        return False
+        return None
+
+
+def is_red_flag(parse_data: Dict[str, Any]) -> bool:
+    """Whether the safety screen routed the message as an emergency (``safety.reason``)."""
+    safety = parse_data.get("safety")
+    return isinstance(safety, dict) and safety.get("reason") == "emergency"
 
 
 def guard(
-    on_new_message: OnNewMessage, clinic: Clinic, max_chars: int, paused: Optional[IsPaused] = None
+    on_new_message: OnNewMessage, clinic: Clinic, max_chars: int, held: Optional[HeldBy] = None,
+    urgent_guidance: str = "", paused: Optional[IsPaused] = None,
 ) -> OnNewMessage:
     """Wrap Rasa's message handler with input cleaning and a never-silent reply.
 
-    ``paused(sender_id)`` tells whether staff hold the conversation: then a turn with no
-    automated reply is expected, and no fallback is sent.
+    ``held(sender_id)`` tells whether staff hold the conversation: then a turn with no
+    automated reply is expected and no fallback is sent, except ``urgent_guidance`` for a
+    red flag. ``paused(sender_id)`` is the same without the parse data (no urgent guidance).
     """
+    if held is None and paused is not None:
+        held = _held_from(paused)
 
     _install_watch()
 
@@ -234,7 +256,7 @@ def guard(
         if cleaned.empty:
             await out.send_response(message.sender_id, {"text": empty_reply()})
             return
-        if looks_like_another_language(cleaned.text) and not await _held_by_staff(paused, message.sender_id):
+        if looks_like_another_language(cleaned.text) and await _held_by_staff(held, message.sender_id) is None:
             await out.send_response(message.sender_id, {"text": other_language_reply(clinic)})
             return
         if cleaned.payload_blocked:
@@ -251,8 +273,13 @@ def guard(
             )
         finally:
             _current_turn.reset(token)
-        if out.sent == 0 and not turn.action_failed and await _held_by_staff(paused, message.sender_id):
+        latest = None if out.sent or turn.action_failed else await _held_by_staff(held, message.sender_id)
+        if latest is not None:
             logger.info("sender %s is talking to staff: no automated reply", short_id(message.sender_id))
+            if urgent_guidance and is_red_flag(latest):
+                logger.warning("red flag from sender %s while staff hold the chat: sent the urgent guidance",
+                               short_id(message.sender_id))
+                await out.send_response(message.sender_id, {"text": urgent_guidance})
             return
         if out.sent == 0 or turn.action_failed:
             logger.error(

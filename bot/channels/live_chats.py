@@ -22,16 +22,33 @@ manager's room table only knows this process's sockets.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Optional
 
+import yaml
 from sqlalchemy.orm import sessionmaker
 
 from bot.channels.guard import short_id
+from bot.clinic import Clinic
+from bot.settings import REPO_ROOT
 from bot.store import chat
 from bot.store.db import bounded, create_engine, session_factory
 from bot.store.models import StaffChatLine, utcnow
 
 logger = logging.getLogger(__name__)
+
+SAFETY_RESPONSES = REPO_ROOT / "data" / "responses" / "safety.yml"
+
+
+def urgent_guidance(clinic: Clinic, responses: Path = SAFETY_RESPONSES) -> str:
+    """The assistant's urgent red-flag guidance (``utter_red_flag_urgent``), filled in for the clinic.
+
+    Read from the curated, reviewed response file rather than written again here, so a
+    patient held by staff gets exactly the wording the assistant would give.
+    """
+    data = yaml.safe_load(responses.read_text(encoding="utf-8"))
+    text = " ".join(str(data["responses"]["utter_red_flag_urgent"][0]["text"]).split())
+    return text.format_map(clinic.template_values())
 
 
 def staff_payload(line: StaffChatLine) -> dict[str, Any]:
@@ -88,13 +105,16 @@ class LiveChats:
         except KeyError:
             return False
 
-    async def paused(self, session_id: str) -> bool:
-        """Whether staff hold the conversation (Rasa's ``ConversationPaused`` is in force)."""
+    async def held(self, session_id: str) -> Optional[dict[str, Any]]:
+        """The latest message's parse data while staff hold the conversation (``ConversationPaused``), else None."""
         agent = getattr(getattr(self.app, "ctx", None), "agent", None)
         if agent is None or getattr(agent, "tracker_store", None) is None:
-            return False
+            return None
         tracker = await agent.tracker_store.retrieve(session_id)
-        return bool(tracker is not None and tracker.is_paused())
+        if tracker is None or not tracker.is_paused():
+            return None
+        latest = tracker.latest_message
+        return dict(latest.parse_data) if latest is not None else {}
 
     async def deliver(self, line: StaffChatLine) -> bool:
         """Emit a logged line to the patient's open chat; True if it reached an open chat (now or earlier)."""

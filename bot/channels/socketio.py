@@ -22,7 +22,7 @@ socket.io client keeps working. Differences:
 * staff can take a conversation over from the dashboard: the channel attaches a
   :class:`bot.channels.live_chats.LiveChats` to the app for the staff bridge
   (:mod:`bot.channels.staff_bridge`), a paused conversation gets no automated reply
-  (and no fallback for the missing one), and staff lines that found the patient's
+  (and no fallback for the missing one) except the urgent guidance for a red flag, and staff lines that found the patient's
   chat closed are sent when the patient's browser resumes the session.
 """
 
@@ -42,7 +42,7 @@ from bot.channels.caps import MAX_REQUEST_BYTES, parse_metadata
 from bot.channels.cors import CorsPolicy
 from bot.channels.guard import guard, rate_limited_reply, session_refused_reply, short_id
 from bot.channels.limits import MessageLimits, client_address
-from bot.channels.live_chats import ChatLines, LiveChats
+from bot.channels.live_chats import ChatLines, LiveChats, urgent_guidance
 from bot.channels.sessions import SessionTokens
 from bot.clinic import load_clinic
 from bot.settings import Settings
@@ -91,7 +91,10 @@ class PatientSocketIOInput(SocketIOInput):
             async_mode="sanic", max_http_buffer_size=MAX_REQUEST_BYTES, **self.cors.socketio_options()
         )
         self.live = LiveChats(sio, self.namespace, self.bot_message_evt, self.chat_lines)
-        handler = guard(on_new_message, self.clinic, self.max_chars, paused=self.live.paused)
+        handler = guard(
+            on_new_message, self.clinic, self.max_chars, held=self.live.held,
+            urgent_guidance=urgent_guidance(self.clinic),
+        )
         blueprint = LiveSocketBlueprint(self.live, sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio
         namespace = self.namespace

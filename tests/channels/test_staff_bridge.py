@@ -44,7 +44,9 @@ class TrackerAgent:
     async def handle_message(self, message: UserMessage) -> None:
         async with self.lock_store.lock(message.sender_id):
             tracker = await self.tracker_store.get_or_create_tracker(message.sender_id)
-            tracker.update(UserUttered(message.text))
+            red_flag = "cant breathe" in message.text  # what the safety screen puts in the parse data
+            safety = {"reason": "emergency" if red_flag else None}
+            tracker.update(UserUttered(message.text, parse_data={"safety": safety}))
             if not tracker.is_paused():
                 tracker.update(BotUttered(f"echo: {message.text}"))
                 await message.output_channel.send_response(message.sender_id, {"text": f"echo: {message.text}"})
@@ -220,6 +222,19 @@ async def test_while_paused_patient_messages_are_kept_and_get_no_automated_reply
     assert await patient.quiet(0.7)
     events = await bridge.agent.events(session_id)
     assert isinstance(events[-1], UserUttered) and events[-1].text == "is anyone there?"
+
+
+async def test_a_red_flag_while_paused_still_gets_the_urgent_guidance_at_once(bridge, patients):
+    patient, session_id = await chatting(bridge, patients)
+    await take_over(bridge, session_id)
+    await patient.next("bot_uttered")
+
+    await patient.say("i cant breathe and my chest hurts", session_id)
+
+    guidance = await patient.next("bot_uttered")
+    assert "call 999 now" in guidance["text"] and "020 7946 0958" in guidance["text"]
+    assert "metadata" not in guidance  # the assistant's words, not a staff member's
+    assert (await bridge.agent.tracker_store.retrieve(session_id)).is_paused()
 
 
 async def test_another_language_while_paused_reaches_staff_instead_of_the_automated_excuse(bridge, patients):
