@@ -155,6 +155,11 @@ async def ensure_admin(session, args, settings) -> int:
               f" python -m bot.staff enable-user {FIRST_ADMIN}", file=sys.stderr)
         return 0
     given = os.environ.get("DASHBOARD_ADMIN_PASSWORD")
+    if given:
+        try:
+            accounts.check_password(given, FIRST_ADMIN)
+        except accounts.AccountError as exc:
+            raise accounts.AccountError(f"DASHBOARD_ADMIN_PASSWORD: {exc}") from exc
     password = given or accounts.generate_password()
     await accounts.create_user(
         session, FIRST_ADMIN, password, role=StaffRole.admin, display_name="Administrator", actor=actor(),
