@@ -15,5 +15,5 @@ def screen() -> metamorphic.CachedScreen:
 
 @pytest.fixture(scope="session")
 def metamorphic_results(screen) -> dict[str, metamorphic.Result]:
-    """Every variant screened once per test session (about 13,000 messages)."""
+    """Every variant screened once per test session (about 16,000 distinct messages)."""
     return metamorphic.run(screen)
