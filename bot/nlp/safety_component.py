@@ -106,7 +106,7 @@ class SafetyScreen(GraphComponent):
         doc = message.get(SPACY_DOCS[TEXT])
         subject = None
         if final == "faq" and not routing.reason and doc is not None:
-            subject = other_subject(text, [t.lower_ for t in doc], doc.ents)
+            subject = other_subject(doc)
         if subject is not None:
             # A question about another treatment, shaped like an FAQ question: the
             # out-of-scope answer (GP, pharmacist, clinic phone), never a needling answer.

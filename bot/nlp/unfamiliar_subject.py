@@ -27,6 +27,9 @@ The same holds for the clinic's own answers (opening hours and address, booking)
 are the opening hours of the Louvre" or "where's the closest ATM" get "did you mean ...?"
 unless they refer to the clinic ("are you open", "is there parking", "your address").
 
+The word lists (subject, aspect and clinic words, chat shorthand) are data:
+``data/safety/subject_terms.yml``, read at run time.
+
 A genuine FAQ question with an unusual word ("should I come in my tracksuit?")
 costs the patient one tap on the suggested topic; an unrelated question gets no
 dry-needling answer. Staff routing and the other-treatment check run first
@@ -37,7 +40,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any, Dict, Iterable, List, Optional, Set, Text
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -52,6 +54,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from spacy.tokens import Doc
 
 from bot.nlp.other_subject import refers_to_needling
+from bot.safety.terms import lexicon, outside
 
 logger = logging.getLogger(__name__)
 
@@ -60,48 +63,6 @@ VOCABULARY_FILE = "in_domain_vocabulary.json"
 FALLBACK_INTENT = DEFAULT_NLU_FALLBACK_INTENT_NAME
 RESULT_KEY = "unfamiliar_subject"
 
-# Words that tie a message to a needling session, whatever else it names.
-SUBJECT = re.compile(
-    r"\b(treatments?|treat(ed|ing)?|therap\w*|physio\w*|practitioners?|clinicians?|clinic|"
-    r"session\w*|appointments?|appts?|visits?|consult\w*|sittings|series|course|"
-    r"muscles?|muscular|twitch\w*|trigger|knots?|fascia|nerves?|tissues?|"
-    r"pain\w*|hurts?|hurting|sore\w*|aches?|achy|achiness|bruis\w*|tender|stiff\w*|tight\w*|spasms?|"
-    r"relief|relieve|exercises?|stretch\w*|rehab\w*|injur\w*|recover\w*|heal\w*|"
-    r"after|afterwards|before|beforehand|later|following|during|"
-    r"bed|table|lie|lying|undress\w*|strip|underwear|gown|towel|"
-    r"inject\w*|fluid|substance|drugs?|germs|clean\w*|disposable|reus\w*)\b"
-)
-# Aspects of the treatment the FAQ covers; they tie a message to needling only when
-# the message is about "it" or "this", not about a subject of its own.
-ASPECT = re.compile(
-    r"\b(effects?|reactions?|results?|outcomes?|evidence|research|stud(y|ies)|proof|proven|trials?|"
-    r"scien\w*|mechanism|works?|working|worked|"
-    r"scepti\w*|skepti\w*|pseudo\w*|placebo|legit|scam|myth|nonsense|hype|anecdot\w*|"
-    r"insurance|insurer|covered|cover|rebates?|claims?|receipt|medicare|fund|pay|paying|cost\w*|"
-    r"price\w*|fees?|charge|policy|reimburs\w*|extras|"
-    r"wear|clothes|clothing|shorts|safe|safety|risks?|risky|hygien\w*|steril\w*|infection|"
-    r"qualifi\w*|trained|training|registered|certified|accredited|weekly|often|gap)\b"
-)
-# The clinic itself, for the clinic-information and booking answers: "are you open on
-# Sundays" is about the clinic, "is the pharmacy on the high street open on Sunday" is not.
-# "parking" (is there parking?) ties, the verb "park" does not ("where can I park near the
-# stadium").
-CLINIC_REFERENCE = re.compile(
-    r"\b(you|your|yours|youre|you're|u|ur|ya|yous|clinic|practice|here|building|premises|centre|center|"
-    r"rooms?|reception|staff|team|parking|lift|stairs|wheelchair|access\w*|entrance|door)\b"
-)
-REFERENCE = re.compile(r"\b(it|its|this|these|that|they|them)\b")
-# "is it safe to travel", "will it be dry enough", "it's raining": an "it" that refers to nothing.
-EMPTY_IT = re.compile(
-    r"\b(is|was|will|would|isn'?t) it( be)? (\w+ )?(to|for)\b|"
-    r"\bit('s| is| will| was)? (be )?(rain|snow|sunny|cold|hot|warm|dry|windy|freezing)\w*"
-)
-# Chat shorthand that says nothing about the subject.
-SHORTHAND = frozenset(
-    "tho tbh pls plz thx ty ur ya wil gonna wanna lol omg btw idk imo cos coz cuz abt okay yeah yep "
-    "nope hiya cheers".split()
-)
-SUFFIXES = ("ly", "ing", "ed", "es", "s", "er", "ers")
 MIN_WORD = 3
 MIN_SLIP = 5
 
@@ -122,7 +83,7 @@ class Vocabulary:
         """Whether ``word`` (lower-cased) is the vocabulary's, an inflection of it, or a slip of it."""
         if word in self.words or lemma in self.words:
             return True
-        for suffix in SUFFIXES:
+        for suffix in lexicon().words("inflections"):
             stem = word[: -len(suffix)]
             if word.endswith(suffix) and len(stem) >= MIN_WORD and (stem in self.words or stem + "e" in self.words):
                 return True
@@ -142,7 +103,7 @@ class Vocabulary:
             word = token.lower_
             if token.i in in_entity or not token.is_alpha or len(word) < MIN_WORD:
                 continue
-            if token.is_stop or word in SHORTHAND:
+            if token.is_stop or word in lexicon().words("shorthand"):
                 continue
             if not self.knows(word, token.lemma_.lower()):
                 unknown.append(word)
@@ -151,12 +112,15 @@ class Vocabulary:
 
 def tied_to_needling(text: str, doc: Doc) -> bool:
     """A needling reference, a health term, a subject word, or an aspect word about "it"/"this"."""
-    lowered = " ".join(text.lower().split())
-    if refers_to_needling(lowered) or SUBJECT.search(lowered):
+    terms = lexicon()
+    if refers_to_needling(doc) or terms["subject"].any(doc):
         return True
     if any(span.label_ != "OTHER_TREATMENT" for span in doc.ents):
         return True
-    return bool(ASPECT.search(lowered) and REFERENCE.search(EMPTY_IT.sub(" ", lowered)))
+    if not terms["aspect"].any(doc):
+        return False
+    # "is it safe to travel", "will it rain": an "it" that refers to nothing does not count.
+    return bool(outside(terms["reference"].spans(doc), terms.pattern_spans("empty_it", doc)))
 
 
 def unfamiliar_subject(text: str, doc: Doc, vocabulary: Vocabulary, about_clinic: bool = False) -> List[str]:
@@ -165,7 +129,7 @@ def unfamiliar_subject(text: str, doc: Doc, vocabulary: Vocabulary, about_clinic
     unknown = vocabulary.unknown_words(doc)
     if not unknown or tied_to_needling(text, doc):
         return []
-    if about_clinic and CLINIC_REFERENCE.search(text.lower()):
+    if about_clinic and lexicon()["clinic_reference"].any(doc):
         return []
     return unknown
 

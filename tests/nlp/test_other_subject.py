@@ -12,8 +12,7 @@ def nlp():
 
 
 def subject(nlp, text):
-    doc = nlp(text)
-    span = other_subject(text, [token.lower_ for token in doc], doc.ents)
+    span = other_subject(nlp(text))
     return span.text.lower() if span is not None else None
 
 

@@ -147,3 +147,32 @@ def test_faq_answer_stays_when_another_treatment_is_compared_with_needling(nlp):
 def test_staff_routing_comes_before_the_other_treatment_check(nlp):
     message = parse(nlp, "I'm on warfarin, does a massage hurt", [("faq", 0.9), ("out_of_scope", 0.1)])
     assert message.get(INTENT)["name"] == "ask_contraindication"
+
+
+def test_the_screens_contraindication_is_not_outranked_by_a_model_guess_of_an_adverse_event(nlp):
+    # Needle phobia with a fainting history: before, the model's report_adverse_event won and
+    # the patient got post-treatment soreness advice.
+    text = "I'm terrified of needles and I fainted at my last blood test, is dry needling ok for me?"
+    message = parse(nlp, text, [("report_adverse_event", 0.7), ("ask_contraindication", 0.3)])
+    assert message.get(INTENT)["name"] == "ask_contraindication"
+    assert message.get("safety")["reason"] == "contraindication"
+
+
+def test_the_parse_data_carries_the_verdict_the_actions_read(nlp):
+    message = parse(nlp, "since my session this morning i cant catch my breath", [("faq", 0.6), ("report_adverse_event", 0.4)])
+    safety = message.get("safety")
+    assert safety["reason"] == safety["screen_reason"] == "emergency" and safety["priority"] == "urgent"
+    assert safety["rationale"] and any(e["gives_reason"] and e["contexts"] for e in safety["evidence"])
+    assert safety["model_intent"]["name"] == "faq" and safety["rerouted"] is True
+
+
+def test_the_model_alone_can_still_route_to_staff_when_the_screen_makes_no_judgement(nlp):
+    message = parse(nlp, "hi there, about my situation", [("request_human", 0.8), ("faq", 0.2)])
+    assert message.get(INTENT)["name"] == "request_human"
+    assert message.get("safety")["reason"] == "human_request" and message.get("safety")["screen_reason"] is None
+
+
+def test_a_model_routed_adverse_event_with_an_unlinked_red_flag_gets_urgent_guidance(nlp):
+    message = parse(nlp, "got a fever and my back is red", [("report_adverse_event", 0.8), ("faq", 0.2)])
+    assert message.get(INTENT)["name"] == "report_adverse_event"
+    assert message.get("safety")["reason"] == "emergency"

@@ -248,3 +248,206 @@ def test_being_needled_soon_is_not_after_a_treatment(nlp):
 )
 def test_ages_of_children_asked_about_treatment(nlp, text, reason):
     assert screen(nlp, text).reason == reason
+
+
+# ---- the failures, fixed by mechanism (tokens, not characters; no tense guessing)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can the needles near an old scar cause breathing problems immediately?",
+        "will my breathing improve immediately after the session or is chest tightness normal?",
+        "does it improve circulation, and could it ever make someone faint?",
+        "will i feel tired and drained after the session?",
+        "i walked and cycled to the clinic, will i be too tired after the needling?",
+        "I'm tired of searching online for this, is it normal to bruise after needling?",
+    ],
+)
+def test_words_starting_with_im_or_ending_in_ed_do_not_make_a_question_a_report(nlp, text):
+    assert screen(nlp, text).reason is None
+
+
+def test_needle_phobia_with_a_fainting_history_is_a_contraindication_question(nlp):
+    verdict = screen(nlp, "I'm terrified of needles and I fainted at my last blood test, is dry needling ok for me?")
+    assert verdict.reason == "contraindication"
+    assert "red_flag_history" in rules(verdict)
+
+
+def test_a_fainting_history_alone_is_not_an_emergency(nlp):
+    verdict = screen(nlp, "i passed out last time i had a blood test, should i have dry needling")
+    assert verdict.reason == "contraindication"
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("SINCE MY SESSION I CANT CATCH MY BREATH", "emergency"),
+        ("sinec my sessoin i cant catch my breath", "emergency"),
+        ("can my son have erm dry needling? he's 12", "contraindication"),
+        ("who shouldn’t get dry needling?", "contraindication"),
+    ],
+)
+def test_casing_misspelt_anchor_words_fillers_and_curly_quotes_are_normalised(nlp, text, reason):
+    assert screen(nlp, text).reason == reason
+
+
+def test_what_a_patient_said_before_naming_the_treatment_is_not_tied_to_it(nlp):
+    verdict = screen(nlp, "I'm drained after my shift. bit sore today after yesterday's needling, normal?")
+    assert verdict.reason is None
+    verdict = screen(nlp, "had needling today. now my arm is numb")
+    assert verdict.reason == "emergency"
+
+
+def test_the_verdict_carries_evidence_contexts_rationale_and_priority(nlp):
+    verdict = screen(nlp, "I fainted after the needling yesterday")
+    data = verdict.as_dict()
+    assert data["reason"] == "emergency" and data["priority"] == "urgent"
+    fainting = next(e for e in data["evidence"] if e["category"] == "fainting")
+    assert fainting["gives_reason"] and "TREATED" in fainting["contexts"] and fainting["rule"]
+    assert data["rationale"] and "fainting:fainted" in data["matched_terms"]
+
+
+def test_screen_alone_predicts_staff_routing(nlp):
+    assert staff_bound(screen(nlp, "i'm on warfarin, how many sessions?"))
+    assert not staff_bound(screen(nlp, "how many sessions will i need?"))
+    # The model may still route what the screen makes no judgement on.
+    assert staff_bound(screen(nlp, "how many sessions will i need?"), {"name": "request_human", "confidence": 0.9})
+    # A staff-bound guess of the model is overruled when the screen cleared every finding.
+    cleared = screen(nlp, "I'm not pregnant, does it hurt?")
+    assert cleared.cleared
+    assert not route(cleared, {"name": "ask_contraindication"}, [{"name": "ask_contraindication"}, {"name": "faq"}]).staff_bound
+
+
+# ---- the mechanism: ConText, the decision table, the rule files
+
+
+def _context(rules: list[dict], words: list[str], targets: list[tuple[str, int, int]]):
+    from spacy.lang.en import English
+    from spacy.tokens import Doc
+
+    from bot.safety.context import ConText, Target, parse_rule
+
+    doc = Doc(English().vocab, words=words)
+    found = [Target(label=label, start=start, end=end) for label, start, end in targets]
+    ConText([parse_rule(rule) for rule in rules], doc.vocab).apply(doc, found)
+    return [t.categories for t in found]
+
+
+NEG = {"literal": "not", "category": "NEGATED", "direction": "FORWARD"}
+
+
+def test_context_a_terminator_ends_a_scope_that_max_scope_already_clipped():
+    # medspaCy's limit_scope misses this case; here "but" ends the negation.
+    words = "i am not dizzy but i have chest pain".split()
+    rules = [{**NEG, "max_scope": 5}, {"literal": "but", "category": "TERMINATE", "direction": "TERMINATE"}]
+    dizzy, chest_pain = _context(rules, words, [("SYMPTOM", 3, 4), ("RED_FLAG", 7, 9)])
+    assert dizzy == {"NEGATED"} and chest_pain == set()
+
+
+def test_context_directions_max_scope_and_terminated_by():
+    words = "no bleeding , and no bruising and a lump".split()
+    comma = {"literal": ",", "category": "COMMA", "direction": "TERMINATE"}
+    rules = [{**NEG, "literal": "no", "terminated_by": ["COMMA"]}, comma]
+    assert _context(rules, words, [("SYMPTOM", 1, 2), ("SYMPTOM", 5, 6), ("SYMPTOM", 8, 9)]) == [{"NEGATED"}, {"NEGATED"}, {"NEGATED"}]
+    rules = [{**NEG, "literal": "no", "max_scope": 1}]
+    assert _context(rules, words, [("SYMPTOM", 1, 2), ("SYMPTOM", 8, 9)]) == [{"NEGATED"}, set()]
+    back = {"literal": "gone", "category": "HISTORICAL", "direction": "BACKWARD"}
+    assert _context([back], "the rash is gone now".split(), [("CONDITION", 1, 2)]) == [{"HISTORICAL"}]
+    assert _context([back], "gone is the rash".split(), [("CONDITION", 3, 4)]) == [set()]
+
+
+def test_context_pseudo_triggers_block_shorter_ones_and_findings_hold_no_triggers():
+    rules = [{**NEG, "literal": "not", "pattern": [{"LOWER": "not"}]},
+             {"literal": "not stop", "category": "PSEUDO", "direction": "PSEUDO"}]
+    assert _context(rules, "bleeding will not stop".split(), [("SYMPTOM", 0, 1)]) == [set()]
+    assert _context([{**NEG, "literal": "n't"}], "i ca n't breathe".split(), [("RED_FLAG", 1, 4)]) == [set()]
+
+
+def test_context_rule_file_errors_are_reported():
+    from bot.safety.context import RuleError, parse_rule
+
+    with pytest.raises(RuleError):
+        parse_rule({"literal": "x", "category": "NEGATED", "direction": "SIDEWAYS"})
+    with pytest.raises(RuleError):
+        parse_rule({"literal": "x", "category": "NEGATED"})
+    with pytest.raises(RuleError):
+        parse_rule({"literal": "x", "category": "NEGATED", "direction": "FORWARD", "colour": "red"})
+
+
+def test_the_decision_table_rejects_rows_without_rationale_or_with_unknown_reasons():
+    from bot.safety.decision import TableError, parse_table
+
+    reasons = {"emergency": {"priority": "urgent", "intent": "report_adverse_event"}}
+    row = {"id": "r", "finding": ["RED_FLAG"], "reason": "emergency", "rationale": "why"}
+    assert parse_table({"reasons": reasons, "rows": [row]}).rows[0].reason == "emergency"
+    for broken in ({**row, "rationale": ""}, {**row, "reason": "panic"}, {**row, "finding": ["@nope"]},
+                   {k: v for k, v in row.items() if k != "reason"}):
+        with pytest.raises(TableError):
+            parse_table({"reasons": reasons, "rows": [broken]})
+
+
+def test_every_context_the_table_reads_is_assigned_by_a_rule_or_a_signal():
+    from bot.safety.context import load_rules
+    from bot.safety.decision import RULES_DIR, default_table
+
+    table = default_table()
+    assigned = {rule.category for rule in load_rules(RULES_DIR / "context_rules.json")} | set(table.signals)
+    read = set().union(*(row.when | row.any | row.unless for row in table.rows))
+    assert read <= assigned, read - assigned
+    assert all(row.rationale for row in table.rows)
+    assert table.severity == ("emergency", "adverse_event", "contraindication", "human_request")
+
+
+def test_a_rule_file_change_takes_effect_without_retraining(tmp_path):
+    import shutil
+
+    from bot.safety.screen import Screen, pipeline
+
+    rules = tmp_path / "safety"
+    shutil.copytree(REPO_RULES, rules)
+    text = "bit sore today after yesterday's needling, is that normal?"
+    assert Screen(pipeline(), rules)(text).reason is None
+    # A clinician decides mild soreness after a treatment should reach staff after all.
+    table = rules / "decision_table.yml"
+    row = '  - id: expected_reaction\n    finding: ["@expected_reaction"]\n    when: [TREATED, MILD]\n    unless: [SEVERE, ONGOING, WORSENING, REPORTING]\n    reason: none'
+    assert row in table.read_text()
+    table.write_text(table.read_text().replace(row, row.replace("reason: none", "reason: adverse_event")))
+    assert Screen(pipeline(), rules)(text).reason == "adverse_event"
+
+
+from bot.safety.decision import RULES_DIR as REPO_RULES  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "a, b, expected",
+    [("sinec", "since", True), ("sessoin", "session", True), ("needlling", "needling", True), ("neele", "needle", True),
+     ("aftr", "after", True), ("since", "since", False), ("seance", "since", False), ("needs", "needles", False)],
+)
+def test_one_edit_apart(a, b, expected):
+    from bot.safety.screen import one_edit_apart
+
+    assert one_edit_apart(a, b) is expected
+
+
+def test_the_normaliser_keeps_real_words_and_meaningful_fillers():
+    from bot.safety.screen import default_screen
+
+    normalise = default_screen().normalise
+    assert normalise("Sinec my SESSOIN um I’m dizzy so yeah") == "since my session i'm dizzy"
+    # Real words are never "corrected", and "like" / "you know" stay where they mean something.
+    assert normalise("the wince was bad") == "the wince was bad"
+    assert normalise("i'd like a call back, do you know if that's ok") == "i'd like a call back, do you know if that's ok"
+    assert normalise("where the you know needles were") == "where the needles were"
+
+
+def test_subject_terms_match_words_prefixes_and_phrases():
+    from spacy.lang.en import English
+
+    from bot.safety.terms import TermList
+
+    terms = TermList.parse(["needl*", "ims", "as well as", "didn't", "didnt"])
+    nlp = English()
+    assert terms.spans(nlp("dry needling as well as massage")) == [(1, 2), (2, 5)]
+    assert terms.any(nlp("the massage didnt help")) and terms.any(nlp("it didn't help"))
+    assert not terms.any(nlp("microneedling as well"))
