@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import subprocess
-import sys
 
 import pytest
 from sqlalchemy import select
@@ -15,7 +13,7 @@ from bot.settings import REPO_ROOT, Settings
 from bot.staff import accounts
 from bot.staff.__main__ import EXIT_ERROR, EXIT_NOT_MIGRATED, main
 from bot.store.db import create_engine, session_factory
-from bot.store.models import AuditEvent, StaffSession, StaffUser, utcnow
+from bot.store.models import AuditEvent, StaffUser
 
 PASSWORD = "a perfectly long password"
 
