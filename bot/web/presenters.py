@@ -38,6 +38,8 @@ CHANNELS = {"socketio": "Website chat", "rest": "REST API", "sms": "SMS", "whats
             "unknown": "Unknown channel"}
 CONTACT_METHODS = {"phone": "Phone", "email": "Email", "chat": "Reply in the web chat"}
 TRANSPORTS = {"email": "email", "webhook": "webhook"}
+#: A patient message this long after the escalation counts as "wrote again" in the queue.
+WROTE_AGAIN_AFTER = timedelta(seconds=5)
 
 
 def channel_label(channel: Optional[str]) -> str:
@@ -153,6 +155,8 @@ class RowView:
 def row_view(summary: CaseSummary, tz: ZoneInfo, now: datetime, last_message: Optional[datetime] = None) -> RowView:
     """Everything one queue row shows (the contact name stays patient data: escaped by the template)."""
     name = (summary.contact_name or "").strip()
+    if last_message is not None and last_message <= summary.created_at + WROTE_AGAIN_AFTER:
+        last_message = None  # the message that raised the escalation, not a later one
     return RowView(
         summary=summary,
         name=name or "No name given",

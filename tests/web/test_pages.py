@@ -194,6 +194,14 @@ async def test_results_region_alone_for_the_live_refresh(staff_client, staff_db)
     assert "Alex Patient" in page and "<html" not in page
 
 
+async def test_queue_says_when_the_patient_wrote_again_after_the_escalation(staff_client, staff_db, tracker_db):
+    say(tracker_db, "s-1", "user", "can I talk to someone", time.time() - 30)
+    await escalate(staff_db, "s-1", name="Quiet Patient")
+    assert "Wrote again" not in await (await staff_client.get("/staff/")).text()
+    say(tracker_db, "s-1", "user", "hello? anyone there?", time.time() + 10)
+    assert "Wrote again" in await (await staff_client.get("/staff/")).text()
+
+
 async def test_anonymous_visitors_are_sent_to_sign_in(anon_client):
     reply = await anon_client.get("/staff/", allow_redirects=False)
     assert reply.status == 303
