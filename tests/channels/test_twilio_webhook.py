@@ -311,3 +311,44 @@ async def test_the_channel_is_off_until_configured(serve):
     status, _ = await sms.text(inbound(PATIENT, "hello"), signature="x")
     assert status == 503
     assert sms.agent.received == []
+
+
+async def test_signed_delivery_callbacks_are_recorded_and_unsigned_ones_refused(sms):
+    await sms.text(inbound(PATIENT, "hello"))
+    await sms.sent_to(PATIENT, 1)
+    sid = sms.fake.sent[0].sid
+
+    assert await sms.fake.report_async(sid, "sent") == 204
+    assert await sms.fake.report_async(sid, "delivered") == 204
+    [row] = await sms.rows(SmsOutbound)
+    assert (row.twilio_sid, row.delivery_status) == (sid, "delivered")
+
+    status, _ = await sms.post(sms.fake.sent[0].status_callback, {"MessageSid": sid, "MessageStatus": "failed"},
+                               signature="forged")
+    assert status == 403
+    status, _ = await sms.post(sms.fake.sent[0].status_callback, {"MessageSid": sid, "MessageStatus": "nonsense"})
+    assert status == 400
+    [row] = await sms.rows(SmsOutbound)
+    assert row.delivery_status == "delivered"
+
+
+async def test_an_undelivered_text_is_audited_on_the_conversations_escalation(sms):
+    from bot.store import repository as repo
+    from bot.store.db import create_engine, session_factory
+    from bot.store.models import Priority, Reason
+
+    await sms.text(inbound(PATIENT, "hello"))
+    await sms.sent_to(PATIENT, 1)
+    engine = create_engine(sms.db_url)
+    async with session_factory(engine)() as session:
+        async with session.begin():
+            data = repo.EscalationInput(sender_id=sms.agent.received[0].sender_id, channel="sms",
+                                        reason=Reason.emergency, priority=Priority.urgent, trigger={}, transcript=[])
+            escalation_id = (await repo.upsert_escalation(session, data)).record.id
+    await engine.dispose()
+
+    assert await sms.fake.report_async(sms.fake.sent[0].sid, "undelivered", "30005") == 204
+
+    [event] = [e for e in await sms.rows(AuditEvent) if e.kind == AuditKind.sms_delivery_failed]
+    assert event.escalation_id == escalation_id
+    assert event.detail["error_code"] == "30005" and PATIENT not in str(event.detail)
