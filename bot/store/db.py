@@ -91,7 +91,12 @@ def _sqlite_pragmas(engine: AsyncEngine, database: Optional[Path]) -> None:
     def _on_connect(dbapi_connection: Any, _: Any) -> None:
         try:
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            # WAL is a property of the file, set once. Asking for it again on every new
+            # connection takes a lock that the busy timeout does not cover, so a busy
+            # database answered "database is locked" at connect time.
+            cursor.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
