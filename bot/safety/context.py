@@ -13,16 +13,19 @@ read from a JSON file in medspaCy's format (``{"context_rules": [...]}``), exten
    negation) unless its rule says ``metadata.within_findings`` ("really sore").
 3. Each remaining trigger's scope runs in its ``direction`` (``FORWARD``, ``BACKWARD``,
    ``BIDIRECTIONAL``) to the end of its sentence, at most ``max_scope`` tokens, and stops
-   at the nearest terminator: a ``TERMINATE`` rule of category ``TERMINATE``, another
-   trigger of the same category, or a trigger whose category is in the rule's
-   ``terminated_by`` (so ``TERMINATE`` rules of another category, such as ``COMMA``, end
-   only the rules that name them).
+   at the nearest terminator: a ``TERMINATE`` rule of category ``TERMINATE``, or a trigger
+   whose category is in the rule's ``terminated_by`` (so ``TERMINATE`` rules of another
+   category, such as ``COMMA``, end only the rules that name them).
 4. A finding whose first token lies in a trigger's scope, and whose label the rule allows
    (``allowed_types`` / ``excluded_types``), gets the rule's category; ``max_targets``
    keeps only the nearest findings.
 
-Unlike medspaCy, a terminator ends a scope even when ``max_scope`` already clipped it
-(medspaCy's ``limit_scope`` misses that case, which could hide an emergency).
+Two differences from medspaCy, both deliberate: a terminator ends a scope even when
+``max_scope`` already clipped it (medspaCy's ``limit_scope`` misses that case, which could
+hide an emergency); and a trigger of the same category does not end a scope (in "worried
+about chest pain - how often does that happen?" the later question triggers would otherwise
+cut the earlier ones off from the finding). A rule may list in ``metadata.blocked_by`` the
+finding labels whose text cannot hold its trigger (by default the health findings).
 """
 
 from __future__ import annotations
@@ -65,6 +68,9 @@ class ContextRule:
     #: ``metadata.within_findings``: the trigger may lie inside a finding ("really sore" holds
     #: its own severity); other triggers inside a finding are dropped.
     within_findings: bool = False
+    #: ``metadata.blocked_by``: finding labels whose text cannot hold this trigger (``None``:
+    #: the caller's default, the health findings).
+    blocked_by: Optional[frozenset] = None
 
     def token_pattern(self) -> list[dict]:
         """The spaCy ``Matcher`` pattern (a literal becomes one ``LOWER`` per word)."""
@@ -108,6 +114,7 @@ def parse_rule(item: dict, where: str = "") -> ContextRule:
         terminated_by=frozenset(c.upper() for c in item.get("terminated_by") or ()),
         message_scope=(item.get("metadata") or {}).get("scope") == "message",
         within_findings=bool((item.get("metadata") or {}).get("within_findings")),
+        blocked_by=frozenset(item["metadata"]["blocked_by"]) if "blocked_by" in (item.get("metadata") or {}) else None,
     )
 
 
@@ -161,9 +168,14 @@ class ConText:
             except Exception as exc:  # spaCy raises ValueError / MatchPatternError subclasses
                 raise RuleError(f"rule {index} ({rule.literal!r}): bad pattern ({exc})") from exc
 
-    def modifiers(self, doc: Doc, blocking: Iterable[Target] = ()) -> list[Modifier]:
-        """The triggers in ``doc`` after pruning, with their scopes set (none inside a ``blocking`` finding)."""
-        spans = [(t.start, t.end) for t in blocking]
+    def modifiers(self, doc: Doc, findings: Iterable[Target] = (), blocking: Iterable[str] = ()) -> list[Modifier]:
+        """The triggers in ``doc`` after pruning, with their scopes set.
+
+        A trigger inside a finding whose label is in ``blocking`` (or in the rule's
+        ``blocked_by``) is dropped, unless the rule is ``within_findings``.
+        """
+        findings = list(findings)
+        default = frozenset(blocking)
         found = [
             Modifier(self.rules[int(self._matcher.vocab.strings[key])], start, end)
             for key, start, end in self._matcher(doc)
@@ -174,22 +186,24 @@ class ConText:
         for modifier in found:
             if not any(k.overlaps(modifier.start, modifier.end) for k in kept):
                 kept.append(modifier)
-        kept = [
-            m for m in kept
-            if m.rule.direction != PSEUDO
-            and (m.rule.within_findings or not any(s <= m.start and m.end <= e for s, e in spans))
-        ]
+
+        def inside(m: Modifier) -> bool:
+            labels = m.rule.blocked_by if m.rule.blocked_by is not None else default
+            return any(t.label in labels and t.start <= m.start and m.end <= t.end for t in findings)
+
+        kept = [m for m in kept if m.rule.direction != PSEUDO and (m.rule.within_findings or not inside(m))]
         kept.sort(key=lambda m: m.start)
         for modifier in kept:
             self._set_scope(doc, modifier, kept)
         return kept
 
-    def apply(self, doc: Doc, findings: Sequence[Target], blocking: Optional[Iterable[Target]] = None) -> list[Modifier]:
+    def apply(self, doc: Doc, findings: Sequence[Target], blocking: Optional[Iterable[str]] = None) -> list[Modifier]:
         """Attach to each finding the modifiers whose scope covers it; returns all modifiers.
 
-        A trigger inside a finding of ``blocking`` (all ``findings`` by default) is dropped.
+        ``blocking``: finding labels whose text cannot hold a trigger (all labels by default).
         """
-        modifiers = self.modifiers(doc, findings if blocking is None else blocking)
+        labels = {t.label for t in findings} if blocking is None else set(blocking)
+        modifiers = self.modifiers(doc, findings, labels)
         for modifier in modifiers:
             if modifier.rule.direction == TERMINATE:
                 continue
@@ -240,4 +254,4 @@ class ConText:
     def _terminates(other: Modifier, rule: ContextRule) -> bool:
         if other.rule.direction == TERMINATE and other.category == TERMINATE:
             return True
-        return other.category == rule.category or other.category in rule.terminated_by
+        return other.category in rule.terminated_by

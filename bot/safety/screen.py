@@ -171,8 +171,7 @@ class Screen:
         # 1. Findings.
         found = self.findings.find(doc)
         # 2. Context.
-        blocking = [f for f in found if f.label in HEALTH_LABELS]
-        modifiers = self.context.apply(doc, found, blocking=blocking)
+        modifiers = self.context.apply(doc, found, blocking=HEALTH_LABELS)
         # 3. Verdict: links to a treatment first. A signal they give (TREATED) holds from the
         # sentence of the link to the end of the message: what a patient tells after saying
         # a treatment happened relates to it, what they said before it need not
