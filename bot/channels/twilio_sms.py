@@ -17,7 +17,9 @@ malformed request gets 400, a store that cannot be reached 503, never a 500.
 A patient text then goes, in order: a ``MessageSid`` seen before is acknowledged
 and dropped (Twilio retries slow webhooks); STOP/START and their synonyms are
 recorded (opt-out, re-subscription) before anything reads the text; nothing from a
-number that opted out is read or answered; HELP gets the clinic's name, phone and
+number that opted out is read or answered; a new number's first reply starts by saying
+what the assistant is and that texts are not secure (the assistant's own opening does
+that on SMS, else the channel adds it); HELP gets the clinic's name, phone and
 how to stop; a number over its rate limit gets one notice a minute; a picture with
 no text gets "I can only read text here"; a number or the words of a choice
 offered in the last turn select it; the rest goes to Rasa through
@@ -64,6 +66,8 @@ from bot.store.db import bounded, create_engine, session_factory
 logger = logging.getLogger(__name__)
 
 CHANNEL_NAME = "clinic_sms"
+#: The response that opens every conversation (action_session_start); on SMS it says texts are not secure.
+DISCLOSURE = "utter_disclosure"
 URL_PREFIX = "twilio"
 SIGNATURE_HEADER = "X-Twilio-Signature"
 MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
@@ -317,17 +321,18 @@ class ClinicSmsInput(InputChannel):
         if intake.opted_out:
             logger.info("a text from opted-out conversation %s was not read", short_id(intake.sender_id))
             return
+        intro = [self.texts.render("first_contact", self.clinic)] if intake.first else []
         if keyword == HELP:
-            await service.queue_texts(intake, [self.texts.render("help", self.clinic)])
+            await service.queue_texts(intake, intro + [self.texts.render("help", self.clinic)])
             return
         limit = self.settings.sms_messages_per_minute
         if intake.this_minute > limit:
             logger.warning("rate limit reached for conversation %s", short_id(intake.sender_id))
             if intake.this_minute == limit + 1:
-                await service.queue_texts(intake, [rate_limited_reply(self.clinic)])
+                await service.queue_texts(intake, intro + [rate_limited_reply(self.clinic)])
             return
         if media and not text.strip():
-            await service.queue_texts(intake, [self.texts.render("media_only", self.clinic)])
+            await service.queue_texts(intake, intro + [self.texts.render("media_only", self.clinic)])
             return
         before = [{"text": self.texts.render("media_ignored", self.clinic)}] if media else []
         choice = selected(text, intake.choices)
@@ -340,6 +345,8 @@ class ClinicSmsInput(InputChannel):
         await handler(
             UserMessage(text, output, intake.sender_id, input_channel=intake.kind, metadata={"channel": intake.kind})
         )
+        if intro and not any(message.get("utter_action") == DISCLOSURE for message in output.messages):
+            before = [{"text": line} for line in intro] + before  # e.g. the guard answered without Rasa
         await service.queue_turn(intake, before + output.messages)
 
     async def delivery_status(self, params: FormParams, ref: Optional[str]) -> HTTPResponse:

@@ -48,6 +48,8 @@ class Intake:
     #: Texts from this conversation in the current minute, this one included.
     this_minute: int
     choices: tuple[Choice, ...] = field(default_factory=tuple)
+    #: The number's first text ever: the reply must start by saying what the assistant is.
+    first: bool = False
 
 
 class SmsService:
@@ -74,7 +76,7 @@ class SmsService:
                 )
                 return Intake(
                     contact.id, contact.sender_id, contact.kind, False, contact.opted_out_at is not None,
-                    this_minute, tuple(self._open_choices(contact, now)),
+                    this_minute, tuple(self._open_choices(contact, now)), first=contact.created_at == now,
                 )
 
     def _open_choices(self, contact: SmsContact, now: datetime) -> list[Choice]:

@@ -13,7 +13,7 @@ from bot.settings import REPO_ROOT
 
 DEFAULT_PATH = REPO_ROOT / "data" / "sms.yml"
 KEYWORD_KINDS = ("opt_out", "opt_in", "help")
-TEXTS = ("opted_out", "opted_in", "help", "media_only", "media_ignored", "daily_cap")
+TEXTS = ("first_contact", "opted_out", "opted_in", "help", "media_only", "media_ignored", "daily_cap")
 
 
 class SmsConfigError(ValueError):

@@ -88,7 +88,7 @@ async def test_staff_texts_pause_the_assistant_reach_the_phone_and_stay_in_the_c
 
     await sms.text(inbound(PATIENT, "yes 10 is fine"))
     await sms.settle()
-    assert len(sms.fake.bodies(PATIENT)) == 3  # the patient's answer is for staff: no automated reply
+    assert len(sms.bodies(PATIENT)) == 3  # the patient's answer is for staff: no automated reply
 
     left = await line(sms, sender_id, escalation_id, ChatLineKind.left, "The automated assistant is back.")
     status, body = await call(sms, "handback", {"sender_id": sender_id, "line_id": left})
@@ -105,7 +105,7 @@ async def test_a_repeated_call_queues_a_line_once(sms):
     status, body = await call(sms, "takeover", {"sender_id": sender_id, "line_id": joined})
     assert (status, body["queued"]) == (200, 0)
     await sms.settle()
-    assert sms.fake.bodies(PATIENT).count("This is Sam.") == 1
+    assert sms.bodies(PATIENT).count("This is Sam.") == 1
 
 
 async def test_a_staff_text_to_a_number_that_opted_out_is_withheld(sms):
@@ -116,7 +116,7 @@ async def test_a_staff_text_to_a_number_that_opted_out_is_withheld(sms):
     status, _ = await call(sms, "takeover", {"sender_id": sender_id, "line_id": joined})
     assert status == 200
     await sms.settle()
-    assert "This is Sam." not in sms.fake.bodies(PATIENT)
+    assert "This is Sam." not in sms.bodies(PATIENT)
     [row] = [row for row in await sms.rows(SmsOutbound) if row.origin == "staff"]
     assert row.status == SmsOutboundStatus.suppressed and row.last_error == "opted_out"
 
@@ -127,7 +127,7 @@ async def test_a_message_into_a_conversation_the_assistant_has_is_refused(sms):
     status, body = await call(sms, "message", {"sender_id": sender_id, "line_id": message})
     assert (status, body["error"]) == (409, "not_paused")
     await sms.settle()
-    assert len(sms.fake.bodies(PATIENT)) == 1
+    assert len(sms.bodies(PATIENT)) == 1
 
 
 @pytest.mark.parametrize("body, expected", [

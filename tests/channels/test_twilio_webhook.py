@@ -56,8 +56,8 @@ async def test_a_signed_text_reaches_the_assistant_under_a_random_id_and_the_rep
     assert message.sender_id.startswith("sms-") and "7700900123" not in message.sender_id
     assert message.input_channel == "sms"
     assert await sms.sent_to(PATIENT, 1) == ["echo: hello there"]
-    assert sms.fake.sent[0].sender == FROM_NUMBER
-    assert sms.fake.sent[0].status_callback.startswith(sms.status_url + "?ref=")
+    assert sms.fake.sent[-1].sender == FROM_NUMBER
+    assert sms.fake.sent[-1].status_callback.startswith(sms.status_url + "?ref=")
 
 
 async def test_the_same_number_keeps_one_conversation(sms):
@@ -105,7 +105,7 @@ async def test_a_duplicate_message_sid_is_processed_once(sms):
     assert first[0] == second[0] == 200
     assert len(sms.agent.received) == 1
     await sms.settle()
-    assert sms.fake.bodies(PATIENT) == ["echo: are you there?"]
+    assert sms.bodies(PATIENT) == ["echo: are you there?"]
 
 
 @pytest.mark.parametrize(
@@ -164,7 +164,7 @@ async def test_a_number_after_a_turn_without_choices_is_an_ordinary_message(sms)
 async def test_a_long_answer_is_split_at_sentences_into_marked_parts_sent_in_order(sms):
     await sms.text(inbound(PATIENT, "long"))
     await sms.settle(1.0)
-    parts = sms.fake.bodies(PATIENT)
+    parts = sms.bodies(PATIENT)
 
     assert len(parts) == 4
     assert all(len(part) <= 320 for part in parts)
@@ -186,7 +186,7 @@ async def test_stop_opts_out_then_nothing_is_sent_or_read_until_start(sms):
     await sms.text(inbound(PATIENT, "I have another question"))
     await sms.text(inbound(PATIENT, "HELP"))
     await sms.settle()
-    assert len(sms.fake.bodies(PATIENT)) == 2
+    assert len(sms.bodies(PATIENT)) == 2
     assert [m.text for m in sms.agent.received] == ["hello"]
 
     await sms.text(inbound(PATIENT, "start"))
@@ -220,11 +220,12 @@ async def test_a_queued_reply_is_withheld_if_the_patient_opts_out_before_it_goes
     await sms.text(inbound(PATIENT, "STOP"))
     await sms.channel.sender.run_once()
 
-    assert [body for body in sms.fake.bodies(PATIENT)] == [
+    assert [body for body in sms.bodies(PATIENT)] == [
         next(row.body for row in await sms.rows(SmsOutbound) if row.origin == "opt_out")
     ]
-    [withheld] = [row for row in await sms.rows(SmsOutbound) if row.origin == "assistant"]
-    assert withheld.status == SmsOutboundStatus.suppressed and withheld.last_error == "opted_out"
+    withheld = [row for row in await sms.rows(SmsOutbound) if row.origin == "assistant"]
+    assert [row.body for row in withheld] == [sms.intro, "echo: hello"]
+    assert {(row.status, row.last_error) for row in withheld} == {(SmsOutboundStatus.suppressed, "opted_out")}
 
 
 async def test_help_gives_the_clinics_name_phone_and_how_to_stop(sms):
@@ -254,7 +255,7 @@ async def test_a_number_over_its_rate_limit_gets_one_notice_and_is_not_read(serv
     for i in range(6):
         await sms.text(inbound(PATIENT, f"message {i}"))
     await sms.settle(0.6)
-    texts = sms.fake.bodies(PATIENT)
+    texts = sms.bodies(PATIENT)
 
     assert len(sms.agent.received) == 3
     assert sum("faster than I can answer" in text for text in texts) == 1
@@ -262,11 +263,11 @@ async def test_a_number_over_its_rate_limit_gets_one_notice_and_is_not_read(serv
 
 
 async def test_the_daily_cap_stops_automated_texts_with_one_notice(serve):
-    sms = await serve(sms_daily_outbound_cap=2)
+    sms = await serve(sms_daily_outbound_cap=3)  # the first-contact notice counts too
     for i in range(4):
         await sms.text(inbound(PATIENT, f"question {i}"))
     await sms.settle(0.6)
-    texts = sms.fake.bodies(PATIENT)
+    texts = sms.bodies(PATIENT)
 
     assert texts[:2] == ["echo: question 0", "echo: question 1"]
     assert len(texts) == 3 and "today's limit" in texts[2]
@@ -286,7 +287,7 @@ async def test_a_conversation_staff_hold_gets_no_automated_reply_and_no_fallback
 
     await sms.text(inbound(PATIENT, "is anyone there?"))
     await sms.settle()
-    assert sms.fake.bodies(PATIENT) == ["echo: hello"]
+    assert sms.bodies(PATIENT) == ["echo: hello"]
     assert sms.agent.received[-1].text == "is anyone there?"
 
 
@@ -301,7 +302,7 @@ async def test_whatsapp_texts_are_answered_on_whatsapp(sms):
     patient = f"whatsapp:{PATIENT}"
     await sms.text(inbound(patient, "hello", to=f"whatsapp:{WHATSAPP_FROM}"))
     assert await sms.sent_to(patient, 1) == ["echo: hello"]
-    assert sms.fake.sent[0].sender == f"whatsapp:{WHATSAPP_FROM}"
+    assert sms.fake.sent[-1].sender == f"whatsapp:{WHATSAPP_FROM}"
     assert sms.agent.received[0].input_channel == "whatsapp"
     assert (await sms.contact(patient)).sender_id != getattr(await sms.contact(PATIENT), "sender_id", None)
 
@@ -316,19 +317,19 @@ async def test_the_channel_is_off_until_configured(serve):
 async def test_signed_delivery_callbacks_are_recorded_and_unsigned_ones_refused(sms):
     await sms.text(inbound(PATIENT, "hello"))
     await sms.sent_to(PATIENT, 1)
-    sid = sms.fake.sent[0].sid
+    sent = sms.fake.sent[-1]
 
-    assert await sms.fake.report_async(sid, "sent") == 204
-    assert await sms.fake.report_async(sid, "delivered") == 204
-    [row] = await sms.rows(SmsOutbound)
-    assert (row.twilio_sid, row.delivery_status) == (sid, "delivered")
+    assert await sms.fake.report_async(sent.sid, "sent") == 204
+    assert await sms.fake.report_async(sent.sid, "delivered") == 204
+    [row] = await sms.rows(SmsOutbound, SmsOutbound.twilio_sid == sent.sid)
+    assert (row.body, row.delivery_status) == ("echo: hello", "delivered")
 
-    status, _ = await sms.post(sms.fake.sent[0].status_callback, {"MessageSid": sid, "MessageStatus": "failed"},
+    status, _ = await sms.post(sent.status_callback, {"MessageSid": sent.sid, "MessageStatus": "failed"},
                                signature="forged")
     assert status == 403
-    status, _ = await sms.post(sms.fake.sent[0].status_callback, {"MessageSid": sid, "MessageStatus": "nonsense"})
+    status, _ = await sms.post(sent.status_callback, {"MessageSid": sent.sid, "MessageStatus": "nonsense"})
     assert status == 400
-    [row] = await sms.rows(SmsOutbound)
+    [row] = await sms.rows(SmsOutbound, SmsOutbound.twilio_sid == sent.sid)
     assert row.delivery_status == "delivered"
 
 
@@ -347,8 +348,33 @@ async def test_an_undelivered_text_is_audited_on_the_conversations_escalation(sm
             escalation_id = (await repo.upsert_escalation(session, data)).record.id
     await engine.dispose()
 
-    assert await sms.fake.report_async(sms.fake.sent[0].sid, "undelivered", "30005") == 204
+    assert await sms.fake.report_async(sms.fake.sent[-1].sid, "undelivered", "30005") == 204
 
     [event] = [e for e in await sms.rows(AuditEvent) if e.kind == AuditKind.sms_delivery_failed]
     assert event.escalation_id == escalation_id
     assert event.detail["error_code"] == "30005" and PATIENT not in str(event.detail)
+
+
+async def test_the_first_text_from_a_new_number_starts_by_saying_what_the_assistant_is(sms):
+    await sms.text(inbound(PATIENT, "help"))
+    texts = await sms.sent_to(PATIENT, 1)
+    everything = sms.fake.bodies(PATIENT)
+    assert everything[0] == sms.intro and everything[1:] == texts
+    assert "automated assistant" in sms.intro and "not a secure channel" in sms.intro
+
+    await sms.text(inbound(PATIENT, "hello"))
+    await sms.sent_to(PATIENT, 2)
+    assert sms.fake.bodies(PATIENT).count(sms.intro) == 1  # once per number
+
+
+async def test_no_extra_notice_when_the_assistants_own_opening_is_in_the_first_reply(sms):
+    async def with_opening(message):
+        await message.output_channel.send_response(
+            message.sender_id, {"text": "I'm the clinic's automated assistant.", "utter_action": "utter_disclosure"}
+        )
+        await message.output_channel.send_response(message.sender_id, {"text": "echo"})
+
+    sms.agent.handle_message = with_opening
+    await sms.text(inbound(PATIENT, "hi"))
+    texts = await sms.sent_to(PATIENT, 2)
+    assert sms.fake.bodies(PATIENT) == texts == ["I'm the clinic's automated assistant.", "echo"]
