@@ -57,7 +57,11 @@ class Verdict:
     def cleared(self) -> bool:
         """The screen judged every finding it has a row for ordinary (ruled out, a question, an
         expected after-effect): a staff-bound guess of the model has nothing behind it."""
-        decided = [e for e in self.evidence if e.outcome in {"none", "defer"} or e.gives_reason]
+        # A link to a treatment is context, not a finding the model could have reacted to.
+        decided = [
+            e for e in self.evidence
+            if e.label != "TREATMENT_LINK" and (e.outcome in {"none", "defer"} or e.gives_reason)
+        ]
         return self.reason is None and bool(decided) and all(e.outcome == "none" for e in decided)
 
     @property
