@@ -54,6 +54,12 @@ async def next_event(reply, timeout: float = 10.0) -> dict:
     return await asyncio.wait_for(read(), timeout)
 
 
+async def close(reply) -> None:
+    """Close the stream as a leaving browser does, and give the server a poll to notice."""
+    reply.close()
+    await asyncio.sleep(live.POLL_SECONDS * 4)
+
+
 async def open_stream(client, **headers):
     reply = await client.get(live.PATH, headers={**STREAM, **headers})
     assert reply.status == 200
@@ -83,7 +89,7 @@ async def test_a_new_escalation_is_announced_with_ids_only(staff_client, staff_d
     assert event["data"] == {"id": case_id, "change": "created", "status": "new", "priority": "urgent",
                              "urgent": True}
     assert event["id"]
-    reply.close()
+    await close(reply)
 
 
 async def test_a_change_to_an_escalation_is_announced(staff_client, staff_db):
@@ -96,7 +102,7 @@ async def test_a_change_to_an_escalation_is_announced(staff_client, staff_db):
     assert event["event"] == "escalation"
     assert event["data"]["id"] == case_id and event["data"]["change"] == "updated"
     assert event["data"]["status"] == "in_progress"
-    reply.close()
+    await close(reply)
 
 
 async def test_a_patient_message_in_an_escalated_conversation_is_announced(staff_client, staff_db, tracker_db):
@@ -106,7 +112,7 @@ async def test_a_patient_message_in_an_escalated_conversation_is_announced(staff
     event_id = say(tracker_db, "s-1", "user", "hello again " + XSS, time.time())
     event = await next_event(reply)
     assert event == {"event": "message", "data": {"id": case_id, "event_id": event_id}, "id": event["id"]}
-    reply.close()
+    await close(reply)
 
 
 async def test_what_was_there_before_the_stream_opened_is_not_sent_again(staff_client, staff_db, tracker_db):
@@ -116,17 +122,17 @@ async def test_what_was_there_before_the_stream_opened_is_not_sent_again(staff_c
     fresh = await escalate(staff_db, "s-new")
     event = await next_event(reply)
     assert event["event"] == "escalation" and event["data"]["id"] == fresh
-    reply.close()
+    await close(reply)
 
 
 async def test_a_reconnecting_browser_resumes_from_its_last_event_id(staff_client, staff_db):
     reply, ready = await open_stream(staff_client)
-    reply.close()
+    await close(reply)
     missed = await escalate(staff_db, "s-missed")  # written while the browser was away
     reply, _ = await open_stream(staff_client, **{"Last-Event-ID": ready["id"]})
     event = await next_event(reply)
     assert event["event"] == "escalation" and event["data"]["id"] == missed
-    reply.close()
+    await close(reply)
 
 
 async def test_the_stream_says_signed_out_when_the_session_ends(staff_client, staff_db, monkeypatch):
