@@ -82,7 +82,7 @@ def test_from_env_derives_urls_from_the_ports(tmp_path):
     assert settings.public_rasa_url == "http://127.0.0.1:6005"
 
 
-SECRETS = {"RASA_JWT_SECRET": "j", "ACTION_SERVER_SECRET": "a", "SESSION_SECRET": "s"}
+SECRETS = {"RASA_JWT_SECRET": "j", "ACTION_SERVER_SECRET": "a", "SESSION_SECRET": "s", "STAFF_BRIDGE_SECRET": "b"}
 
 
 def test_from_env_resolves_a_relative_var_dir_against_the_repository():
@@ -111,7 +111,8 @@ def test_from_env_creates_each_secret_privately_once_and_reuses_it(tmp_path, fie
 def test_from_env_prefers_secrets_given_in_the_environment(tmp_path):
     settings = Settings.from_env(env(tmp_path, **SECRETS))
 
-    assert (settings.rasa_jwt_secret, settings.action_secret, settings.session_secret) == ("j", "a", "s")
+    secrets = (settings.rasa_jwt_secret, settings.action_secret, settings.session_secret, settings.staff_bridge_secret)
+    assert secrets == ("j", "a", "s", "b")
     assert not (tmp_path / "secrets").exists()
 
 
