@@ -180,6 +180,8 @@ async def case_context(
         "colleagues": [c for c in colleagues if c.id not in (summary.assignee_id, _staff(request).id)],
         "is_mine": summary.assignee_id == _staff(request).id,
         "done": DONE.get(done, ""),
+        #: The confirmation sits in the card the form was in, and takes the focus there.
+        "done_in": "notes" if done == "note" else "work",
         "error": error,
         "note_draft": note_draft,
         "max_note": cases.MAX_NOTE_CHARS,
@@ -208,8 +210,9 @@ def add_case_context(app: web.Application, provider: CaseContext) -> None:
 # --- the conversation view's forms -------------------------------------------------------------
 
 
-def _done(case_id: str, key: str, anchor: str = "work") -> web.Response:
-    return auth.see_other(f"/staff/escalations/{case_id}?done={key}#{anchor}")
+def _done(case_id: str, key: str) -> web.Response:
+    # No #fragment: the confirmation takes the focus (autofocus), which a fragment would cancel.
+    return auth.see_other(f"/staff/escalations/{case_id}?done={key}")
 
 
 async def _act(request: web.Request, action: Callable[[MultiDictProxy[Any]], Awaitable[web.Response]]) -> web.Response:
@@ -265,7 +268,7 @@ async def note_form(request: web.Request) -> web.Response:
 
     async def act(form: MultiDictProxy[Any]) -> web.Response:
         await cases.add_note(request.config_dict[DB], case_id, _staff(request), form.get("body"))
-        return _done(case_id, "note", anchor="notes")
+        return _done(case_id, "note")
 
     return await _act(request, act)
 

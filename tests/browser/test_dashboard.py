@@ -83,7 +83,7 @@ def test_case_work_shows_in_the_audit_trail(accounts, page):
     expect(page.locator(".urgent-banner")).to_contain_text("Urgent")
 
     page.get_by_role("button", name="Assign to me").click()
-    expect(page.get_by_role("status").filter(has_text="Assignment saved.")).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="Assignment saved.")).to_be_focused()  # said where it happened
     expect(audit).to_contain_text(f"Assigned to {STAFF.username}")
 
     page.get_by_label("Give the case to").select_option(label=f"{COLLEAGUE.display_name} ({COLLEAGUE.username})")
