@@ -8,9 +8,13 @@ and by anything that must predict what the assistant does (evaluation, tests):
   question the model is sure is unrelated ("how do I get rid of a cold sore"), whose only
   evidence is a condition, with nothing tying it to treatment, gets the out-of-scope answer
   (GP, pharmacist, the clinic's phone).
-* The screen *cleared* the message (every finding it has a row for judged ordinary: ruled
-  out, a question about risk, an expected after-effect) and the model guessed a staff
-  intent: the model's best other intent is used.
+* The screen *cleared* the model's staff guess: every finding that could explain it (symptoms
+  and red flags for an adverse event; conditions, medicines and devices for a
+  contraindication; a request or a red flag for a person) was judged ordinary (ruled out, a
+  question about risk, an expected after-effect). An adverse-event guess with no symptom at
+  all is cleared when every health term was ruled out and no treatment is named ("no
+  bleeding problems and I'm not on warfarin, what do I do after?"). Then the model's best
+  other intent is used.
 * Otherwise the model's intent stands. **The model alone can still send a message to
   staff** (``ask_contraindication``, ``report_adverse_event``, ``request_human``) when the
   screen found nothing to judge; the screen never turns a staff-bound message into an
@@ -36,6 +40,14 @@ INTENT_REASONS = {
     "ask_contraindication": "contraindication",
     "request_human": "human_request",
 }
+#: The findings that could explain each staff-bound guess of the model: the guess is overruled
+#: only when the screen judged all of them ordinary.
+EXPLAINS = {
+    "report_adverse_event": frozenset({"SYMPTOM", "RED_FLAG"}),
+    "ask_contraindication": frozenset({"CONDITION", "MEDICATION", "DEVICE", "GENERAL_CONTRAINDICATION"}),
+    "request_human": frozenset({"HUMAN_REQUEST", "RED_FLAG"}),
+}
+HEALTH = EXPLAINS["ask_contraindication"]
 #: Never offered as the alternative when a staff-bound guess is overruled.
 NOT_ALTERNATIVES = frozenset(INTENT_REASONS) | {"nlu_fallback"}
 #: How sure the model must be that a message is unrelated before a bare condition in a
@@ -75,6 +87,18 @@ def _unrelated_health_question(verdict: Verdict, model: Mapping[str, Any]) -> bo
     )
 
 
+def overruled(verdict: Verdict, predicted: str) -> bool:
+    """Whether the screen's judgement clears the model's staff-bound guess ``predicted``."""
+    if verdict.reason:
+        return False
+    if verdict.cleared_for(EXPLAINS[predicted]):
+        return True
+    if predicted == "report_adverse_event" and "TREATED" not in verdict.signals:
+        reported = [e for e in verdict.evidence if e.label in EXPLAINS[predicted]]
+        return not reported and verdict.cleared_for(HEALTH)
+    return False
+
+
 def route(
     verdict: Verdict,
     model: Optional[Mapping[str, Any]] = None,
@@ -98,7 +122,7 @@ def route(
             return Routing(intent=OUT_OF_SCOPE, reason=None, unrelated_health_question=True, ranking=ranking)
         target = targets[verdict.reason]
         return Routing(intent=target, reason=verdict.reason, decisive=True, rerouted=target != predicted, ranking=ranking)
-    if predicted in INTENT_REASONS and verdict.cleared:
+    if predicted in INTENT_REASONS and overruled(verdict, predicted):
         alternatives = [r for r in ranking if r.get(INTENT_NAME) not in NOT_ALTERNATIVES]
         if alternatives:
             return Routing(intent=alternatives[0].get(INTENT_NAME), reason=None, demoted=True, ranking=alternatives)

@@ -53,16 +53,19 @@ class Verdict:
         """The screen alone sends this message to staff."""
         return self.reason is not None
 
+    def cleared_for(self, labels: frozenset) -> bool:
+        """The screen judged every finding of ``labels`` ordinary (ruled out, a question about
+        risk, an expected after-effect), and there is at least one: a staff-bound guess of the
+        model that such findings would explain has nothing behind it."""
+        relevant = [e for e in self.evidence if e.label in labels and e.rule]
+        return self.reason is None and bool(relevant) and all(e.outcome == "none" for e in relevant)
+
     @property
     def cleared(self) -> bool:
-        """The screen judged every finding it has a row for ordinary (ruled out, a question, an
-        expected after-effect): a staff-bound guess of the model has nothing behind it."""
-        # A link to a treatment is context, not a finding the model could have reacted to.
-        decided = [
-            e for e in self.evidence
-            if e.label != "TREATMENT_LINK" and (e.outcome in {"none", "defer"} or e.gives_reason)
-        ]
-        return self.reason is None and bool(decided) and all(e.outcome == "none" for e in decided)
+        """Every health finding, request for a person and general question was judged ordinary."""
+        return self.cleared_for(frozenset(
+            {"CONDITION", "MEDICATION", "DEVICE", "SYMPTOM", "RED_FLAG", "HUMAN_REQUEST", "GENERAL_CONTRAINDICATION"}
+        ))
 
     @property
     def matched_terms(self) -> list[str]:
