@@ -176,3 +176,13 @@ def test_a_model_routed_adverse_event_with_an_unlinked_red_flag_gets_urgent_guid
     message = parse(nlp, "got a fever and my back is red", [("report_adverse_event", 0.8), ("faq", 0.2)])
     assert message.get(INTENT)["name"] == "report_adverse_event"
     assert message.get("safety")["reason"] == "emergency"
+
+
+def test_a_staff_guess_is_only_overruled_by_findings_that_would_explain_it(nlp):
+    # The child is judged "not a question about treating a child", which says nothing about
+    # an after-effect: the model's adverse-event guess stands.
+    message = parse(nlp, "my daughter has been really off since her needling", [("report_adverse_event", 0.6), ("faq", 0.4)])
+    assert message.get(INTENT)["name"] == "report_adverse_event"
+    # The same judgement does overrule a contraindication guess.
+    message = parse(nlp, "my daughter told me about you, where do i park?", [("ask_contraindication", 0.6), ("clinic_info", 0.4)])
+    assert message.get(INTENT)["name"] == "clinic_info"
