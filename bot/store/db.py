@@ -13,8 +13,10 @@ user whatever the umask.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any, Awaitable, Optional, TypeVar
 
@@ -52,6 +54,21 @@ def prepare_sqlite_file(path: Path) -> None:
     except FileExistsError:
         pass
     secure_sqlite_files(path)
+    use_wal(path)
+
+
+def use_wal(path: Path, timeout: float = 15.0) -> None:
+    """Put the database file in WAL mode (readers never wait for the writer); it stays so.
+
+    Switching needs a moment alone with the file: if another process holds it past
+    ``timeout``, the store keeps working in SQLite's default mode and says so.
+    """
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=timeout)) as db:
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as exc:  # busy, or not a database: the engine's own connect reports that
+        logger.warning("could not switch %s to WAL mode (%s); continuing in the default mode", path.name, exc)
 
 
 def secure_sqlite_files(path: Path) -> None:
@@ -91,12 +108,9 @@ def _sqlite_pragmas(engine: AsyncEngine, database: Optional[Path]) -> None:
     def _on_connect(dbapi_connection: Any, _: Any) -> None:
         try:
             cursor = dbapi_connection.cursor()
-            # WAL is a property of the file, set once. Asking for it again on every new
-            # connection takes a lock that the busy timeout does not cover, so a busy
-            # database answered "database is locked" at connect time.
-            cursor.execute("PRAGMA journal_mode")
-            if str(cursor.fetchone()[0]).lower() != "wal":
-                cursor.execute("PRAGMA journal_mode=WAL")
+            # No journal_mode here: WAL is a property of the file, set once by
+            # use_wal(); asking again on every connection took a lock outside the busy
+            # timeout, and a busy database answered "database is locked" at connect.
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
