@@ -85,9 +85,16 @@ async def test_red_flag_with_database_down_gives_guidance_and_the_phone_route(se
 
 
 async def test_model_routed_adverse_event_with_a_question_shaped_red_flag_is_still_urgent(service):
-    safety = {**RED_FLAG, "reason": "adverse_event"}
+    # The action reads the reason the safety component wrote (bot.safety.routing): a red flag
+    # the screen made no judgement on, in a message the model routed to report_adverse_event.
+    from bot.safety.routing import route
+    from bot.safety.screen import screen_text
+
+    text = "my arm has gone numb, is that normal?"
+    verdict = screen_text(text)
+    safety = {**verdict.as_dict(), "reason": route(verdict, {"name": "report_adverse_event"}).reason}
     dispatcher = CollectingDispatcher()
-    await ActionHandleAdverseEvent().run(dispatcher, tracker("is it normal to cant breathe?", "report_adverse_event", safety), {})
+    await ActionHandleAdverseEvent().run(dispatcher, tracker(text, "report_adverse_event", safety), {})
     assert responses(dispatcher)[0] == "utter_red_flag_urgent"
 
 

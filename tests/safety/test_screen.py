@@ -451,3 +451,19 @@ def test_subject_terms_match_words_prefixes_and_phrases():
     assert terms.spans(nlp("dry needling as well as massage")) == [(1, 2), (2, 5)]
     assert terms.any(nlp("the massage didnt help")) and terms.any(nlp("it didn't help"))
     assert not terms.any(nlp("microneedling as well"))
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        # A red flag the patient reports as their own, now, is an emergency even as a question.
+        ("I have chest pain, is that a common side effect?", "emergency"),
+        ("is it normal that I cant breathe properly?", "emergency"),
+        ("why do I feel faint and short of breath?", "emergency"),
+        # Asked about as a risk, it is not.
+        ("I am worried about getting chest pain after needling", None),
+        ("could I get chest pain from needling?", None),
+    ],
+)
+def test_a_reported_red_flag_outranks_its_question_form(nlp, text, reason):
+    assert screen(nlp, text).reason == reason
