@@ -16,7 +16,7 @@ page with a fixed word in ``?sms=`` or ``?sms_error=`` (never data).
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Optional
+from typing import Any, AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -26,11 +26,10 @@ from bot.staff.cases import CaseDetail
 from bot.staff.takeover import TakeoverError
 from bot.web import pages
 from bot.web.keys import CLINIC, DB, SETTINGS
+from bot.web.staff_talk import StaffTalk
 
 PREFIX = "/staff/api/escalations/{id:[0-9a-fA-F-]{36}}/sms"
 SMS_BRIDGE = web.AppKey("sms_staff_bridge", SmsBridge)
-FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
-NO_STORE = {"Cache-Control": "no-store"}
 DONE = {
     "sent": "Text queued for the patient. Its delivery shows below.",
     "template": "Approved template queued for the patient.",
@@ -63,74 +62,15 @@ def _service(request: web.Request) -> SmsReplyService:
                            settings.twilio_whatsapp_template_sid)
 
 
-def _is_form(request: web.Request) -> bool:
-    return request.content_type in FORMS
-
-
-def _page(case_id: str, key: str, value: str) -> web.Response:
-    return web.Response(status=303, headers={"Location": f"/staff/escalations/{case_id}?{key}={value}#sms"})
-
-
-def _error(request: web.Request, case_id: str, error: TakeoverError) -> web.Response:
-    if _is_form(request):
-        return _page(case_id, "sms_error", error.code)
-    return web.json_response({"error": error.code, "message": error.message}, status=error.status, headers=NO_STORE)
-
-
-async def _text(request: web.Request) -> Any:
-    if _is_form(request):
-        return (await request.post()).get("text")
-    try:
-        body = await request.json()
-    except ValueError:
-        return None
-    return body.get("text") if isinstance(body, dict) else None
-
-
-async def get_state(request: web.Request) -> web.Response:
-    """GET: texting this escalation's patient."""
-    case_id = request.match_info["id"]
-    try:
-        state = await _service(request).state(case_id, request["staff"])
-    except TakeoverError as error:
-        return _error(request, case_id, error)
-    return web.json_response(state.to_dict(), headers=NO_STORE)
-
-
-async def send_message(request: web.Request) -> web.Response:
-    """POST: a text to the patient."""
-    case_id = request.match_info["id"]
-    try:
-        sent = await _service(request).send(case_id, request["staff"], await _text(request))
-    except TakeoverError as error:
-        return _error(request, case_id, error)
-    if _is_form(request):
-        return _page(case_id, "sms", "sent")
-    return web.json_response(sent.to_dict(), headers=NO_STORE)
-
-
-async def send_template(request: web.Request) -> web.Response:
-    """POST: the approved WhatsApp template."""
-    case_id = request.match_info["id"]
-    try:
-        sent = await _service(request).send_template(case_id, request["staff"])
-    except TakeoverError as error:
-        return _error(request, case_id, error)
-    if _is_form(request):
-        return _page(case_id, "sms", "template")
-    return web.json_response(sent.to_dict(), headers=NO_STORE)
-
-
-async def hand_back(request: web.Request) -> web.Response:
-    """POST: give the conversation back to the assistant."""
-    case_id = request.match_info["id"]
-    try:
-        sent = await _service(request).hand_back(case_id, request["staff"])
-    except TakeoverError as error:
-        return _error(request, case_id, error)
-    if _is_form(request):
-        return _page(case_id, "sms", "back")
-    return web.json_response(sent.to_dict(), headers=NO_STORE)
+TALK = StaffTalk(_service, anchor="sms", done_key="sms", error_key="sms_error")
+#: GET: texting this escalation's patient.
+get_state = TALK.state()
+#: POST: a text to the patient.
+send_message = TALK.action("send", "sent", with_text=True)
+#: POST: the approved WhatsApp template.
+send_template = TALK.action("send_template", "template")
+#: POST: give the conversation back to the assistant.
+hand_back = TALK.action("hand_back", "back")
 
 
 async def case_context(request: web.Request, detail: CaseDetail) -> dict[str, Any]:
@@ -143,8 +83,7 @@ async def case_context(request: web.Request, detail: CaseDetail) -> dict[str, An
         state = await service.state(case_id, request["staff"])
     except TakeoverError:
         return {}
-    done: Optional[str] = DONE.get(request.query.get("sms", ""))
-    error: Optional[str] = ERRORS.get(request.query.get("sms_error", ""))
+    done, error = TALK.outcome(request, DONE, ERRORS)
     return {"sms_reply": state.to_dict(), "sms_done": done, "sms_error": error}
 
 

@@ -17,20 +17,19 @@ while ``static/staff/takeover.js`` sends JSON and updates the block in place.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Optional
+from typing import Any, AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
 from bot.staff.cases import CaseDetail
-from bot.staff.takeover import Bridge, TakeoverError, TakeoverService
+from bot.staff.takeover import Bridge, TakeoverService
 from bot.web import pages
 from bot.web.keys import CLINIC, DB, SETTINGS
+from bot.web.staff_talk import StaffTalk
 
 PREFIX = "/staff/api/escalations/{id:[0-9a-fA-F-]{36}}"
 BRIDGE = web.AppKey("staff_bridge", Bridge)
-FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
-NO_STORE = {"Cache-Control": "no-store"}
 #: How long the conversation page waits to learn whether the patient's chat is open.
 PAGE_PRESENCE_SECONDS = 2.0
 #: What the page says after a form post (``?chat=<key>``).
@@ -54,75 +53,15 @@ def _service(request: web.Request) -> TakeoverService:
     return TakeoverService(request.app[DB], request.app[BRIDGE], request.app[CLINIC])
 
 
-def _is_form(request: web.Request) -> bool:
-    return request.content_type in FORMS
-
-
-def _page(case_id: str, **query: str) -> web.Response:
-    tail = "&".join(f"{key}={value}" for key, value in query.items())
-    return web.Response(status=303, headers={"Location": f"/staff/escalations/{case_id}?{tail}#takeover"})
-
-
-def _error(request: web.Request, case_id: str, error: TakeoverError) -> web.Response:
-    if _is_form(request):
-        return _page(case_id, chat_error=error.code)
-    return web.json_response({"error": error.code, "message": error.message}, status=error.status, headers=NO_STORE)
-
-
-async def _text(request: web.Request) -> Any:
-    if _is_form(request):
-        return (await request.post()).get("text")
-    try:
-        body = await request.json()
-    except ValueError:
-        return None
-    return body.get("text") if isinstance(body, dict) else None
-
-
-async def get_state(request: web.Request) -> web.Response:
-    """GET: the takeover's state."""
-    case_id = request.match_info["id"]
-    try:
-        state = await _service(request).state(case_id, request["staff"])
-    except TakeoverError as error:
-        return _error(request, case_id, error)
-    return web.json_response(state.to_dict(), headers=NO_STORE)
-
-
-async def take_over(request: web.Request) -> web.Response:
-    """POST: take the chat over."""
-    case_id = request.match_info["id"]
-    try:
-        sent = await _service(request).take_over(case_id, request["staff"])
-    except TakeoverError as error:
-        return _error(request, case_id, error)
-    if _is_form(request):
-        return _page(case_id, chat="taken")
-    return web.json_response(sent.to_dict(), headers=NO_STORE)
-
-
-async def send_message(request: web.Request) -> web.Response:
-    """POST: a message into the chat."""
-    case_id = request.match_info["id"]
-    try:
-        sent = await _service(request).send(case_id, request["staff"], await _text(request))
-    except TakeoverError as error:
-        return _error(request, case_id, error)
-    if _is_form(request):
-        return _page(case_id, chat="sent" if sent.delivered else "kept")
-    return web.json_response(sent.to_dict(), headers=NO_STORE)
-
-
-async def hand_back(request: web.Request) -> web.Response:
-    """POST: give the chat back to the assistant."""
-    case_id = request.match_info["id"]
-    try:
-        sent = await _service(request).hand_back(case_id, request["staff"])
-    except TakeoverError as error:
-        return _error(request, case_id, error)
-    if _is_form(request):
-        return _page(case_id, chat="back")
-    return web.json_response(sent.to_dict(), headers=NO_STORE)
+TALK = StaffTalk(_service, anchor="takeover", done_key="chat", error_key="chat_error")
+#: GET: the takeover's state.
+get_state = TALK.state()
+#: POST: take the chat over.
+take_over = TALK.action("take_over", "taken")
+#: POST: a message into the chat (``kept`` when the patient's chat is closed).
+send_message = TALK.action("send", lambda sent: "sent" if sent.delivered else "kept", with_text=True)
+#: POST: give the chat back to the assistant.
+hand_back = TALK.action("hand_back", "back")
 
 
 ERRORS = {
@@ -142,8 +81,7 @@ async def case_context(request: web.Request, detail: CaseDetail) -> dict[str, An
     state = await service.state(case_id, request["staff"], ask_chat_server=False)
     if state.web_chat:
         state = await _with_presence(service, case_id, request)
-    done: Optional[str] = DONE.get(request.query.get("chat", ""))
-    error: Optional[str] = ERRORS.get(request.query.get("chat_error", ""))
+    done, error = TALK.outcome(request, DONE, ERRORS)
     return {"takeover": state.to_dict(), "takeover_done": done, "takeover_error": error}
 
 
