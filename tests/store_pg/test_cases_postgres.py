@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timezone
-from typing import Iterator
 
 import pytest
 from alembic import command
@@ -21,25 +20,9 @@ from bot.store.db import create_engine, session_factory
 from bot.store.migrate import alembic_config, upgrade
 from tests.staff.test_cases import *  # noqa: F401,F403 - the same tests, on PostgreSQL
 from tests.support import tracker
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import server, sessions  # noqa: F401 - pytest fixtures
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    pg = PostgresServer().start()
-    yield pg
-    pg.stop()
-
-
-@pytest.fixture
-async def sessions(server):
-    server.reset()
-    upgrade(server.url)
-    engine = create_engine(server.url)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 async def test_the_conversation_reader_reads_rasas_events_table_on_postgres(server):

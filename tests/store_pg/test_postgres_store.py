@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Iterator
 
 import pytest
 from alembic import command
@@ -21,25 +20,9 @@ from bot.store.db import create_engine, session_factory
 from bot.store.migrate import alembic_config, upgrade
 from bot.store.models import AuditEvent, AuditKind, Escalation, OutboxMessage, OutboxStatus, Priority, Reason, Status
 from bot.store.repository import EscalationInput
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import server, sessions  # noqa: F401 - pytest fixtures
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    pg = PostgresServer().start()
-    yield pg
-    pg.stop()
-
-
-@pytest.fixture
-async def sessions(server):
-    server.reset()
-    upgrade(server.url)
-    engine = create_engine(server.url)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 def data(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Iterator
 
 import pytest
 from sqlalchemy import update
@@ -14,18 +13,11 @@ from bot.messaging.addresses import parse_address
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
 from bot.store.models import SmsOutbound, utcnow
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import server  # noqa: F401 - pytest fixture
 
 pytestmark = pytest.mark.postgres
 
 NUMBER = "+447700900777"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    pg = PostgresServer().start()
-    yield pg
-    pg.stop()
 
 
 @pytest.fixture

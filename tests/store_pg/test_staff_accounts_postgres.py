@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Iterator
 
 import pytest
 from alembic import command
@@ -14,9 +13,9 @@ from bot.staff import accounts, presence, tokens
 from bot.staff import sessions as staff_sessions
 from bot.staff.signin import Limits, Outcome, authenticate
 from bot.store.db import create_engine, session_factory
-from bot.store.migrate import alembic_config, upgrade
+from bot.store.migrate import alembic_config
 from bot.store.models import StaffRole, StaffUser, utcnow
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import server, sessions  # noqa: F401 - pytest fixtures
 
 pytestmark = pytest.mark.postgres
 
@@ -24,22 +23,6 @@ PASSWORD = "a perfectly long password"
 LIMITS = Limits(max_failures=5, lockout=timedelta(minutes=15), address_max_failures=100,
                 address_window=timedelta(minutes=15), secret="s")
 IDLE, LIFETIME = timedelta(minutes=15), timedelta(hours=12)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    pg = PostgresServer().start()
-    yield pg
-    pg.stop()
-
-
-@pytest.fixture
-async def sessions(server):
-    server.reset()
-    upgrade(server.url)
-    engine = create_engine(server.url)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 async def create(sessions, username="rita", role=StaffRole.staff) -> StaffUser:

@@ -4,6 +4,11 @@ Uses the Debian package's binaries (installed by scripts/system-deps.sh): a new
 cluster in a temporary folder, started on a free port, removed afterwards.
 PostgreSQL refuses to run as root, so as root the server runs as the
 ``postgres`` system user.
+
+A test module on PostgreSQL imports the fixtures by name (pytest collects them from the
+module, so each module gets its own server)::
+
+    from tests.support.postgres import server, sessions  # noqa: F401 - pytest fixtures
 """
 
 from __future__ import annotations
@@ -16,9 +21,15 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import AsyncIterator, Iterator, Optional
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import sessionmaker
 
 from bot.launch import free_port
+from bot.store.db import create_engine, session_factory
+from bot.store.migrate import upgrade
 
 
 def _bin_dir() -> Optional[Path]:
@@ -82,3 +93,21 @@ class PostgresServer:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the test module that imports this fixture."""
+    pg = PostgresServer().start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture
+async def sessions(server: PostgresServer) -> AsyncIterator["sessionmaker[AsyncSession]"]:
+    """An empty database at the newest migration, and a session factory on it."""
+    server.reset()
+    upgrade(server.url)
+    engine = create_engine(server.url)
+    yield session_factory(engine)
+    await engine.dispose()

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Iterator
 
 import pytest
 
 from bot.staff import cases, clock
 from bot.staff.conversation import TrackerReader
-from bot.store.db import create_engine, session_factory
-from bot.store.migrate import upgrade
 from bot.store.models import Priority, Reason
 from bot.store.repository import EscalationInput, upsert_escalation
 from bot.web import live
 from tests.support import tracker
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import server, sessions  # noqa: F401 - pytest fixtures
 
 pytestmark = pytest.mark.postgres
 
@@ -30,22 +27,6 @@ pytestmark = pytest.mark.postgres
 class Actor:
     id: int
     username: str
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PostgresServer]:
-    pg = PostgresServer().start()
-    yield pg
-    pg.stop()
-
-
-@pytest.fixture
-async def sessions(server):
-    server.reset()
-    upgrade(server.url)
-    engine = create_engine(server.url)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 async def escalate(sessions, sender: str) -> str:
