@@ -16,9 +16,8 @@ page with a fixed word in ``?sms=`` or ``?sms_error=`` (never data).
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from bot.messaging.staff_replies import SmsBridge, SmsReplyService
@@ -26,7 +25,7 @@ from bot.staff.cases import CaseDetail
 from bot.staff.takeover import TakeoverError
 from bot.web import pages
 from bot.web.keys import CLINIC, DB, SETTINGS
-from bot.web.staff_talk import StaffTalk
+from bot.web.staff_talk import StaffTalk, bridge_client
 
 PREFIX = "/staff/api/escalations/{id:[0-9a-fA-F-]{36}}/sms"
 SMS_BRIDGE = web.AppKey("sms_staff_bridge", SmsBridge)
@@ -48,12 +47,8 @@ ERRORS = {
 }
 
 
-async def sms_bridge(app: web.Application) -> AsyncIterator[None]:
-    """The SMS staff bridge client (one HTTP connection pool) for the app's lifetime."""
-    settings = app[SETTINGS]
-    async with aiohttp.ClientSession() as http:
-        app[SMS_BRIDGE] = SmsBridge(http, settings.rasa_internal_url, settings.staff_bridge_secret)
-        yield
+#: The bridge client to the Rasa server, for the app's lifetime.
+sms_bridge = bridge_client(SMS_BRIDGE, SmsBridge)
 
 
 def _service(request: web.Request) -> SmsReplyService:

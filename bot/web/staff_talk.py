@@ -15,17 +15,33 @@ handlers that answer the same way on every channel:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping, Optional, Union
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Optional, Union
 
+import aiohttp
 from aiohttp import web
 
 from bot.staff.takeover import TakeoverError
+from bot.web.keys import SETTINGS
 
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 NO_STORE = {"Cache-Control": "no-store"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: The word for ``?<done_key>=``: fixed, or chosen from the service's result.
 Done = Union[str, Callable[[Any], str]]
+
+
+def bridge_client(key: web.AppKey, make: Callable[[aiohttp.ClientSession, str, str], Any]
+                  ) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context keeping a channel's bridge to the Rasa server in ``app[key]`` for the app's
+    lifetime: ``make(http, rasa_internal_url, staff_bridge_secret)`` on one HTTP connection pool."""
+
+    async def client(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        async with aiohttp.ClientSession() as http:
+            app[key] = make(http, settings.rasa_internal_url, settings.staff_bridge_secret)
+            yield
+
+    return client
 
 
 def is_form(request: web.Request) -> bool:

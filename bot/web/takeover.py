@@ -17,16 +17,15 @@ while ``static/staff/takeover.js`` sends JSON and updates the block in place.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from bot.staff.cases import CaseDetail
 from bot.staff.takeover import Bridge, TakeoverService
 from bot.web import pages
-from bot.web.keys import CLINIC, DB, SETTINGS
-from bot.web.staff_talk import StaffTalk
+from bot.web.keys import CLINIC, DB
+from bot.web.staff_talk import StaffTalk, bridge_client
 
 PREFIX = "/staff/api/escalations/{id:[0-9a-fA-F-]{36}}"
 BRIDGE = web.AppKey("staff_bridge", Bridge)
@@ -41,12 +40,8 @@ DONE = {
 }
 
 
-async def takeover_service(app: web.Application) -> AsyncIterator[None]:
-    """The bridge client (one HTTP connection pool) for the app's lifetime."""
-    settings = app[SETTINGS]
-    async with aiohttp.ClientSession() as http:
-        app[BRIDGE] = Bridge(http, settings.rasa_internal_url, settings.staff_bridge_secret)
-        yield
+#: The bridge client to the Rasa server, for the app's lifetime.
+takeover_service = bridge_client(BRIDGE, Bridge)
 
 
 def _service(request: web.Request) -> TakeoverService:
