@@ -7,10 +7,11 @@ read from a JSON file in medspaCy's format (``{"context_rules": [...]}``), exten
 
 1. Every rule's trigger is matched: ``pattern`` (a spaCy token pattern, e.g. on ``LEMMA``)
    or, without one, ``literal`` (lower-cased words).
-2. Overlapping triggers are pruned: the longest wins, the earlier on a tie. A ``PSEUDO``
+2. A trigger inside a finding is dropped first (the finding "can't breathe" holds no
+   negation) unless its rule says ``metadata.within_findings`` ("really sore"). Then
+   overlapping triggers are pruned: the longest wins, the earlier on a tie. A ``PSEUDO``
    rule ("won't stop" is not a negation) only exists to win that contest; it modifies
-   nothing. A trigger inside a finding is dropped (the finding "can't breathe" holds no
-   negation) unless its rule says ``metadata.within_findings`` ("really sore").
+   nothing.
 3. Each remaining trigger's scope runs in its ``direction`` (``FORWARD``, ``BACKWARD``,
    ``BIDIRECTIONAL``) to the end of its sentence, at most ``max_scope`` tokens, and stops
    at the nearest terminator: a ``TERMINATE`` rule of category ``TERMINATE``, or a trigger
@@ -25,7 +26,7 @@ Two differences from medspaCy, both deliberate: a terminator ends a scope even w
 hide an emergency); and a trigger of the same category does not end a scope (in "worried
 about chest pain - how often does that happen?" the later question triggers would otherwise
 cut the earlier ones off from the finding). A rule may list in ``metadata.blocked_by`` the
-finding labels whose text cannot hold its trigger (by default the health findings).
+finding labels its trigger may not overlap (by default: may not lie inside a health finding).
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ class ContextRule:
     #: ``metadata.within_findings``: the trigger may lie inside a finding ("really sore" holds
     #: its own severity); other triggers inside a finding are dropped.
     within_findings: bool = False
-    #: ``metadata.blocked_by``: finding labels whose text cannot hold this trigger (``None``:
-    #: the caller's default, the health findings).
+    #: ``metadata.blocked_by``: finding labels this trigger may not overlap (``None``: the
+    #: caller's default, no trigger inside a health finding).
     blocked_by: Optional[frozenset] = None
 
     def token_pattern(self) -> list[dict]:
@@ -180,18 +181,22 @@ class ConText:
             Modifier(self.rules[int(self._matcher.vocab.strings[key])], start, end)
             for key, start, end in self._matcher(doc)
         ]
-        # Longest wins, the earlier on a tie; PSEUDO triggers only take part in this contest.
+
+        def inside(m: Modifier) -> bool:
+            if m.rule.blocked_by is not None:
+                # The rule's own list: the trigger may not even overlap such a finding.
+                return any(t.label in m.rule.blocked_by and m.overlaps(t.start, t.end) for t in findings)
+            return any(t.label in default and t.start <= m.start and m.end <= t.end for t in findings)
+
+        # Triggers a finding swallows never take part; then the longest wins, the earlier on a
+        # tie, and PSEUDO triggers only take part in this contest.
+        found = [m for m in found if m.rule.within_findings or not inside(m)]
         found.sort(key=lambda m: (-(m.end - m.start), m.start))
         kept: list[Modifier] = []
         for modifier in found:
             if not any(k.overlaps(modifier.start, modifier.end) for k in kept):
                 kept.append(modifier)
-
-        def inside(m: Modifier) -> bool:
-            labels = m.rule.blocked_by if m.rule.blocked_by is not None else default
-            return any(t.label in labels and t.start <= m.start and m.end <= t.end for t in findings)
-
-        kept = [m for m in kept if m.rule.direction != PSEUDO and (m.rule.within_findings or not inside(m))]
+        kept = [m for m in kept if m.rule.direction != PSEUDO]
         kept.sort(key=lambda m: m.start)
         for modifier in kept:
             self._set_scope(doc, modifier, kept)

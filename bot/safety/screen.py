@@ -62,10 +62,11 @@ def one_edit_apart(a: str, b: str) -> bool:
 
 
 class Normaliser:
-    """Lower case, straight quotes, no fillers, misspelt anchor words corrected (``normalise.yml``)."""
+    """Lower case, straight quotes, shorthand spelt out, no fillers, misspelt anchor words corrected (``normalise.yml``)."""
 
     def __init__(self, config: dict, nlp: Language, lemmas: Table) -> None:
         self._replace = dict(config.get("replace") or {})
+        self._words = {str(k).lower(): str(v).lower() for k, v in (config.get("words") or {}).items()}
         self._fillers = frozenset(config.get("fillers") or ())
         self._conditional = [
             (tuple(item["words"]), frozenset(item.get("keep_after") or ()), frozenset(item.get("keep_before") or ()))
@@ -116,7 +117,8 @@ class Normaliser:
                     parts[-1] = parts[-1].rstrip()
                 i += skip
                 continue
-            parts.append(self._correct(words[i]) + tokens[i].whitespace_)
+            word = self._words.get(words[i]) or self._correct(words[i])
+            parts.append(word + tokens[i].whitespace_)
             i += 1
         result = "".join(parts).strip()
         for phrase in self._closing:

@@ -467,3 +467,15 @@ def test_subject_terms_match_words_prefixes_and_phrases():
 )
 def test_a_reported_red_flag_outranks_its_question_form(nlp, text, reason):
     assert screen(nlp, text).reason == reason
+
+
+def test_the_screen_never_overrules_a_staff_bound_training_example_given_its_own_label():
+    # Recall guard: the screen may overrule the model only where it judged every finding
+    # that could explain the guess; no staff-bound example of data/nlu is such a case.
+    from bot.evaluation.nlu import read_dir
+
+    staff = {"ask_contraindication", "report_adverse_event", "request_human"}
+    examples = [e for e in read_dir(REPO_RULES.parents[1] / "data" / "nlu") if e.intent in staff]
+    assert len(examples) > 300
+    lost = [e.text for e in examples if not staff_bound(screen_text(e.text), {"name": e.intent, "confidence": 0.9})]
+    assert lost == []
