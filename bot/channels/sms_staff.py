@@ -22,19 +22,18 @@ log line.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Optional
 
 from rasa.shared.core.events import BotUttered, ConversationPaused, ConversationResumed
-from sanic import Blueprint, response
+from sanic import Blueprint
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from sqlalchemy import select
 
 from bot.channels.guard import short_id
 from bot.channels.live_chats import staff_metadata
-from bot.channels.staff_bridge import SECRET_HEADER, BridgeRefusal, parse_body
+from bot.channels.staff_bridge import BridgeRefusal, Operation, bridge_endpoint, carries_secret
 from bot.messaging import store
 from bot.messaging.chunks import split_message
 from bot.store import chat
@@ -66,26 +65,18 @@ class SmsStaffBridge:
 
     def authorised(self, request: Request) -> bool:
         """Whether the request carries the bridge secret (constant-time comparison)."""
-        given = request.headers.get(SECRET_HEADER, "")
-        return bool(self.secret) and hmac.compare_digest(given.encode("utf-8"), self.secret)
+        return carries_secret(request, self.secret)
 
     def add_routes(self, blueprint: Blueprint) -> None:
         """Register ``staff/takeover``, ``staff/message``, ``staff/handback`` and ``staff/presence``."""
 
-        def endpoint(operation: Callable[[Request, Dict[str, Any]], Awaitable[Dict[str, Any]]]):
-            async def handle(request: Request) -> HTTPResponse:
-                if not self.authorised(request):
-                    logger.warning("refused an SMS staff call without the right %s header", SECRET_HEADER)
-                    return response.json({"error": "unauthorised"}, status=401)
-                if self.channel.service is None:
-                    return response.json({"error": "sms_channel_not_configured"}, status=503)
-                try:
-                    return response.json(await operation(request, parse_body(request.body)))
-                except BridgeRefusal as refusal:
-                    return response.json({"error": refusal.reason}, status=refusal.status)
+        def unavailable() -> Optional[str]:
+            return "sms_channel_not_configured" if self.channel.service is None else None
 
-            handle.__name__ = f"sms_staff_{operation.__name__}"
-            return handle
+        def endpoint(operation: Operation) -> Callable[[Request], Awaitable[HTTPResponse]]:
+            return bridge_endpoint(
+                operation, self.secret, "SMS staff", f"sms_staff_{operation.__name__}", unavailable
+            )
 
         blueprint.add_route(endpoint(self.take_over), "/staff/takeover", methods=["POST"], name="sms_staff_takeover")
         blueprint.add_route(endpoint(self.message), "/staff/message", methods=["POST"], name="sms_staff_message")

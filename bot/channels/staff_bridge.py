@@ -53,6 +53,42 @@ MAX_BODY_BYTES = 4096
 LOCK_WAIT_SECONDS = 0.2
 
 
+Operation = Callable[[Request, Dict[str, Any]], Awaitable[Dict[str, Any]]]
+"""A bridge operation: the request and its parsed JSON body in, a JSON answer out."""
+
+
+def carries_secret(request: Request, secret: bytes) -> bool:
+    """Whether the request carries the bridge secret (constant-time comparison; no secret, no entry)."""
+    given = request.headers.get(SECRET_HEADER, "")
+    return bool(secret) and hmac.compare_digest(given.encode("utf-8"), secret)
+
+
+def bridge_endpoint(
+    operation: Operation,
+    secret: bytes,
+    what: str,
+    name: str,
+    unavailable: Optional[Callable[[], Optional[str]]] = None,
+) -> Callable[[Request], Awaitable[HTTPResponse]]:
+    """A Sanic handler for ``operation``: the secret checked (401), ``unavailable()`` asked (503 with
+    its reason), the body parsed, and a refusal answered with its status. Shared by every staff bridge."""
+
+    async def handle(request: Request) -> HTTPResponse:
+        if not carries_secret(request, secret):
+            logger.warning("refused a %s call without the right %s header", what, SECRET_HEADER)
+            return response.json({"error": "unauthorised"}, status=401)
+        reason = unavailable() if unavailable is not None else None
+        if reason:
+            return response.json({"error": reason}, status=503)
+        try:
+            return response.json(await operation(request, parse_body(request.body)))
+        except BridgeRefusal as refusal:
+            return response.json({"error": refusal.reason}, status=refusal.status)
+
+    handle.__name__ = name
+    return handle
+
+
 class BridgeRefusal(Exception):
     """A call the bridge answers with an error status and a short machine-readable reason."""
 
@@ -84,26 +120,14 @@ class StaffBridgeInput(InputChannel):
 
     def authorised(self, request: Request) -> bool:
         """Whether the request carries the bridge secret (constant-time comparison)."""
-        given = request.headers.get(SECRET_HEADER, "")
-        return bool(self.secret) and hmac.compare_digest(given.encode("utf-8"), self.secret)
+        return carries_secret(request, self.secret)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """The bridge's routes; ``on_new_message`` is unused: nothing here is a patient message."""
         bridge = Blueprint("staff_bridge", __name__)
 
-        def endpoint(operation: Callable[[Request, Dict[str, Any]], Awaitable[Dict[str, Any]]]):
-            async def handle(request: Request) -> HTTPResponse:
-                if not self.authorised(request):
-                    logger.warning("refused a staff bridge call without the right %s header", SECRET_HEADER)
-                    return response.json({"error": "unauthorised"}, status=401)
-                try:
-                    body = parse_body(request.body)
-                    return response.json(await operation(request, body))
-                except BridgeRefusal as refusal:
-                    return response.json({"error": refusal.reason}, status=refusal.status)
-
-            handle.__name__ = operation.__name__
-            return handle
+        def endpoint(operation: Operation) -> Callable[[Request], Awaitable[HTTPResponse]]:
+            return bridge_endpoint(operation, self.secret, "staff bridge", operation.__name__)
 
         bridge.add_route(endpoint(self.take_over), "/takeover", methods=["POST"], name="takeover")
         bridge.add_route(endpoint(self.message), "/message", methods=["POST"], name="message")
