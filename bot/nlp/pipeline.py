@@ -2,8 +2,15 @@
 
 No pretrained spaCy model can be downloaded here, so the pipeline starts from
 ``spacy.blank("en")``, adds a lookup lemmatizer (tables from
-``spacy-lookups-data``) and an ``entity_ruler`` whose patterns live in
-``data/patterns/*.jsonl``. Rasa's ``SpacyNLP`` loads the saved folder by path.
+``spacy-lookups-data``, with the corrections in ``data/patterns/lemmas.yml``) and an
+``entity_ruler`` whose patterns live in ``data/patterns/*.jsonl``. Rasa's ``SpacyNLP``
+loads the saved folder by path.
+
+Phrase patterns match on lemmas, so "pacemaker" also finds "pacemakers" and "passed out"
+finds "passing out": an inflection is never listed by hand. A phrase whose lemma would also
+match a word of another meaning carries ``"exact": true`` and a ``"why"``, and matches only as
+written ("fainted" must not find "a faint bruise"). Lemmas are looked up on lower-case text;
+Rasa's ``SpacyNLP`` (``case_sensitive: false``) and the safety screen both lower-case first.
 
 Run ``python -m bot.nlp.pipeline`` (the Makefile does) to rebuild it.
 """
@@ -14,15 +21,17 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 import spacy
+import yaml
 from spacy.language import Language
 
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PATTERN_DIR = REPO_ROOT / "data" / "patterns"
+LEMMA_FILE = PATTERN_DIR / "lemmas.yml"
 DEFAULT_OUTPUT = REPO_ROOT / "build" / "spacy" / "en_dry_needling"
 
 #: Entity labels the ruler may emit. The first six are the safety screen's health terms
@@ -39,8 +48,8 @@ def load_patterns(pattern_dir: Path = PATTERN_DIR) -> list[dict]:
     """Read and check every ``*.jsonl`` pattern file in ``pattern_dir``.
 
     Raises:
-        PatternError: a line is not JSON, lacks ``label``/``pattern``/``id``, or
-            uses a label outside :data:`LABELS`.
+        PatternError: a line is not JSON, lacks ``label``/``pattern``/``id``, uses a
+            label outside :data:`LABELS`, or is ``exact`` without a phrase and a ``why``.
     """
     patterns: list[dict] = []
     files = sorted(pattern_dir.glob("*.jsonl"))
@@ -60,24 +69,55 @@ def load_patterns(pattern_dir: Path = PATTERN_DIR) -> list[dict]:
                 raise PatternError(f"{where}: missing {sorted(missing)}")
             if item["label"] not in LABELS:
                 raise PatternError(f"{where}: unknown label {item['label']!r}")
+            if item.get("exact") and not (isinstance(item["pattern"], str) and str(item.get("why", "")).strip()):
+                raise PatternError(f"{where}: an exact pattern is a phrase and says why")
             if isinstance(item["pattern"], str):
                 item["pattern"] = item["pattern"].lower()
             patterns.append(item)
     return patterns
 
 
-def build(patterns: Iterable[dict]) -> Language:
-    """Return a blank English pipeline with a lookup lemmatizer and the entity ruler."""
+def load_lemma_corrections(path: Path = LEMMA_FILE) -> dict[str, str]:
+    """``{word: lemma}`` from ``lemmas.yml``: where the lookup table's lemma is wrong for this domain."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    corrections = {}
+    for word, entry in (data.get("corrections") or {}).items():
+        if not isinstance(entry, dict) or not entry.get("lemma") or not str(entry.get("why", "")).strip():
+            raise PatternError(f"{Path(path).name}: {word!r} needs a lemma and a why")
+        corrections[str(word).lower()] = str(entry["lemma"]).lower()
+    return corrections
+
+
+def ruler_patterns(patterns: Iterable[dict], nlp: Language) -> list[dict]:
+    """The entity ruler's form of the curated patterns: ``exact`` phrases become LOWER token patterns."""
+    converted = []
+    for item in patterns:
+        pattern = item["pattern"]
+        if item.get("exact"):
+            pattern = [{"LOWER": token.text} for token in nlp.make_doc(pattern)]
+        converted.append({"label": item["label"], "pattern": pattern, "id": item["id"]})
+    return converted
+
+
+def build(patterns: Iterable[dict], corrections: Optional[dict[str, str]] = None) -> Language:
+    """Return a blank English pipeline with a lookup lemmatizer and the entity ruler.
+
+    ``corrections`` (default: ``lemmas.yml``) overwrite lookup-table entries; they are saved
+    with the pipeline, so Rasa and the safety screen read the same lemmas.
+    """
     nlp = spacy.blank("en")
-    nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
+    lemmatizer = nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
     # The lookup tables are loaded by initialize(); it must run before the
     # entity ruler is added, otherwise initialize() would clear its patterns.
     nlp.initialize()
+    table = lemmatizer.lookups.get_table("lemma_lookup")
+    for word, lemma in (load_lemma_corrections() if corrections is None else corrections).items():
+        table[word] = lemma
     ruler = nlp.add_pipe(
         "entity_ruler",
-        config={"phrase_matcher_attr": "LOWER", "overwrite_ents": True},
+        config={"phrase_matcher_attr": "LEMMA", "overwrite_ents": True},
     )
-    ruler.add_patterns(list(patterns))
+    ruler.add_patterns(ruler_patterns(patterns, nlp))
     nlp.meta["name"] = "dry_needling"
     nlp.meta["description"] = (
         "Blank English pipeline with lookup lemmas and curated entity patterns "

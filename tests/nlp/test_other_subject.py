@@ -12,7 +12,8 @@ def nlp():
 
 
 def subject(nlp, text):
-    span = other_subject(nlp(text))
+    # Lower-cased as Rasa's SpacyNLP does (case_sensitive: false) before the pipeline sees it.
+    span = other_subject(nlp(text.lower()))
     return span.text.lower() if span is not None else None
 
 
