@@ -8,7 +8,7 @@ Two sources, both curated data:
   ``LEMMA``, so "needles", "needled" and "needling" need one pattern), for what is
   not a single health term: a request for a person, a general question about who may not
   have the treatment, a link to a treatment already given ("since my session"), bleeding
-  that will not stop, the age of a child.
+  that will not stop, the age of a child, a question whether to seek emergency care.
 
 Each finding has a ``label`` (its kind: ``RED_FLAG``, ``TREATMENT_LINK`` ...) and a
 ``category`` (what it is: ``fainting``, ``since_treatment`` ...). Whether it is negated, a
@@ -31,7 +31,7 @@ from bot.safety.context import Target
 #: Entity-ruler labels the screen reads (OTHER_TREATMENT only keeps FAQ answers on topic).
 ENTITY_LABELS = frozenset({"CONDITION", "MEDICATION", "DEVICE", "BODY_REGION", "SYMPTOM", "RED_FLAG"})
 #: Labels a pattern in ``findings.jsonl`` may use.
-PATTERN_LABELS = ENTITY_LABELS | {"HUMAN_REQUEST", "GENERAL_CONTRAINDICATION", "TREATMENT_LINK", "TREATMENT_MENTION"}
+PATTERN_LABELS = ENTITY_LABELS | {"HUMAN_REQUEST", "GENERAL_CONTRAINDICATION", "TREATMENT_LINK", "TREATMENT_MENTION", "CARE_SEEKING"}
 
 
 class FindingError(ValueError):

@@ -43,7 +43,7 @@ INTENT_REASONS = {
 #: The findings that could explain each staff-bound guess of the model: the guess is overruled
 #: only when the screen judged all of them ordinary.
 EXPLAINS = {
-    "report_adverse_event": frozenset({"SYMPTOM", "RED_FLAG"}),
+    "report_adverse_event": frozenset({"SYMPTOM", "RED_FLAG", "CARE_SEEKING"}),
     "ask_contraindication": frozenset({"CONDITION", "MEDICATION", "DEVICE", "GENERAL_CONTRAINDICATION"}),
     "request_human": frozenset({"HUMAN_REQUEST", "RED_FLAG"}),
 }

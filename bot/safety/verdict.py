@@ -64,7 +64,7 @@ class Verdict:
     def cleared(self) -> bool:
         """Every health finding, request for a person and general question was judged ordinary."""
         return self.cleared_for(frozenset(
-            {"CONDITION", "MEDICATION", "DEVICE", "SYMPTOM", "RED_FLAG", "HUMAN_REQUEST", "GENERAL_CONTRAINDICATION"}
+            {"CONDITION", "MEDICATION", "DEVICE", "SYMPTOM", "RED_FLAG", "HUMAN_REQUEST", "GENERAL_CONTRAINDICATION", "CARE_SEEKING"}
         ))
 
     @property

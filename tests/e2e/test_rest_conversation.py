@@ -122,6 +122,19 @@ def test_red_flag_gets_urgent_guidance_first_and_an_urgent_record_at_once(live_s
     assert mail[0]["Subject"].startswith("[URGENT]")
 
 
+def test_asking_whether_to_go_to_a_and_e_gets_urgent_guidance_and_an_urgent_record(live_stack):
+    """The assistant cannot triage: the question itself takes the emergency path."""
+    who = sender()
+    replies = live_stack.say(who, "should I go to A&E?")
+    clinic = load_clinic(live_stack.settings.clinic_config)
+    first = replies[0]["text"] if "automated" not in replies[0]["text"] else replies[1]["text"]
+    assert clinic.emergency_number in first
+    [record] = escalations(live_stack, who)
+    assert record.reason == Reason.emergency
+    assert record.priority == Priority.urgent
+    assert record.trigger["matched_terms"] == ["emergency_care:should i go to a&e"]
+
+
 def test_same_conversation_escalating_twice_updates_one_record(live_stack):
     who = sender()
     live_stack.say(who, "after my session yesterday i fainted")

@@ -479,3 +479,44 @@ def test_the_screen_never_overrules_a_staff_bound_training_example_given_its_own
     assert len(examples) > 300
     lost = [e.text for e in examples if not staff_bound(screen_text(e.text), {"name": e.intent, "confidence": 0.9})]
     assert lost == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "should I go to A&E?",
+        "Should I go to A & E",
+        "do I need an ambulance",
+        "I think I need to go to hospital",
+        "should my husband ring 999?",
+        "is this an emergency?",
+        "is it serious enough for A&E",
+    ],
+)
+def test_asking_whether_to_seek_emergency_care_gets_urgent_guidance_first(nlp, text):
+    """The assistant cannot triage: a patient asking whether to go to A&E gets the urgent path."""
+    verdict = screen(nlp, text)
+    assert verdict.reason == "emergency"
+    assert "care_seeking" in rules(verdict)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "how long is the wait in A&E at the weekend",
+        "do people ever end up in A&E after dry needling?",
+        "does anyone ever need to go to hospital after dry needling?",
+        "what if I need to go to A&E after?",
+        "will I need to go to hospital if the needle breaks?",
+        "I went to A&E last year with my knee, does needling hurt?",
+        "should I see my GP about it",
+    ],
+)
+def test_emergency_care_asked_about_in_general_or_in_the_past_is_not_an_emergency(nlp, text):
+    assert screen(nlp, text).reason != "emergency"
+
+
+def test_ruling_out_emergency_care_leaves_the_rest_of_the_message_to_decide(nlp):
+    verdict = screen(nlp, "I don't think I need to go to A&E but is a small bruise normal after needling?")
+    assert verdict.reason != "emergency"
+    assert "care_not_now" in rules(verdict)
