@@ -520,3 +520,20 @@ def test_ruling_out_emergency_care_leaves_the_rest_of_the_message_to_decide(nlp)
     verdict = screen(nlp, "I don't think I need to go to A&E but is a small bruise normal after needling?")
     assert verdict.reason != "emergency"
     assert "care_not_now" in rules(verdict)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Can a needle puncture your lung? I read about an NFL player who ended up with a collapsed lung",
+        "I saw a post about someone who fainted during dry needling, does that happen a lot?",
+    ],
+)
+def test_something_read_or_heard_about_is_a_question_about_a_risk(nlp, text):
+    assert screen(nlp, text).reason != "emergency"
+
+
+def test_watching_tv_is_not_hearsay_about_a_red_flag_reported_later(nlp):
+    verdict = screen(nlp, "had my session yesterday, drove home and watched tv then last night noticed its hard to "
+                          "breathe when i lie down and it is still there this morning")
+    assert verdict.reason == "emergency"
