@@ -33,6 +33,7 @@ from bot.clinic import Clinic
 from bot.messaging import store
 from bot.messaging.addresses import WHATSAPP, parse_address
 from bot.messaging.window import free_text_allowed, window_closes_at
+from bot.staff import cases
 from bot.staff.takeover import (
     Bridge,
     BridgeAnswer,
@@ -297,6 +298,7 @@ class SmsReplyService:
                 await self._fail(line)
                 await self._close(takeover, by="system")
                 raise
+            await cases.claim(self.sessions, escalation_id, staff)
         answer = await self._call("message", escalation, line, "sent", template=template)
         return await self._sent(line.id, answer)
 

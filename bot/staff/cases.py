@@ -765,6 +765,35 @@ async def set_status(sessions: sessionmaker, case_id: str, actor: Actor, status:
         return await _summary_of(session, case_id)
 
 
+async def claim(sessions: sessionmaker, case_id: str, actor: Actor) -> None:
+    """Staff who start talking to the patient take the case: assigned to them if nobody has
+    it, and ``in_progress`` if it was ``new``. A case a colleague holds, or one someone
+    changed at the same moment, is left as it is; each change is audited like a manual one."""
+    async with sessions() as session:
+        async with session.begin():
+            record = await _current(session, case_id)
+            try:
+                if record.assignee_id is None:
+                    await _change(session, record, {"assignee_id": None},
+                                  {"assignee_id": actor.id, "assignee": actor.username})
+                    await add_audit(
+                        session, AuditKind.case_assigned, escalation_id=record.id, sender_id=record.sender_id,
+                        actor=actor.username,
+                        detail={"before": {"assignee_id": None, "assignee": None},
+                                "after": {"assignee_id": actor.id, "assignee": actor.username}, "by": "talking"},
+                    )
+                if Status(record.status) == Status.new:
+                    await _change(session, record, {"status": Status.new}, {"status": Status.in_progress})
+                    await add_audit(
+                        session, AuditKind.status_changed, escalation_id=record.id, sender_id=record.sender_id,
+                        actor=actor.username,
+                        detail={"before": Status.new.value, "after": Status.in_progress.value, "by": "talking"},
+                    )
+            except CaseChanged:
+                # Someone assigned or moved the case at the same moment: theirs stands.
+                return
+
+
 async def add_note(sessions: sessionmaker, case_id: str, actor: Actor, body: Any) -> NoteView:
     """Add a private note (1 to 4,000 characters) by the actor."""
     if not isinstance(body, str):

@@ -16,7 +16,9 @@ nothing is lost and nothing is claimed falsely:
 
 Only web-chat (socket.io) conversations can be taken over, and one staff member at a
 time holds a chat (a partial unique index); any staff member may hand it back, so a
-chat is never stranded when its holder goes home.
+chat is never stranded when its holder goes home. Taking a chat over also takes the case
+(:func:`bot.staff.cases.claim`): assigned to whoever took over if nobody had it, and in
+progress if it was new.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from bot.clinic import Clinic
+from bot.staff import cases
 from bot.store import chat
 from bot.store.models import AuditEvent, AuditKind, ChatLineKind, ChatTakeover, Escalation, StaffChatLine, utcnow
 
@@ -307,6 +310,7 @@ class TakeoverService:
             await self._undo(takeover, line)
             raise _refusal(answer)
         logger.info("escalation %s: chat taken over by %s", escalation_id, staff.username)
+        await cases.claim(self.sessions, escalation_id, staff)
         return await self._sent(line.id, answer)
 
     async def send(self, escalation_id: str, staff: Staff, text: Any) -> Sent:

@@ -198,11 +198,13 @@ def audit_sentence(entry: AuditEntry) -> str:
         return f"Patient agreed to be contacted ({method.lower()})" if method else "Patient agreed to be contacted"
     if kind == "consent_declined":
         return "Patient declined to be contacted"
+    talking = " on starting to talk to the patient" if detail.get("by") == "talking" else ""
     if kind == "status_changed":
-        return f"Status changed from {label(STATUSES, detail.get('before'))} to {label(STATUSES, detail.get('after'))}"
+        return (f"Status changed from {label(STATUSES, detail.get('before'))} to "
+                f"{label(STATUSES, detail.get('after'))}{talking}")
     if kind == "case_assigned":
         after = _who(detail, "after")
-        return "Unassigned" if after == "nobody" else f"Assigned to {after}"
+        return "Unassigned" if after == "nobody" else f"Assigned to {after}{talking}"
     if kind == "note_added":
         return "Private note added"
     if kind == "outcome_recorded":

@@ -22,7 +22,9 @@ from bot.settings import REPO_ROOT
 from bot.staff import takeover as tk
 from bot.staff.takeover import Bridge, TakeoverService
 from bot.store import chat
-from bot.store.models import AuditEvent, AuditKind, ChatTakeover, Escalation, Priority, Reason, StaffChatLine, utcnow
+from bot.store.models import (
+    AuditEvent, AuditKind, ChatTakeover, Escalation, Priority, Reason, StaffChatLine, StaffUser, Status, utcnow,
+)
 
 SECRET = "bridge-secret"
 SENDER = "a" * 22 + "." + "b" * 22
@@ -36,8 +38,18 @@ class Who:
     display_name: str
 
 
-JANE = Who(None, "jane", "Jane Doe")
-OMAR = Who(None, "omar", "Omar")
+JANE = Who(1, "jane", "Jane Doe")
+OMAR = Who(2, "omar", "Omar")
+
+
+@pytest.fixture(autouse=True)
+async def accounts(sessions):
+    """Jane's and Omar's staff accounts (ids 1 and 2); the hash is never checked here."""
+    async with sessions() as session:
+        async with session.begin():
+            for who in (JANE, OMAR):
+                session.add(StaffUser(id=who.id, username=who.username, display_name=who.display_name,
+                                      password_hash="not-used"))
 
 
 class FakeBridge:
@@ -303,3 +315,40 @@ async def test_the_bridge_secret_is_sent_and_a_wrong_one_is_an_unavailable_chat_
         with pytest.raises(tk.ChatServerUnavailable):
             await wrong.take_over(case, JANE)
     assert bridge.calls == []
+
+
+async def test_taking_over_takes_a_new_unassigned_case(service, bridge, sessions):
+    case = await escalation(sessions)
+
+    await service.take_over(case, JANE)
+
+    [record] = await rows(sessions, Escalation)
+    assert (record.assignee_id, record.assignee, record.status) == (JANE.id, "jane", Status.in_progress)
+    audits = {a.kind: a.detail for a in await rows(sessions, AuditEvent) if a.actor == "jane"}
+    assert audits[AuditKind.case_assigned]["after"] == {"assignee_id": JANE.id, "assignee": "jane"}
+    assert audits[AuditKind.status_changed] == {"before": "new", "after": "in_progress", "by": "talking"}
+
+
+async def test_taking_over_leaves_a_colleagues_case_with_them(service, bridge, sessions):
+    case = await escalation(sessions)
+    async with sessions() as session:
+        async with session.begin():
+            record = await session.get(Escalation, case)
+            record.assignee_id, record.assignee, record.status = OMAR.id, "omar", Status.in_progress
+
+    await service.take_over(case, JANE)
+
+    [record] = await rows(sessions, Escalation)
+    assert (record.assignee, record.status) == ("omar", Status.in_progress)
+    assert not [a for a in await rows(sessions, AuditEvent) if a.kind == AuditKind.case_assigned]
+
+
+async def test_a_takeover_the_chat_server_refuses_takes_nothing(service, bridge, sessions):
+    case = await escalation(sessions)
+    bridge.refuse["takeover"] = (404, {"error": "unknown_conversation"})
+
+    with pytest.raises(tk.EscalationNotFound):
+        await service.take_over(case, JANE)
+
+    [record] = await rows(sessions, Escalation)
+    assert (record.assignee, record.status) == (None, Status.new)

@@ -20,7 +20,7 @@ from bot.messaging import store
 from bot.messaging.addresses import parse_address
 from bot.store import chat
 from bot.store.models import (
-    AuditEvent, AuditKind, Escalation, Priority, Reason, SmsContact, SmsOutbound, SmsOutboundStatus, utcnow,
+    AuditEvent, AuditKind, Escalation, Priority, Reason, SmsContact, SmsOutbound, SmsOutboundStatus, Status, utcnow,
 )
 
 API = "/staff/api/escalations"
@@ -116,8 +116,12 @@ async def test_the_first_text_takes_over_then_texts_and_hand_back_go_through_the
     assert back.status == 200
     assert [op for op, _ in bridge.calls] == ["takeover", "message", "message", "handback"]
     kinds = [event.kind for event in await audit(staff_db, case)]
-    assert kinds == [AuditKind.chat_taken_over, AuditKind.chat_message_sent, AuditKind.chat_message_sent,
-                     AuditKind.chat_handed_back]
+    # The first text also takes the case: assigned to Sam and in progress.
+    assert kinds == [AuditKind.chat_taken_over, AuditKind.chat_message_sent, AuditKind.case_assigned,
+                     AuditKind.status_changed, AuditKind.chat_message_sent, AuditKind.chat_handed_back]
+    async with staff_db() as session:
+        record = await session.get(Escalation, case)
+    assert (record.assignee, record.status) == ("sam", Status.in_progress)
     details = [event.detail for event in await audit(staff_db, case)]
     assert all("Hi, Sam here" not in str(detail) and NUMBER not in str(detail) for detail in details)
 

@@ -1,0 +1,28 @@
+"""The conversation page's audit trail says why a case changed hands."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from bot.staff.cases import AuditEntry
+from bot.web.presenters import audit_sentence
+
+AT = datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
+
+
+def entry(kind: str, detail: dict) -> AuditEntry:
+    return AuditEntry(id=1, created_at=AT, kind=kind, actor="sam", detail=detail)
+
+
+def test_a_case_taken_by_talking_to_the_patient_says_so():
+    assigned = {"before": {"assignee_id": None, "assignee": None}, "after": {"assignee_id": 3, "assignee": "sam"},
+                "by": "talking"}
+    assert audit_sentence(entry("case_assigned", assigned)) == "Assigned to sam on starting to talk to the patient"
+    moved = {"before": "new", "after": "in_progress", "by": "talking"}
+    assert audit_sentence(entry("status_changed", moved)) == (
+        "Status changed from New to In progress on starting to talk to the patient")
+
+
+def test_a_manual_change_reads_as_before():
+    assert audit_sentence(entry("status_changed", {"before": "new", "after": "in_progress"})) == (
+        "Status changed from New to In progress")
