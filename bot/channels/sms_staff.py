@@ -1,8 +1,8 @@
 """Staff replies by text: the Rasa side, served by the SMS channel at ``/webhooks/twilio/staff/``.
 
-The same protocol as the web chat's staff bridge (:mod:`bot.channels.staff_bridge`),
-for conversations that came in by SMS or WhatsApp. The web app stores each staff line
-first (:mod:`bot.messaging.staff_replies`), then asks here to
+The web chat's staff bridge (:class:`bot.channels.staff_bridge.StaffBridge`) with an SMS
+:class:`SmsDelivery`, for conversations that came in by SMS or WhatsApp. The web app
+stores each staff line first (:mod:`bot.messaging.staff_replies`), then asks here to
 
 * ``POST takeover``: pause the assistant (Rasa's ``ConversationPaused``) and text the
   patient that a named person from the clinic is now answering;
@@ -22,18 +22,13 @@ log line.
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
-from rasa.shared.core.events import BotUttered, ConversationPaused, ConversationResumed
 from sanic import Blueprint
 from sanic.request import Request
-from sanic.response import HTTPResponse
 from sqlalchemy import select
 
-from bot.channels.guard import short_id
-from bot.channels.live_chats import staff_metadata
-from bot.channels.staff_bridge import BridgeRefusal, Operation, bridge_endpoint, carries_secret
+from bot.channels.staff_bridge import BridgeRefusal, StaffBridge
 from bot.messaging import store
 from bot.messaging.chunks import split_message
 from bot.store import chat
@@ -42,10 +37,6 @@ from bot.store.models import ChatLineKind, SmsOutbound, StaffChatLine, utcnow
 
 if TYPE_CHECKING:
     from bot.channels.twilio_sms import ClinicSmsInput
-
-logger = logging.getLogger(__name__)
-
-LOCK_WAIT_SECONDS = 0.2
 
 
 def sms_body(line: StaffChatLine, clinic_name: str) -> str:
@@ -56,53 +47,17 @@ def sms_body(line: StaffChatLine, clinic_name: str) -> str:
     return line.body
 
 
-class SmsStaffBridge:
-    """The staff routes of the SMS channel."""
+class SmsDelivery:
+    """Staff lines as texts, through the SMS channel's outbox (:class:`bot.channels.staff_bridge.Delivery`)."""
 
     def __init__(self, channel: "ClinicSmsInput") -> None:
         self.channel = channel
-        self.secret = channel.settings.staff_bridge_secret.encode("utf-8")
 
-    def authorised(self, request: Request) -> bool:
-        """Whether the request carries the bridge secret (constant-time comparison)."""
-        return carries_secret(request, self.secret)
+    def unavailable(self) -> Optional[str]:
+        return "sms_channel_not_configured" if self.channel.service is None else None
 
-    def add_routes(self, blueprint: Blueprint) -> None:
-        """Register ``staff/takeover``, ``staff/message``, ``staff/handback`` and ``staff/presence``."""
-
-        def unavailable() -> Optional[str]:
-            return "sms_channel_not_configured" if self.channel.service is None else None
-
-        def endpoint(operation: Operation) -> Callable[[Request], Awaitable[HTTPResponse]]:
-            return bridge_endpoint(
-                operation, self.secret, "SMS staff", f"sms_staff_{operation.__name__}", unavailable
-            )
-
-        blueprint.add_route(endpoint(self.take_over), "/staff/takeover", methods=["POST"], name="sms_staff_takeover")
-        blueprint.add_route(endpoint(self.message), "/staff/message", methods=["POST"], name="sms_staff_message")
-        blueprint.add_route(endpoint(self.hand_back), "/staff/handback", methods=["POST"], name="sms_staff_handback")
-        blueprint.add_route(endpoint(self.presence), "/staff/presence", methods=["POST"], name="sms_staff_presence")
-
-    async def take_over(self, request: Request, body: Dict[str, Any]) -> Dict[str, Any]:
-        """Pause the assistant and text the joined notice."""
-        return await self._post(request, body, ChatLineKind.joined, pause=True)
-
-    async def message(self, request: Request, body: Dict[str, Any]) -> Dict[str, Any]:
-        """Text a staff message into a paused conversation."""
-        return await self._post(request, body, ChatLineKind.message, pause=None)
-
-    async def hand_back(self, request: Request, body: Dict[str, Any]) -> Dict[str, Any]:
-        """Resume the assistant, texting the patient so."""
-        return await self._post(request, body, ChatLineKind.left, pause=False)
-
-    async def presence(self, request: Request, body: Dict[str, Any]) -> Dict[str, Any]:
-        """Whether the conversation is known here and paused."""
-        sender_id = await self._sender(body)
-        tracker = await _agent(request).tracker_store.retrieve(sender_id)
-        return {"known": tracker is not None, "paused": bool(tracker is not None and tracker.is_paused()),
-                "connected": False}
-
-    async def _sender(self, body: Dict[str, Any]) -> str:
+    async def conversation(self, request: Request, body: Dict[str, Any]) -> str:
+        """An SMS or WhatsApp conversation this channel has a number for."""
         sender_id = body.get("sender_id")
         if not isinstance(sender_id, str) or not sender_id.startswith("sms-"):
             raise BridgeRefusal(400, "not_sms")
@@ -112,51 +67,32 @@ class SmsStaffBridge:
             raise BridgeRefusal(404, "unknown_conversation")
         return sender_id
 
-    async def _post(
-        self, request: Request, body: Dict[str, Any], kind: ChatLineKind, pause: Optional[bool]
-    ) -> Dict[str, Any]:
-        sender_id = await self._sender(body)
-        line_id = body.get("line_id")
-        if not isinstance(line_id, int) or isinstance(line_id, bool):
-            raise BridgeRefusal(400, "line_id_required")
-        sessions = self.channel.service.sessions
-        timeout = self.channel.settings.store_timeout_seconds
-
+    async def read_line(self, request: Request, line_id: int) -> Optional[StaffChatLine]:
         async def read() -> Optional[StaffChatLine]:
-            async with sessions() as session:
+            async with self.channel.service.sessions() as session:
                 return await chat.get_line(session, line_id)
 
-        line = await bounded(read(), timeout)
-        if line is None or line.sender_id != sender_id or getattr(line.kind, "value", line.kind) != kind.value:
-            raise BridgeRefusal(404, "unknown_line")
-        if line.failed_at is not None:
-            raise BridgeRefusal(409, "line_failed")
-        template_sid = None
-        if body.get("template") is True:
-            template_sid = self.channel.settings.twilio_whatsapp_template_sid
-            if kind != ChatLineKind.message or not template_sid:
-                raise BridgeRefusal(409, "no_template")
-        agent = _agent(request)
-        async with agent.lock_store.lock(sender_id, wait_time_in_seconds=LOCK_WAIT_SECONDS):
-            tracker = await agent.tracker_store.retrieve(sender_id)
-            if tracker is None:
-                raise BridgeRefusal(404, "unknown_conversation")
-            if pause is None and not tracker.is_paused():
-                raise BridgeRefusal(409, "not_paused")
-            if pause is True and not tracker.is_paused():
-                tracker.update(ConversationPaused())
-            if line.logged_at is None:
-                tracker.update(BotUttered(text=line.body, metadata=staff_metadata(line)))
-            if pause is False and tracker.is_paused():
-                tracker.update(ConversationResumed())
-            await agent.tracker_store.save(tracker)
-        queued = await bounded(self._queue(line, template_sid), timeout)
+        return await bounded(read(), self.channel.settings.store_timeout_seconds)
+
+    def options(self, line: StaffChatLine, kind: ChatLineKind, body: Dict[str, Any]) -> Dict[str, Any]:
+        """``{"template": true}`` sends the approved WhatsApp template instead of the text, if one is set."""
+        if body.get("template") is not True:
+            return {}
+        template_sid = self.channel.settings.twilio_whatsapp_template_sid
+        if kind != ChatLineKind.message or not template_sid:
+            raise BridgeRefusal(409, "no_template")
+        return {"template_sid": template_sid}
+
+    async def deliver(self, request: Request, line: StaffChatLine, options: Dict[str, Any]) -> Dict[str, Any]:
+        """Queue the line's text for the outbox and wake its sender; texts are never 'delivered' at once."""
+        queued = await bounded(self._queue(line, options.get("template_sid")),
+                               self.channel.settings.store_timeout_seconds)
         if self.channel.sender is not None:
             self.channel.sender.wake()
-        logger.info("staff %s line %s for conversation %s: %d text(s) queued",
-                    kind.value, line.id, short_id(sender_id), queued)
-        return {"paused": pause if pause is not None else True, "queued": queued, "delivered": False,
-                "connected": False}
+        return {"queued": queued, "delivered": False, "connected": False}
+
+    def connected(self, request: Request, sender_id: str) -> bool:
+        return False
 
     async def _queue(self, line: StaffChatLine, template_sid: Optional[str] = None) -> int:
         """Mark the line logged and queue its text (or the template), once: a repeated call queues nothing more."""
@@ -181,8 +117,8 @@ class SmsStaffBridge:
                 return len(parts)
 
 
-def _agent(request: Request) -> Any:
-    agent = getattr(request.app.ctx, "agent", None)
-    if agent is None or getattr(agent, "tracker_store", None) is None:
-        raise BridgeRefusal(503, "assistant_not_ready")
-    return agent
+def add_staff_routes(channel: "ClinicSmsInput", blueprint: Blueprint) -> StaffBridge:
+    """Register ``staff/takeover``, ``staff/message``, ``staff/handback`` and ``staff/presence``."""
+    bridge = StaffBridge(SmsDelivery(channel), channel.settings.staff_bridge_secret.encode("utf-8"), "SMS staff")
+    bridge.add_routes(blueprint, prefix="/staff", name_prefix="sms_staff_")
+    return bridge

@@ -21,7 +21,11 @@ comes back within the session.
 
 Every call needs the header ``X-Bridge-Secret`` (``STAFF_BRIDGE_SECRET``, compared in
 constant time), else 401. Only web-chat conversations (socket.io session ids) can be
-reached. Message text and sender ids never reach a log line.
+reached here. Message text and sender ids never reach a log line.
+
+The protocol is one :class:`StaffBridge` for every channel; what differs is a
+:class:`Delivery`: :class:`WebChatDelivery` here, ``SmsDelivery`` for texts
+(:mod:`bot.channels.sms_staff`, served by the SMS channel at ``/webhooks/twilio/staff/``).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, Optional, Protocol, Text
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.shared.core.events import BotUttered, ConversationPaused, ConversationResumed
@@ -98,12 +102,166 @@ class BridgeRefusal(Exception):
         self.reason = reason
 
 
+class Delivery(Protocol):
+    """How one channel's staff lines reach its patients (web chat here, SMS in :mod:`bot.channels.sms_staff`).
+
+    The bridge does the rest the same way for every channel: the secret, the body, the line
+    checks, and the conversation's events under Rasa's lock.
+    """
+
+    def unavailable(self) -> Optional[str]:
+        """Why the channel cannot serve calls now (answered with 503), or None."""
+
+    async def conversation(self, request: Request, body: Dict[str, Any]) -> str:
+        """The sender id a call is about, or :class:`BridgeRefusal` if this channel does not serve it."""
+
+    async def read_line(self, request: Request, line_id: int) -> Optional[StaffChatLine]:
+        """The stored staff line."""
+
+    def options(self, line: StaffChatLine, kind: ChatLineKind, body: Dict[str, Any]) -> Dict[str, Any]:
+        """Channel options a call may carry (the SMS channel's WhatsApp template), checked."""
+
+    async def deliver(self, request: Request, line: StaffChatLine, options: Dict[str, Any]) -> Dict[str, Any]:
+        """Send a line now in the conversation; the answer's ``delivered``, ``connected`` (and more)."""
+
+    def connected(self, request: Request, sender_id: str) -> bool:
+        """Whether the patient has an open chat on this server now."""
+
+
+class StaffBridge:
+    """The staff-bridge protocol over one channel's :class:`Delivery`."""
+
+    def __init__(self, delivery: Delivery, secret: bytes, what: str) -> None:
+        self.delivery = delivery
+        self.secret = secret
+        self.what = what
+
+    def add_routes(self, blueprint: Blueprint, prefix: str = "", name_prefix: str = "") -> None:
+        """Register ``takeover``, ``message``, ``handback`` and ``presence`` under ``prefix``."""
+        for path, operation in (
+            ("takeover", self.take_over), ("message", self.message), ("handback", self.hand_back),
+            ("presence", self.presence),
+        ):
+            name = name_prefix + path
+            blueprint.add_route(
+                bridge_endpoint(operation, self.secret, self.what, name, self.delivery.unavailable),
+                f"{prefix}/{path}", methods=["POST"], name=name,
+            )
+
+    # ---- operations -------------------------------------------------------------------------------
+
+    async def take_over(self, request: Request, body: Dict[str, Any]) -> Dict[str, Any]:
+        """Pause the assistant and put the joined line into the conversation."""
+        return await self._post(request, body, ChatLineKind.joined, pause=True)
+
+    async def message(self, request: Request, body: Dict[str, Any]) -> Dict[str, Any]:
+        """Put a staff message into a paused conversation."""
+        return await self._post(request, body, ChatLineKind.message, pause=None)
+
+    async def hand_back(self, request: Request, body: Dict[str, Any]) -> Dict[str, Any]:
+        """Resume the assistant, with a line saying so."""
+        return await self._post(request, body, ChatLineKind.left, pause=False)
+
+    async def presence(self, request: Request, body: Dict[str, Any]) -> Dict[str, Any]:
+        """Whether the conversation is known here, paused, and open on this server now."""
+        sender_id = await self.delivery.conversation(request, body)
+        tracker = await agent_of(request).tracker_store.retrieve(sender_id)
+        return {
+            "known": tracker is not None,
+            "paused": bool(tracker is not None and tracker.is_paused()),
+            "connected": self.delivery.connected(request, sender_id),
+        }
+
+    async def _post(
+        self, request: Request, body: Dict[str, Any], kind: ChatLineKind, pause: Optional[bool]
+    ) -> Dict[str, Any]:
+        """Append ``kind``'s line (and the pause or resume) to the conversation, then deliver it."""
+        sender_id = await self.delivery.conversation(request, body)
+        line_id = body.get("line_id")
+        if not isinstance(line_id, int) or isinstance(line_id, bool):
+            raise BridgeRefusal(400, "line_id_required")
+        line = await self.delivery.read_line(request, line_id)
+        if line is None or line.sender_id != sender_id or getattr(line.kind, "value", line.kind) != kind.value:
+            raise BridgeRefusal(404, "unknown_line")
+        if line.failed_at is not None:
+            # The web app gave up on it and told staff so: it never enters the conversation later.
+            raise BridgeRefusal(409, "line_failed")
+        options = self.delivery.options(line, kind, body)
+        agent = agent_of(request)
+        async with agent.lock_store.lock(sender_id, wait_time_in_seconds=LOCK_WAIT_SECONDS):
+            tracker = await agent.tracker_store.retrieve(sender_id)
+            if tracker is None:
+                raise BridgeRefusal(404, "unknown_conversation")
+            if pause is None and not tracker.is_paused():
+                # The assistant has the conversation again (a hand-back, or a new session after a long silence).
+                raise BridgeRefusal(409, "not_paused")
+            if pause is True and not tracker.is_paused():
+                tracker.update(ConversationPaused())
+            if line.logged_at is None:
+                tracker.update(BotUttered(text=line.body, metadata=staff_metadata(line)))
+            if pause is False and tracker.is_paused():
+                tracker.update(ConversationResumed())
+            await agent.tracker_store.save(tracker)
+        answer = await self.delivery.deliver(request, line, options)
+        logger.info("%s: %s line %s for conversation %s: %s", self.what, kind.value, line.id, short_id(sender_id),
+                    "delivered" if answer.get("delivered") else "kept or queued")
+        return {"paused": pause if pause is not None else True, **answer}
+
+
+class WebChatDelivery:
+    """Staff lines into the patient's open socket.io chat (:class:`bot.channels.live_chats.LiveChats`)."""
+
+    def __init__(self, store_timeout: float) -> None:
+        self.store_timeout = store_timeout
+
+    def unavailable(self) -> Optional[str]:
+        return None
+
+    async def conversation(self, request: Request, body: Dict[str, Any]) -> str:
+        """A web-chat session id, on a server that has the web chat."""
+        sender_id = body.get("sender_id")
+        if not is_session_shaped(sender_id):
+            raise BridgeRefusal(400, "not_a_web_chat")
+        live_of(request)
+        return sender_id
+
+    async def read_line(self, request: Request, line_id: int) -> Optional[StaffChatLine]:
+        live = live_of(request)
+
+        async def read() -> Optional[StaffChatLine]:
+            async with live.lines.sessions()() as session:
+                return await chat.get_line(session, line_id)
+
+        return await bounded(read(), self.store_timeout)
+
+    def options(self, line: StaffChatLine, kind: ChatLineKind, body: Dict[str, Any]) -> Dict[str, Any]:
+        return {}
+
+    async def deliver(self, request: Request, line: StaffChatLine, options: Dict[str, Any]) -> Dict[str, Any]:
+        """Mark the line logged, then emit it to the patient's open chat (kept for their return if none)."""
+        live = live_of(request)
+        now = utcnow()
+
+        async def write() -> None:
+            async with live.lines.sessions()() as session:
+                async with session.begin():
+                    await chat.mark_logged(session, line.id, now)
+
+        await bounded(write(), self.store_timeout)
+        line.logged_at = line.logged_at or now
+        delivered = await live.deliver(line)
+        return {"delivered": delivered, "connected": live.connected(line.sender_id)}
+
+    def connected(self, request: Request, sender_id: str) -> bool:
+        return live_of(request).connected(sender_id)
+
+
 class StaffBridgeInput(InputChannel):
     """Internal, authenticated channel through which staff act on web-chat conversations."""
 
     def __init__(self, secret: str, store_timeout: float = 8.0) -> None:
         self.secret = secret.encode("utf-8")
-        self.store_timeout = store_timeout
+        self.bridge = StaffBridge(WebChatDelivery(store_timeout), self.secret, "staff bridge")
 
     @classmethod
     def name(cls) -> Text:
@@ -124,94 +282,9 @@ class StaffBridgeInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """The bridge's routes; ``on_new_message`` is unused: nothing here is a patient message."""
-        bridge = Blueprint("staff_bridge", __name__)
-
-        def endpoint(operation: Operation) -> Callable[[Request], Awaitable[HTTPResponse]]:
-            return bridge_endpoint(operation, self.secret, "staff bridge", operation.__name__)
-
-        bridge.add_route(endpoint(self.take_over), "/takeover", methods=["POST"], name="takeover")
-        bridge.add_route(endpoint(self.message), "/message", methods=["POST"], name="message")
-        bridge.add_route(endpoint(self.hand_back), "/handback", methods=["POST"], name="handback")
-        bridge.add_route(endpoint(self.presence), "/presence", methods=["POST"], name="presence")
-        return bridge
-
-    # ---- operations -------------------------------------------------------------------------------
-
-    async def take_over(self, request: Request, body: Dict[str, Any]) -> Dict[str, Any]:
-        """Pause the assistant and put the joined line into the chat."""
-        return await self._post(request, body, ChatLineKind.joined, pause=True)
-
-    async def message(self, request: Request, body: Dict[str, Any]) -> Dict[str, Any]:
-        """Put a staff message into a paused chat."""
-        return await self._post(request, body, ChatLineKind.message, pause=None)
-
-    async def hand_back(self, request: Request, body: Dict[str, Any]) -> Dict[str, Any]:
-        """Resume the assistant, with a line saying so."""
-        return await self._post(request, body, ChatLineKind.left, pause=False)
-
-    async def presence(self, request: Request, body: Dict[str, Any]) -> Dict[str, Any]:
-        """Whether the patient's chat is open on this server, and whether staff hold it."""
-        sender_id = sender_of(body)
-        agent, live = parts_of(request)
-        tracker = await agent.tracker_store.retrieve(sender_id)
-        return {
-            "known": tracker is not None,
-            "paused": bool(tracker is not None and tracker.is_paused()),
-            "connected": live.connected(sender_id),
-        }
-
-    async def _post(
-        self, request: Request, body: Dict[str, Any], kind: ChatLineKind, pause: Optional[bool]
-    ) -> Dict[str, Any]:
-        """Append ``kind``'s line (and the pause or resume) to the conversation, then deliver it."""
-        sender_id = sender_of(body)
-        line_id = body.get("line_id")
-        if not isinstance(line_id, int) or isinstance(line_id, bool):
-            raise BridgeRefusal(400, "line_id_required")
-        agent, live = parts_of(request)
-        line = await self._line(live, line_id)
-        if line is None or line.sender_id != sender_id or getattr(line.kind, "value", line.kind) != kind.value:
-            raise BridgeRefusal(404, "unknown_line")
-        async with agent.lock_store.lock(sender_id, wait_time_in_seconds=LOCK_WAIT_SECONDS):
-            tracker = await agent.tracker_store.retrieve(sender_id)
-            if tracker is None:
-                raise BridgeRefusal(404, "unknown_conversation")
-            if pause is None and not tracker.is_paused():
-                # The assistant has the chat again (a hand-back, or a new session after a long silence).
-                raise BridgeRefusal(409, "not_paused")
-            if pause is True and not tracker.is_paused():
-                tracker.update(ConversationPaused())
-            if line.logged_at is None:
-                tracker.update(BotUttered(text=line.body, metadata=staff_metadata(line)))
-            if pause is False and tracker.is_paused():
-                tracker.update(ConversationResumed())
-            await agent.tracker_store.save(tracker)
-        await self._mark_logged(live, line)
-        delivered = await live.deliver(line)
-        logger.info(
-            "staff %s line %s for session %s: %s",
-            kind.value, line.id, short_id(sender_id), "delivered" if delivered else "no open chat, kept",
-        )
-        return {"paused": pause if pause is not None else True, "delivered": delivered,
-                "connected": live.connected(sender_id)}
-
-    async def _line(self, live: LiveChats, line_id: int) -> Optional[StaffChatLine]:
-        async def read() -> Optional[StaffChatLine]:
-            async with live.lines.sessions()() as session:
-                return await chat.get_line(session, line_id)
-
-        return await bounded(read(), self.store_timeout)
-
-    async def _mark_logged(self, live: LiveChats, line: StaffChatLine) -> None:
-        now = utcnow()
-
-        async def write() -> None:
-            async with live.lines.sessions()() as session:
-                async with session.begin():
-                    await chat.mark_logged(session, line.id, now)
-
-        await bounded(write(), self.store_timeout)
-        line.logged_at = line.logged_at or now
+        blueprint = Blueprint("staff_bridge", __name__)
+        self.bridge.add_routes(blueprint)
+        return blueprint
 
 
 def parse_body(raw: bytes) -> Dict[str, Any]:
@@ -227,20 +300,17 @@ def parse_body(raw: bytes) -> Dict[str, Any]:
     return body
 
 
-def sender_of(body: Dict[str, Any]) -> str:
-    """The conversation of a call: a web-chat session id, nothing else."""
-    sender_id = body.get("sender_id")
-    if not is_session_shaped(sender_id):
-        raise BridgeRefusal(400, "not_a_web_chat")
-    return sender_id
-
-
-def parts_of(request: Request) -> tuple[Any, LiveChats]:
-    """The loaded agent and the web-chat registry, or 503."""
+def agent_of(request: Request) -> Any:
+    """The loaded agent, or 503."""
     agent = getattr(request.app.ctx, "agent", None)
     if agent is None or getattr(agent, "tracker_store", None) is None:
         raise BridgeRefusal(503, "assistant_not_ready")
+    return agent
+
+
+def live_of(request: Request) -> LiveChats:
+    """The web-chat registry, or 503."""
     live = LiveChats.of(request.app)
     if live is None:
         raise BridgeRefusal(503, "web_chat_not_configured")
-    return agent, live
+    return live

@@ -50,7 +50,7 @@ from twilio.request_validator import RequestValidator
 
 from bot.channels.caps import MAX_REQUEST_BYTES
 from bot.channels.guard import guard, rate_limited_reply, short_id
-from bot.channels.sms_staff import SmsStaffBridge
+from bot.channels.sms_staff import add_staff_routes
 from bot.clinic import Clinic, load_clinic
 from bot.messaging.addresses import parse_address
 from bot.messaging.choices import selected
@@ -249,7 +249,7 @@ class ClinicSmsInput(InputChannel):
         async def stop_sending(app: Any, _loop: Any) -> None:
             await self.stop()
 
-        SmsStaffBridge(self).add_routes(hook)
+        add_staff_routes(self, hook)
 
         @hook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:

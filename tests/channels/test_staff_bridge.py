@@ -277,6 +277,24 @@ async def test_a_message_into_a_conversation_the_assistant_holds_is_refused(brid
     assert (await bridge.stored(line_id)).logged_at is None
 
 
+async def test_a_line_the_web_app_gave_up_on_never_enters_the_conversation(bridge, patients):
+    """Staff were told it was not sent: a late call for it is refused, as on the SMS channel."""
+    patient, session_id = await chatting(bridge, patients)
+    await take_over(bridge, session_id)
+    await patient.next("bot_uttered")
+    line_id = await bridge.line(session_id, ChatLineKind.message, "this one failed")
+    async with bridge.sessions() as session:
+        async with session.begin():
+            await chat.mark_failed(session, line_id, utcnow())
+    before = len(await bridge.agent.events(session_id))
+
+    status, answer = await bridge.call("message", {"sender_id": session_id, "line_id": line_id})
+
+    assert (status, answer) == (409, {"error": "line_failed"})
+    assert await patient.quiet(0.3)
+    assert len(await bridge.agent.events(session_id)) == before
+
+
 async def test_a_line_must_belong_to_the_conversation_and_operation(bridge, patients):
     _, session_id = await chatting(bridge, patients)
     _, other_session = await chatting(bridge, patients)
