@@ -65,9 +65,14 @@ def is_dashboard(path: str) -> bool:
     return path == "/staff" or path.startswith("/staff/")
 
 
+#: The ``Server`` header every response carries: no framework or version for a scanner to match.
+SERVER_NAME = "clinic-assistant"
+
+
 def security_headers(settings: Settings) -> dict[str, str]:
     """Headers added to every response."""
     return {
+        "Server": SERVER_NAME,
         "Content-Security-Policy": content_security_policy(settings),
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
