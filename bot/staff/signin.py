@@ -136,3 +136,28 @@ async def authenticate(
     if accounts.needs_rehash(user.password_hash):
         await accounts.rehash(session, user, password)
     return Attempt(Outcome.ok, user)
+
+
+async def confirm_password(
+    session: AsyncSession, user: StaffUser, password: str, *, address: str, now: datetime, limits: Limits,
+) -> Outcome:
+    """Check a signed-in account's current password (to change it); a wrong one counts as a failed sign-in.
+
+    So a borrowed session cannot guess its way to a new password: the same account
+    lockout and client-address limit apply, and the caller ends the account's sessions
+    when this returns ``locked``. The caller commits in every case.
+    """
+    key = address_key(address, limits.secret)
+    if await address_failures(session, key, now - limits.address_window) >= limits.address_max_failures:
+        logger.warning("password change refused: too many failures from one client address")
+        return Outcome.throttled
+    if user.locked_until is not None and user.locked_until > now:
+        return Outcome.locked
+    if await accounts.verify_password(user.password_hash, password):
+        await accounts.mark_signed_in(session, user)  # the right password clears the failure count
+        return Outcome.ok
+    locked = await _record_account_failure(session, user, now, limits)
+    await _record_address_failure(session, key, now, limits)
+    if locked:
+        logger.warning("staff account %s locked after repeated wrong current passwords", user.id)
+    return Outcome.locked if locked else Outcome.invalid

@@ -32,6 +32,12 @@ FAILED = (
     "After {failures} failed attempts, sign-in pauses for {minutes} minutes."
 )
 THROTTLED = "Too many failed sign-ins from this computer. Wait {minutes} minutes, then try again."
+#: What the sign-in page says after ``?<key>=1`` (fixed sentences, never data from the request).
+NOTICES = {
+    "signed_out": "You have signed out.",
+    "locked": "The current password was wrong too many times, so the account is locked for a while and "
+              "was signed out everywhere. Ask an administrator if you need it sooner.",
+}
 
 
 def _next_path(value: Any) -> str:
@@ -61,7 +67,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     next_path = _next_path(request.query.get("next"))
     if request.get(LIVE) is not None:
         return auth.see_other(next_path or HOME)
-    notice = "You have signed out." if request.query.get("signed_out") == "1" else ""
+    notice = NOTICES.get(next((key for key in NOTICES if request.query.get(key) == "1"), ""), "")
     return _login_page(request, notice=notice, next_path=next_path)
 
 
@@ -130,10 +136,29 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
     current, new, again = (str(form.get(name, "")) for name in ("current_password", "new_password", "new_password_again"))
     if new != again:
         return _password_page(request, status=400, error="The two new passwords are not the same.")
+    limits = signin.Limits.from_settings(request.config_dict[SETTINGS])
+    now = clock.now()
     async with request.config_dict[DB]() as db, db.begin():
         user = await accounts.get_user_by_id(db, identity.id)
-        if user is None or not await accounts.verify_password(user.password_hash, current):
-            return _password_page(request, status=400, error="The current password is not right.")
+        checked = signin.Outcome.invalid if user is None else await signin.confirm_password(
+            db, user, current, address=request.remote or "", now=now, limits=limits,
+        )
+        if checked is signin.Outcome.locked:
+            # Too many wrong current passwords: whoever holds this session is signed out everywhere.
+            await staff_sessions.end_all_for_user(db, identity.id, now)
+    if checked is signin.Outcome.locked:
+        session = await aiohttp_session.get_session(request)
+        session.invalidate()
+        return auth.see_other(f"{auth.LOGIN_PATH}?locked=1")
+    if checked is signin.Outcome.throttled:
+        minutes = int(limits.address_window.total_seconds() // 60)
+        return _password_page(request, status=429, error=THROTTLED.format(minutes=minutes))
+    if checked is not signin.Outcome.ok:
+        return _password_page(request, status=400, error=(
+            f"The current password is not right. After {limits.max_failures} wrong tries in a row the account "
+            "is locked and signed out."))
+    async with request.config_dict[DB]() as db, db.begin():
+        user = await accounts.get_user_by_id(db, identity.id)
         if new == current:
             return _password_page(request, status=400, error="Choose a password different from the current one.")
         try:

@@ -472,3 +472,42 @@ async def test_a_new_password_must_meet_the_policy(staff_client):
 
     assert reply.status == 400
     assert "at least 12 characters" in await reply.text()
+
+
+async def test_wrong_current_passwords_lock_the_account_and_sign_the_session_out(staff_client, staff_db):
+    """A borrowed session cannot guess its way to a new password: the sign-in lockout applies."""
+    async def change(current: str):
+        return await staff_client.post("/staff/account/password", data={
+            "csrf_token": staff_client.csrf, "current_password": current,
+            "new_password": "a brand new long password", "new_password_again": "a brand new long password",
+        }, allow_redirects=False)
+
+    for _ in range(4):
+        wrong = await change("not the password at all")
+        assert wrong.status == 400
+        assert "wrong tries in a row the account is locked" in await wrong.text()
+
+    locked = await change("still not the password")
+
+    assert locked.status == 303 and locked.headers["Location"] == "/staff/login?locked=1"
+    assert (await staff_client.get("/staff/api/me")).status == 401
+    notice = await (await staff_client.get("/staff/login?locked=1")).text()
+    assert "signed out everywhere" in notice
+    async with staff_db() as session:
+        user = (await session.execute(select(StaffUser).where(StaffUser.username == "sam"))).scalar_one()
+    assert user.locked_until is not None
+    assert (await sign_in(staff_client, "sam", PASSWORD)).status == 401  # locked even with the right password
+
+
+async def test_the_right_current_password_after_a_wrong_one_still_changes_it(staff_client):
+    await staff_client.post("/staff/account/password", data={
+        "csrf_token": staff_client.csrf, "current_password": "wrong",
+        "new_password": "a brand new long password", "new_password_again": "a brand new long password",
+    })
+
+    changed = await staff_client.post("/staff/account/password", data={
+        "csrf_token": staff_client.csrf, "current_password": PASSWORD,
+        "new_password": "a brand new long password", "new_password_again": "a brand new long password",
+    }, allow_redirects=False)
+
+    assert changed.status == 303 and changed.headers["Location"] == "/staff/"
