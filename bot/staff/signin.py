@@ -82,6 +82,11 @@ async def address_failures(session: AsyncSession, key: str, since: datetime) -> 
     return int(found.scalar_one())
 
 
+async def _address_throttled(session: AsyncSession, key: str, now: datetime, limits: Limits) -> bool:
+    """Whether the address ``key`` has used up its failures for the window."""
+    return await address_failures(session, key, now - limits.address_window) >= limits.address_max_failures
+
+
 async def _record_address_failure(session: AsyncSession, key: str, now: datetime, limits: Limits) -> None:
     await session.execute(delete(LoginFailure).where(LoginFailure.created_at <= now - limits.address_window))
     session.add(LoginFailure(address_key=key, created_at=now))
@@ -113,7 +118,7 @@ async def authenticate(
 ) -> Attempt:
     """Check one sign-in attempt and record its failure; the caller commits in every case."""
     key = address_key(address, limits.secret)
-    if await address_failures(session, key, now - limits.address_window) >= limits.address_max_failures:
+    if await _address_throttled(session, key, now, limits):
         logger.warning("sign-in refused: too many failures from one client address")
         return Attempt(Outcome.throttled)
     user = await accounts.get_user(session, username) if accounts.normalise_username(username) else None
@@ -148,7 +153,7 @@ async def confirm_password(
     when this returns ``locked``. The caller commits in every case.
     """
     key = address_key(address, limits.secret)
-    if await address_failures(session, key, now - limits.address_window) >= limits.address_max_failures:
+    if await _address_throttled(session, key, now, limits):
         logger.warning("password change refused: too many failures from one client address")
         return Outcome.throttled
     if user.locked_until is not None and user.locked_until > now:

@@ -67,7 +67,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     next_path = _next_path(request.query.get("next"))
     if request.get(LIVE) is not None:
         return auth.see_other(next_path or HOME)
-    notice = NOTICES.get(next((key for key in NOTICES if request.query.get(key) == "1"), ""), "")
+    notice = next((text for key, text in NOTICES.items() if request.query.get(key) == "1"), "")
     return _login_page(request, notice=notice, next_path=next_path)
 
 
