@@ -14,23 +14,16 @@ from rasa.shared.core.events import BotUttered
 from bot.store import chat, repository as repo
 from bot.store.db import create_engine, session_factory
 from bot.store.models import ChatLineKind, Priority, Reason, SmsOutbound, SmsOutboundStatus, utcnow
-from tests.support.fake_twilio import FakeTwilio, inbound
+from tests.support.fake_twilio import inbound
 from tests.support.sms_channel import BRIDGE_SECRET, start_sms_server, stop_sms_server
 
 PATIENT = "+447700900555"
 
 
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeTwilio().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-async def sms(db_url, fake):
-    fake.clear()
-    server, sanic_server = await start_sms_server(db_url, fake)
+async def sms(db_url, fake_twilio):
+    fake_twilio.clear()
+    server, sanic_server = await start_sms_server(db_url, fake_twilio)
     yield server
     await stop_sms_server(server, sanic_server)
 

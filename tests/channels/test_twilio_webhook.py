@@ -13,27 +13,20 @@ import pytest
 
 from bot.messaging.chunks import sentences
 from bot.store.models import AuditEvent, AuditKind, SmsInbound, SmsOutbound, SmsOutboundStatus
-from tests.support.fake_twilio import FROM_NUMBER, WHATSAPP_FROM, FakeTwilio, inbound, message_sid
+from tests.support.fake_twilio import FROM_NUMBER, WHATSAPP_FROM, inbound, message_sid
 from tests.support.sms_channel import LONG, MENU, start_sms_server, stop_sms_server
 
 PATIENT = "+447700900123"
 CANARY = "Zebulon Quartzfeather"
 
 
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeTwilio().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-async def serve(db_url, fake):
+async def serve(db_url, fake_twilio):
     started = []
 
     async def start(**overrides):
-        fake.clear()
-        sms, server = await start_sms_server(db_url, fake, **overrides)
+        fake_twilio.clear()
+        sms, server = await start_sms_server(db_url, fake_twilio, **overrides)
         started.append((sms, server))
         return sms
 

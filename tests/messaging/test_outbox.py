@@ -19,27 +19,20 @@ from bot.messaging.twilio_api import TwilioApi
 from bot.settings import REPO_ROOT, Settings
 from bot.store import repository as repo
 from bot.store.models import AuditEvent, AuditKind, Priority, Reason, SmsContact, SmsOutbound, SmsOutboundStatus, utcnow
-from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, WHATSAPP_FROM, FakeTwilio, message_sid
+from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, WHATSAPP_FROM, message_sid
 
 ALICE = "+447700900001"
 BOB = "+447700900002"
 WEBHOOK = "https://assistant.clinic.example/webhooks/twilio/webhook"
 
 
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeTwilio().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-async def sender(sessions, fake):
-    fake.clear()
-    fake.unsubscribed.clear()
+async def sender(sessions, fake_twilio):
+    fake_twilio.clear()
+    fake_twilio.unsubscribed.clear()
     settings = Settings(
         twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN, twilio_from_number=FROM_NUMBER,
-        twilio_whatsapp_from=WHATSAPP_FROM, twilio_webhook_url=WEBHOOK, twilio_api_base_url=fake.url,
+        twilio_whatsapp_from=WHATSAPP_FROM, twilio_webhook_url=WEBHOOK, twilio_api_base_url=fake_twilio.url,
     )
     async with aiohttp.ClientSession() as http:
         yield SmsSender(sessions, TwilioApi(settings, http), WEBHOOK)
@@ -84,27 +77,27 @@ async def audits(sessions, kind: AuditKind) -> list[AuditEvent]:
         return list((await session.execute(select(AuditEvent).where(AuditEvent.kind == kind))).scalars())
 
 
-async def test_a_conversations_texts_go_out_in_order_even_when_the_first_needs_a_retry(sessions, sender, fake):
+async def test_a_conversations_texts_go_out_in_order_even_when_the_first_needs_a_retry(sessions, sender, fake_twilio):
     alice, bob = await contact(sessions, ALICE), await contact(sessions, BOB)
     await queue(sessions, alice, "(1/2) first", "(2/2) second")
     await queue(sessions, bob, "for bob")
-    fake.fail_next(1, status=503)
+    fake_twilio.fail_next(1, status=503)
 
     await sender.run_once()
-    assert fake.bodies(ALICE) == [] and fake.bodies(BOB) == ["for bob"]  # Alice's part 2 waits for part 1
+    assert fake_twilio.bodies(ALICE) == [] and fake_twilio.bodies(BOB) == ["for bob"]  # Alice's part 2 waits for part 1
 
     await make_due(sessions)
     await sender.run_once()
-    assert fake.bodies(ALICE) == ["(1/2) first", "(2/2) second"]
+    assert fake_twilio.bodies(ALICE) == ["(1/2) first", "(2/2) second"]
     first = (await rows(sessions))[0]
     assert first.status == SmsOutboundStatus.sent and first.attempts == 2 and first.twilio_sid
 
 
-async def test_a_text_that_keeps_failing_is_given_up_and_shows_on_the_escalation(sessions, sender, fake):
+async def test_a_text_that_keeps_failing_is_given_up_and_shows_on_the_escalation(sessions, sender, fake_twilio):
     alice = await contact(sessions, ALICE)
     escalation_id = await escalate(sessions, alice.sender_id)
     await queue(sessions, alice, "hello")
-    fake.fail_next(MAX_ATTEMPTS, status=500)
+    fake_twilio.fail_next(MAX_ATTEMPTS, status=500)
 
     for _ in range(MAX_ATTEMPTS):
         await sender.run_once()
@@ -117,13 +110,13 @@ async def test_a_text_that_keeps_failing_is_given_up_and_shows_on_the_escalation
     assert event.escalation_id == escalation_id
     assert event.detail["reason"] == "retries_exhausted"
     assert "hello" not in str(event.detail) and ALICE not in str(event.detail)
-    assert fake.sent == []
+    assert fake_twilio.sent == []
 
 
-async def test_a_permanent_refusal_is_not_retried(sessions, sender, fake):
+async def test_a_permanent_refusal_is_not_retried(sessions, sender, fake_twilio):
     alice = await contact(sessions, ALICE)
     await queue(sessions, alice, "hello")
-    fake.fail_next(1, status=400, code=21211)
+    fake_twilio.fail_next(1, status=400, code=21211)
 
     await sender.run_once()
     await make_due(sessions)
@@ -131,12 +124,12 @@ async def test_a_permanent_refusal_is_not_retried(sessions, sender, fake):
 
     [row] = await rows(sessions)
     assert row.status == SmsOutboundStatus.failed and row.attempts == 1 and row.error_code == "21211"
-    assert len(fake.requests) == 1
+    assert len(fake_twilio.requests) == 1
 
 
-async def test_twilio_saying_the_number_unsubscribed_records_the_opt_out(sessions, sender, fake):
+async def test_twilio_saying_the_number_unsubscribed_records_the_opt_out(sessions, sender, fake_twilio):
     alice = await contact(sessions, ALICE)
-    fake.unsubscribed.add(ALICE)
+    fake_twilio.unsubscribed.add(ALICE)
     await queue(sessions, alice, "one")
     await queue(sessions, alice, "two")
 
@@ -147,10 +140,10 @@ async def test_twilio_saying_the_number_unsubscribed_records_the_opt_out(session
     first, second = await rows(sessions)
     assert first.status == SmsOutboundStatus.failed and first.error_code == "21610"
     assert second.status == SmsOutboundStatus.suppressed and second.last_error == "opted_out"
-    assert len(fake.requests) == 1
+    assert len(fake_twilio.requests) == 1
 
 
-async def test_nothing_but_the_opt_out_confirmation_goes_to_an_opted_out_number(sessions, sender, fake):
+async def test_nothing_but_the_opt_out_confirmation_goes_to_an_opted_out_number(sessions, sender, fake_twilio):
     alice = await contact(sessions, ALICE)
     async with sessions() as session:
         async with session.begin():
@@ -160,14 +153,14 @@ async def test_nothing_but_the_opt_out_confirmation_goes_to_an_opted_out_number(
 
     await sender.run_once()
 
-    assert fake.bodies(ALICE) == ["you have opted out"]
+    assert fake_twilio.bodies(ALICE) == ["you have opted out"]
     staff = (await rows(sessions))[0]
     assert staff.status == SmsOutboundStatus.suppressed
     [event] = await audits(sessions, AuditKind.sms_delivery_failed)
     assert event.detail["reason"] == "opted_out" and event.detail["author"] == "sam"
 
 
-async def test_whatsapp_free_text_outside_the_window_is_withheld_but_a_template_goes(sessions, sender, fake):
+async def test_whatsapp_free_text_outside_the_window_is_withheld_but_a_template_goes(sessions, sender, fake_twilio):
     patient = await contact(sessions, f"whatsapp:{ALICE}")
     async with sessions() as session:
         async with session.begin():
@@ -180,11 +173,11 @@ async def test_whatsapp_free_text_outside_the_window_is_withheld_but_a_template_
     free, template = await rows(sessions)
     assert free.status == SmsOutboundStatus.suppressed and free.last_error == "whatsapp_window_closed"
     assert template.status == SmsOutboundStatus.sent
-    [sent] = fake.sent
+    [sent] = fake_twilio.sent
     assert sent.content_sid == "HX" + "0" * 32 and sent.body is None and sent.to == f"whatsapp:{ALICE}"
 
 
-async def test_two_senders_never_send_a_text_twice(sessions, sender, fake):
+async def test_two_senders_never_send_a_text_twice(sessions, sender, fake_twilio):
     people = [await contact(sessions, f"+4477009001{i:02d}") for i in range(5)]
     for person in people:
         await queue(sessions, person, "one", "two", "three")
@@ -192,12 +185,12 @@ async def test_two_senders_never_send_a_text_twice(sessions, sender, fake):
 
     await asyncio.gather(sender.run_once(), other.run_once(), sender.run_once())
 
-    assert len(fake.sent) == 15
+    assert len(fake_twilio.sent) == 15
     for person in people:
-        assert fake.bodies(person.address) == ["one", "two", "three"]
+        assert fake_twilio.bodies(person.address) == ["one", "two", "three"]
 
 
-async def test_a_result_after_the_lease_was_taken_over_is_not_recorded(sessions, sender, fake):
+async def test_a_result_after_the_lease_was_taken_over_is_not_recorded(sessions, sender, fake_twilio):
     alice = await contact(sessions, ALICE)
     await queue(sessions, alice, "hello")
     claimed = await sender._claim()
@@ -209,12 +202,12 @@ async def test_a_result_after_the_lease_was_taken_over_is_not_recorded(sessions,
     assert row.status == SmsOutboundStatus.pending and row.twilio_sid is None
 
 
-async def test_delivery_callbacks_move_forward_only_and_failures_are_audited(sessions, sender, fake):
+async def test_delivery_callbacks_move_forward_only_and_failures_are_audited(sessions, sender, fake_twilio):
     alice = await contact(sessions, ALICE)
     escalation_id = await escalate(sessions, alice.sender_id)
     [row_id] = await queue(sessions, alice, "hello")
     await sender.run_once()
-    sid = fake.sent[0].sid
+    sid = fake_twilio.sent[0].sid
     service = SmsService(sessions, load_texts(), load_clinic(REPO_ROOT / "clinic.yml"), 100)
 
     assert await service.record_delivery(sid, None, "delivered", None)
