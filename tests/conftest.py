@@ -17,7 +17,6 @@ from bot.settings import REPO_ROOT
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
 from bot.launch import free_port
-from tests.support.fake_twilio import FakeTwilio
 from tests.support.receivers import SMTPServer, WebhookReceiver
 from tests.support.silent_server import SilentServer
 
@@ -157,8 +156,11 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.25):
 
 
 @pytest.fixture(scope="module")
-def fake_twilio() -> Iterator[FakeTwilio]:
+def fake_twilio() -> Iterator["FakeTwilio"]:
     """The fake Twilio API (tests/support/fake_twilio.py), one per test module; tests clear it."""
+    # Imported here: the web app's venv (.venv-web) reads this conftest too and has no twilio package.
+    from tests.support.fake_twilio import FakeTwilio
+
     server = FakeTwilio().start()
     yield server
     server.stop()
