@@ -2,14 +2,12 @@
 
 When the patient leaves contact details, the assistant tells them when to expect the
 clinic (:meth:`bot.clinic.Clinic.follow_up_text`, from ``clinic.yml``'s opening hours):
-"within about N hours" while the clinic is open, otherwise "after we open again at ...".
-:func:`promised_by` turns the same facts into a deadline, with the same two primitives
-(:meth:`~bot.clinic.Clinic.is_open`, :meth:`~bot.clinic.Clinic.next_opening`), so the
-dashboard measures staff against the sentence the patient read:
-
-- open when the promise was made: ``promise + follow_up_within_hours``;
-- closed: the next opening ``+ follow_up_within_hours``;
-- no opening hours known: no deadline (the patient was asked to call).
+"within about N hours" while the clinic is open, otherwise "by 10:50 tomorrow" or "by 10:00
+on Monday". Both count ``follow_up_within_hours`` in open hours only (nights, weekends, bank
+holidays and closures do not count). :func:`promised_by` takes its deadline from the same
+primitive (:meth:`~bot.clinic.Clinic.reply_by`), so the dashboard measures staff against
+the sentence the patient read; with no opening hours known there is no deadline (the
+patient was asked to call).
 
 The promise is made when the patient consents to be contacted (``consent_at``). An
 escalation without consent (say, a red flag where the patient was told to get help
@@ -30,13 +28,8 @@ NO_ANSWER = "no_answer"
 
 def promised_by(clinic: Clinic, promised_at: datetime) -> Optional[datetime]:
     """When staff should have contacted a patient promised a follow-up at ``promised_at`` (UTC)."""
-    within = timedelta(hours=clinic.follow_up_within_hours)
-    if clinic.is_open(promised_at):
-        return promised_at + within
-    opening = clinic.next_opening(promised_at)
-    if opening is None:
-        return None
-    return opening + within
+    deadline = clinic.reply_by(promised_at)
+    return deadline.astimezone(promised_at.tzinfo) if deadline else None
 
 
 @dataclass(frozen=True)
