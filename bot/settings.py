@@ -139,6 +139,8 @@ class Settings:
     urgent_notify_alert_seconds: int = 300
     escalations_per_hour_warning: int = 20
     store_timeout_seconds: float = 8.0
+    #: Unverified urgent escalations one client address may create in an hour (bot/escalation/flood.py).
+    urgent_per_address_per_hour: int = 5
     staff_idle_minutes: int = 15
     staff_session_hours: int = 12
     login_max_failures: int = 5
@@ -157,6 +159,8 @@ class Settings:
     sms_messages_per_minute: int = 6
     sms_daily_outbound_cap: int = 60
     sms_send_interval_seconds: float = 1.0
+    #: Longest wait for the store before an incoming text is spooled and answered without it.
+    sms_store_timeout_seconds: float = 1.5
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -214,6 +218,7 @@ class Settings:
             urgent_notify_alert_seconds=int(env.get("URGENT_NOTIFY_ALERT_SECONDS", "300")),
             escalations_per_hour_warning=int(env.get("ESCALATIONS_PER_HOUR_WARNING", "20")),
             store_timeout_seconds=float(env.get("STORE_TIMEOUT_SECONDS", "8")),
+            urgent_per_address_per_hour=int(env.get("URGENT_PER_ADDRESS_PER_HOUR", "5")),
             staff_idle_minutes=int(env.get("STAFF_IDLE_MINUTES", "15")),
             staff_session_hours=int(env.get("STAFF_SESSION_HOURS", "12")),
             login_max_failures=int(env.get("LOGIN_MAX_FAILURES", "5")),
@@ -231,6 +236,7 @@ class Settings:
             sms_messages_per_minute=int(env.get("SMS_MESSAGES_PER_MINUTE", "6")),
             sms_daily_outbound_cap=int(env.get("SMS_DAILY_OUTBOUND_CAP", "60")),
             sms_send_interval_seconds=float(env.get("SMS_SEND_INTERVAL_SECONDS", "1")),
+            sms_store_timeout_seconds=float(env.get("SMS_STORE_TIMEOUT_SECONDS", "1.5")),
         )
 
     @property
