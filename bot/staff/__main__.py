@@ -161,14 +161,16 @@ async def ensure_admin(session, args, settings) -> int:
         except accounts.AccountError as exc:
             raise accounts.AccountError(f"DASHBOARD_ADMIN_PASSWORD: {exc}") from exc
     password = given or accounts.generate_password()
+    # Forced to change either way: a password kept in an environment file (and often in a
+    # deploy script or a shell history) is known to more than the person who signs in.
     await accounts.create_user(
         session, FIRST_ADMIN, password, role=StaffRole.admin, display_name="Administrator", actor=actor(),
-        must_change_password=not given,
+        must_change_password=True,
     )
     login = f"{settings.public_web_url}/staff/login"
     if given:
         print(f"Created the dashboard's first admin account {FIRST_ADMIN!r} with the password in DASHBOARD_ADMIN_PASSWORD.")
-        print(f"Sign in at {login}.")
+        print(f"Sign in at {login}; you will be asked to choose your own password then.")
         return 0
     print("=" * 72)
     print("Created the dashboard's first admin account.")

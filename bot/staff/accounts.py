@@ -1,5 +1,11 @@
 """Dashboard accounts: usernames, argon2 password hashes, roles, disabling; every change audited.
 
+Passwords must be hard to guess, not only long: ``zxcvbn`` (the password-strength
+estimator from Dropbox, with its lists of common passwords, names and words, and its
+patterns: repeats, sequences, keyboard walks, dates, l33t) must rate a new password at
+least :data:`MIN_PASSWORD_SCORE` (3 of 4, "safely unguessable"). It reads the first
+:data:`STRENGTH_CHECKED_CHARS` characters, its own limit.
+
 Passwords are hashed with argon2id through argon2-cffi's ``PasswordHasher`` (its
 defaults follow RFC 9106); hashing runs in a worker thread so the web app's event
 loop keeps serving while it works. Account changes write an :class:`AuditEvent`
@@ -28,6 +34,12 @@ from bot.store.models import ApiToken, AuditEvent, AuditKind, StaffRole, StaffUs
 HASHER = PasswordHasher()
 MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = 1024
+#: zxcvbn's score (0 to 4) a new password needs: 3 is "safely unguessable" against online guessing.
+MIN_PASSWORD_SCORE = 3
+#: zxcvbn refuses longer input; a password whose first 72 characters are strong is strong.
+STRENGTH_CHECKED_CHARS = 72
+#: Words a password should not be built from: this project's own vocabulary.
+PROJECT_WORDS = ("dashboard", "clinic", "physio", "physiotherapy", "needling", "dryneedling", "staff", "admin")
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
 _DUMMY_HASH: Optional[str] = None
 
@@ -62,6 +74,28 @@ def check_password(password: str, username: str) -> None:
     username = normalise_username(username)
     if password.strip().lower() == username or (len(username) >= 4 and username in password.lower()):
         raise AccountError("A password cannot contain the username.")
+    check_strength(password, username)
+
+
+def check_strength(password: str, username: str = "") -> None:
+    """:class:`AccountError` if zxcvbn rates ``password`` below :data:`MIN_PASSWORD_SCORE`, saying why."""
+    try:
+        from zxcvbn import zxcvbn  # in the web app's environment (.venv-web) only, with the dashboard
+    except ImportError:
+        # Never accept a password nobody rated: say where the check runs instead.
+        raise AccountError(
+            "Setting a password needs the strength check of the web app's environment: "
+            "run this with .venv-web/bin/python."
+        ) from None
+    rating = zxcvbn(password[:STRENGTH_CHECKED_CHARS], user_inputs=[username, *PROJECT_WORDS])
+    if rating["score"] >= MIN_PASSWORD_SCORE:
+        return
+    feedback = rating.get("feedback") or {}
+    why = (feedback.get("warning") or "").strip()
+    raise AccountError(
+        "This password is too easy to guess" + (f": {why.rstrip('.')}." if why else ".")
+        + " Try a passphrase of four or more unrelated words, or a longer mix of words and symbols."
+    )
 
 
 PASSWORD_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -187,6 +221,7 @@ async def set_password(
     await staff_sessions.end_all_for_user(session, user.id, now)
     kind = AuditKind.staff_password_reset if actor != user.username else AuditKind.staff_password_changed
     audit(session, kind, actor, user)
+    await revoke_tokens(session, user, actor=actor, now=now, reason="password_changed")
 
 
 async def rehash(session: AsyncSession, user: StaffUser, password: str) -> None:
@@ -196,7 +231,7 @@ async def rehash(session: AsyncSession, user: StaffUser, password: str) -> None:
 
 
 async def disable_user(session: AsyncSession, user: StaffUser, *, actor: str, now: Optional[datetime] = None) -> None:
-    """Disable ``user``: no more sign-ins, their live sessions end, their API tokens stop working."""
+    """Disable ``user``: no more sign-ins, their live sessions end, their API tokens are revoked."""
     if user.disabled_at is not None:
         return
     now = now or clock.now()
@@ -204,10 +239,11 @@ async def disable_user(session: AsyncSession, user: StaffUser, *, actor: str, no
     await session.flush()
     ended = await staff_sessions.end_all_for_user(session, user.id, now)
     audit(session, AuditKind.staff_user_disabled, actor, user, sessions_ended=ended)
+    await revoke_tokens(session, user, actor=actor, now=now, reason="account_disabled")
 
 
 async def enable_user(session: AsyncSession, user: StaffUser, *, actor: str) -> None:
-    """Enable ``user`` again (a lockout is lifted too)."""
+    """Enable ``user`` again (a lockout is lifted too); no API token of before comes back to life."""
     if user.disabled_at is None:
         return
     user.disabled_at = None
@@ -215,6 +251,29 @@ async def enable_user(session: AsyncSession, user: StaffUser, *, actor: str) -> 
     user.locked_until = None
     await session.flush()
     audit(session, AuditKind.staff_user_enabled, actor, user)
+    # Disabling revoked them; this also catches tokens of an account disabled before that rule.
+    await revoke_tokens(session, user, actor=actor, reason="account_enabled")
+
+
+async def revoke_tokens(
+    session: AsyncSession, user: StaffUser, *, actor: str, reason: str, now: Optional[datetime] = None,
+) -> int:
+    """Revoke every API token of ``user`` (a password reset, disabling, enabling); returns how many.
+
+    A token is a password that never expires: whoever had one must not keep access
+    past the moment the account's password or standing changed.
+    """
+    now = now or clock.now()
+    found = await session.execute(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)).order_by(ApiToken.id)
+    )
+    revoked = list(found.scalars())
+    for row in revoked:
+        row.revoked_at = now
+        audit(session, AuditKind.api_token_revoked, actor, user, token_id=row.id, name=row.name, reason=reason)
+    if revoked:
+        await session.flush()
+    return len(revoked)
 
 
 async def set_role(session: AsyncSession, user: StaffUser, role: StaffRole, *, actor: str) -> None:
@@ -254,8 +313,14 @@ async def token_count(session: AsyncSession, user_id: int) -> int:
     return int(found.scalar_one())
 
 
-async def mark_signed_in(session: AsyncSession, user: StaffUser) -> None:
-    """A successful sign-in clears the failure count and any expired lock."""
+async def mark_signed_in(session: AsyncSession, user: StaffUser, now: Optional[datetime] = None) -> None:
+    """A successful sign-in clears the failure count and an expired lock.
+
+    A lock still in force stays: the account's owner signing in from their usual
+    address must not hand whoever is guessing from elsewhere a fresh set of tries.
+    """
+    if is_locked(user, now):
+        return
     await session.execute(
         update(StaffUser).where(StaffUser.id == user.id).values(failed_logins=0, locked_until=None)
     )

@@ -2,8 +2,10 @@
 
 A token is shown once when issued; the store keeps only its SHA-256 (the token is
 32 random bytes, so a plain hash is enough). A request made with a token has the
-owner's current role, and stops working when the token is revoked or the owner
-is disabled.
+owner's current role. Tokens are revoked when the owner's password is reset or
+changed, and when the account is disabled or enabled (:mod:`bot.staff.accounts`), so
+re-enabling an account brings none back; and no token works while the owner has a
+password change pending (after a reset, or on a first admin's first sign-in).
 """
 
 from __future__ import annotations
@@ -73,7 +75,10 @@ async def authenticate(session: AsyncSession, token: str, now: datetime) -> Opti
         await session.execute(
             select(ApiToken, StaffUser)
             .join(StaffUser, StaffUser.id == ApiToken.user_id)
-            .where(ApiToken.token_hash == key_hash(token), ApiToken.revoked_at.is_(None), StaffUser.disabled_at.is_(None))
+            .where(
+                ApiToken.token_hash == key_hash(token), ApiToken.revoked_at.is_(None),
+                StaffUser.disabled_at.is_(None), StaffUser.must_change_password.is_(False),
+            )
         )
     ).first()
     if found is None:

@@ -1,13 +1,20 @@
 """Signing in and out of the dashboard, and changing one's own password.
 
-The sign-in form is protected against login CSRF with a double-submit token: the
-form page sets a short-lived ``SameSite=Strict`` cookie and puts the same value in
-the form; a post whose field does not match it is refused. A successful sign-in
-ends any session the browser had and starts a new one (new key, new CSRF token).
+The sign-in form is protected against login CSRF with a signed double-submit token:
+the form page sets a short-lived ``SameSite=Strict`` cookie and puts the same value in
+the form; a post whose field does not match it is refused. The value is signed (HMAC
+with ``SESSION_SECRET``) and carries its issue time, so a cookie planted by a sibling
+site or a man in the middle of plain HTTP, which cannot sign, is refused too. A
+successful sign-in ends any session the browser had and starts a new one (new key,
+new CSRF token) that records the keyed hash of the address it came from: the
+account's usual addresses, which an outsider's failed guesses cannot lock out
+(:mod:`bot.staff.signin`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import secrets
 from typing import Any
@@ -40,6 +47,25 @@ NOTICES = {
 }
 
 
+def login_token(secret: str, issued: int) -> str:
+    """A sign-in form token: a nonce and its issue time (seconds), signed with ``secret``."""
+    body = f"{secrets.token_urlsafe(24)}.{issued}"
+    return f"{body}.{_signature(secret, body)}"
+
+
+def _signature(secret: str, body: str) -> str:
+    return hmac.new(secret.encode("utf-8"), b"staff-login\x00" + body.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def login_token_valid(token: str, secret: str, now: int) -> bool:
+    """Whether ``token`` was signed with ``secret`` and issued less than an hour before ``now``."""
+    body, _, signature = token.rpartition(".")
+    issued = body.rpartition(".")[2]
+    if not body or not issued.isdigit() or not hmac.compare_digest(signature.encode(), _signature(secret, body).encode()):
+        return False
+    return 0 <= now - int(issued) <= LOGIN_COOKIE_SECONDS
+
+
 def _next_path(value: Any) -> str:
     value = value if isinstance(value, str) else ""
     return value if value and value != auth.LOGIN_PATH and auth.SAFE_NEXT.match(value) else ""
@@ -48,7 +74,7 @@ def _next_path(value: Any) -> str:
 def _login_page(request: web.Request, *, status: int = 200, error: str = "", notice: str = "",
                 next_path: str = "", username: str = "") -> web.Response:
     settings = request.config_dict[SETTINGS]
-    token = secrets.token_urlsafe(32)
+    token = login_token(settings.session_secret, int(clock.now().timestamp()))
     response = aiohttp_jinja2.render_template(
         "staff/login.html", request,
         {"csrf_token": token, "error": error, "notice": notice, "next": next_path, "username": username},
@@ -74,10 +100,12 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 async def login_submit(request: web.Request) -> web.StreamResponse:
     """POST /staff/login: check the form, then start a fresh session."""
     form = await request.post()
-    cookie = request.cookies.get(LOGIN_COOKIE, "")
-    if not auth.tokens_match(cookie, str(form.get(auth.CSRF, ""))):
-        return auth.forbidden(request, "The sign-in form was out of date. Reload the page and try again.")
     settings = request.config_dict[SETTINGS]
+    cookie = request.cookies.get(LOGIN_COOKIE, "")
+    given = str(form.get(auth.CSRF, ""))
+    if not (auth.tokens_match(cookie, given)
+            and login_token_valid(given, settings.session_secret, int(clock.now().timestamp()))):
+        return auth.forbidden(request, "The sign-in form was out of date. Reload the page and try again.")
     username = str(form.get("username", ""))[:200]
     password = str(form.get("password", ""))[: accounts.MAX_PASSWORD_CHARS + 1]
     next_path = _next_path(form.get("next"))
@@ -100,6 +128,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             await staff_sessions.end(db, previous.identity, clock.now())
     session = await aiohttp_session.new_session(request)
     session["user_id"] = attempt.user.id
+    session[signin.USUAL_ADDRESS] = signin.address_key(request.remote or "", settings.session_secret)
     logger.info("staff account %s signed in", attempt.user.id)
     target = auth.PASSWORD_PATH if attempt.user.must_change_password else (next_path or HOME)
     response = auth.see_other(target)
@@ -168,6 +197,7 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
     # Every session of the account ended with the change; this browser gets a new one.
     session = await aiohttp_session.new_session(request)
     session["user_id"] = identity.id
+    session[signin.USUAL_ADDRESS] = signin.address_key(request.remote or "", limits.secret)
     return auth.see_other(HOME)
 
 

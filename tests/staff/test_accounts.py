@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bot.staff import accounts, presence, tokens
 from bot.staff import sessions as staff_sessions
-from bot.staff.signin import Limits, Outcome, address_key, authenticate
+from bot.staff.signin import USUAL_ADDRESS, Limits, Outcome, address_key, authenticate, confirm_password, pair_key
 from bot.store.models import AuditEvent, AuditKind, LoginFailure, StaffRole, StaffUser, utcnow
 
 PASSWORD = "a perfectly long password"
@@ -154,9 +154,155 @@ async def test_client_addresses_are_stored_as_a_keyed_hash(sessions):
     async with sessions() as session, session.begin():
         await authenticate(session, "rita", "wrong wrong wrong", address="203.0.113.9", now=utcnow(), limits=LIMITS)
     async with sessions() as session:
-        [row] = (await session.execute(select(LoginFailure))).scalars().all()
-    assert "203.0.113.9" not in row.address_key
-    assert row.address_key == address_key("203.0.113.9", "s") != address_key("203.0.113.9", "other secret")
+        rows = (await session.execute(select(LoginFailure))).scalars().all()
+    user_id = (await _user(sessions, "rita")).id
+    assert sorted(row.address_key for row in rows) == sorted([address_key("203.0.113.9", "s"), pair_key("203.0.113.9", user_id, "s")])
+    assert all("203.0.113.9" not in row.address_key for row in rows)
+    assert address_key("203.0.113.9", "s") != address_key("203.0.113.9", "other secret")
+
+
+async def _user(sessions, username: str) -> StaffUser:
+    async with sessions() as session:
+        return await accounts.get_user(session, username)
+
+
+async def _signed_in_before_from(sessions, user: StaffUser, address: str) -> None:
+    """What the sign-in route does on success: the session records the keyed hash of the address."""
+    async with sessions() as session, session.begin():
+        await staff_sessions.start(session, user.id, now=utcnow(), idle=timedelta(minutes=15),
+                                   lifetime=timedelta(hours=12), data={USUAL_ADDRESS: address_key(address, "s")})
+
+
+async def _attempt(sessions, password: str, address: str, at=None, username="rita") -> Outcome:
+    async with sessions() as session, session.begin():
+        attempt = await authenticate(session, username, password, address=address, now=at or utcnow(), limits=LIMITS)
+    return attempt.outcome
+
+
+async def test_an_outsiders_failures_do_not_lock_staff_out_of_their_usual_address(sessions):
+    user = await create(sessions)
+    await _signed_in_before_from(sessions, user, "10.0.0.1")
+    for _ in range(LIMITS.max_failures):
+        assert await _attempt(sessions, "wrong wrong wrong", "198.51.100.7") is Outcome.invalid
+
+    assert await _attempt(sessions, PASSWORD, "203.0.113.50") is Outcome.locked, "a new address is locked out"
+    assert await _attempt(sessions, PASSWORD, "10.0.0.1") is Outcome.ok, "the usual address still signs in"
+    assert await _attempt(sessions, PASSWORD, "203.0.113.50") is Outcome.locked, "signing in lifted no lock"
+    assert await _attempt(sessions, PASSWORD, "198.51.100.7") is Outcome.locked
+
+
+async def test_failures_from_the_usual_address_still_lock_it(sessions):
+    user = await create(sessions)
+    await _signed_in_before_from(sessions, user, "10.0.0.1")
+    for _ in range(LIMITS.max_failures):
+        assert await _attempt(sessions, "wrong wrong wrong", "10.0.0.1") is Outcome.invalid
+
+    assert await _attempt(sessions, PASSWORD, "10.0.0.1") is Outcome.locked
+    later = utcnow() + LIMITS.lockout + timedelta(minutes=1)
+    assert await _attempt(sessions, PASSWORD, "10.0.0.1", at=later) is Outcome.ok
+
+
+async def test_one_address_locks_an_account_only_for_itself_before_the_account_lock(sessions):
+    user = await create(sessions)
+    await _signed_in_before_from(sessions, user, "10.0.0.1")
+    limits = Limits(max_failures=3, lockout=timedelta(minutes=15), address_max_failures=50,
+                    address_window=timedelta(minutes=15), secret="s")
+    async with sessions() as session, session.begin():
+        for _ in range(3):
+            await authenticate(session, "rita", "wrong wrong wrong", address="10.0.0.1", now=utcnow(), limits=limits)
+    async with sessions() as session, session.begin():
+        assert (await authenticate(session, "rita", PASSWORD, address="10.0.0.1", now=utcnow(), limits=limits)).outcome is Outcome.locked
+
+
+async def test_a_wrong_current_password_from_the_usual_address_is_not_locked_by_an_outsider(sessions):
+    user = await create(sessions)
+    await _signed_in_before_from(sessions, user, "10.0.0.1")
+    for _ in range(LIMITS.max_failures):
+        await _attempt(sessions, "wrong wrong wrong", "198.51.100.7")
+    async with sessions() as session, session.begin():
+        fresh = await session.get(StaffUser, user.id)
+        assert await confirm_password(session, fresh, PASSWORD, address="10.0.0.1", now=utcnow(), limits=LIMITS) is Outcome.ok
+        assert await confirm_password(session, fresh, PASSWORD, address="198.51.100.8", now=utcnow(), limits=LIMITS) is Outcome.locked
+
+
+@pytest.mark.parametrize("password", [
+    "aaaaaaaaaaaa", "password1234", "qwertyuiop123", "123456789012", "abcdefghijkl", "iloveyou2024!",
+    "Password1234!", "dryneedling2024",
+])
+def test_common_passwords_and_patterns_are_refused_with_a_clear_message(password):
+    with pytest.raises(accounts.AccountError, match="too easy to guess"):
+        accounts.check_password(password, "rita")
+
+
+@pytest.mark.parametrize("password", ["a perfectly long password", "kite marble orbit lantern", "Vq3!rT9#mZp2xL"])
+def test_hard_to_guess_passwords_are_accepted(password):
+    accounts.check_password(password, "rita")
+
+
+def test_only_the_first_characters_of_a_very_long_password_are_rated():
+    accounts.check_password("kite marble orbit lantern " * 30, "rita")
+    with pytest.raises(accounts.AccountError, match="too easy to guess"):
+        accounts.check_password("a" * 80 + "kite marble orbit lantern", "rita")
+
+
+async def _token_for(sessions, user: StaffUser, name: str = "export") -> str:
+    async with sessions() as session, session.begin():
+        token, _ = await tokens.issue(session, await session.get(StaffUser, user.id), name, actor="ada")
+    return token
+
+
+async def _token_works(sessions, token: str) -> bool:
+    async with sessions() as session, session.begin():
+        return await tokens.authenticate(session, token, utcnow()) is not None
+
+
+async def test_a_password_reset_revokes_every_api_token_of_the_account(sessions):
+    user = await create(sessions)
+    first, second = await _token_for(sessions, user, "one"), await _token_for(sessions, user, "two")
+    async with sessions() as session, session.begin():
+        await accounts.set_password(session, await session.get(StaffUser, user.id), "another long password",
+                                    actor="ada", must_change=False)
+
+    assert not await _token_works(sessions, first) and not await _token_works(sessions, second)
+    async with sessions() as session:
+        assert all(row.revoked_at is not None for row in await tokens.list_tokens(session, user.id))
+    assert (await audit_kinds(sessions)).count(AuditKind.api_token_revoked) == 2
+
+
+async def test_re_enabling_an_account_does_not_bring_its_tokens_back(sessions):
+    user = await create(sessions)
+    token = await _token_for(sessions, user)
+    async with sessions() as session, session.begin():
+        await accounts.disable_user(session, await session.get(StaffUser, user.id), actor="ada")
+    async with sessions() as session, session.begin():
+        await accounts.enable_user(session, await session.get(StaffUser, user.id), actor="ada")
+
+    assert not await _token_works(sessions, token)
+    assert await _token_works(sessions, await _token_for(sessions, user, "new one"))
+
+
+async def test_enabling_revokes_tokens_left_unrevoked_by_an_older_disable(sessions):
+    user = await create(sessions)
+    token = await _token_for(sessions, user)
+    async with sessions() as session, session.begin():
+        row = await session.get(StaffUser, user.id)
+        row.disabled_at = utcnow()  # disabled the way releases before token revocation did
+    async with sessions() as session, session.begin():
+        await accounts.enable_user(session, await session.get(StaffUser, user.id), actor="ada")
+
+    assert not await _token_works(sessions, token)
+
+
+async def test_no_token_works_while_a_password_change_is_pending(sessions):
+    user = await create(sessions)
+    token = await _token_for(sessions, user)
+    async with sessions() as session, session.begin():
+        (await session.get(StaffUser, user.id)).must_change_password = True
+
+    assert not await _token_works(sessions, token)
+    async with sessions() as session, session.begin():
+        (await session.get(StaffUser, user.id)).must_change_password = False
+    assert await _token_works(sessions, token)
 
 
 async def test_old_address_failures_are_pruned(sessions):
