@@ -2,8 +2,11 @@
 
 Answers are Rasa responses in ``data/responses/*.yml``; each carries
 ``metadata.kb`` (version, last-reviewed date, source ids, a short evidence note
-for staff, and a button title for FAQ topics). Sources are catalogued in
-``bot/knowledge/sources.yml``. :func:`load` reads both and :func:`problems`
+for staff, and a button title for FAQ topics). FAQ answers also carry a ``short``
+version that fits one text message (:func:`short_answers`) and cite a UK source or say
+why none exists (``no_uk_source``). Sources are catalogued in
+``bot/knowledge/sources.yml``, UK ones marked ``uk: true`` and ones kept only for older
+answers marked ``weak`` with the reason. :func:`load` reads both and :func:`problems`
 lists everything a reviewer must fix before the answers go live.
 """
 
@@ -24,8 +27,10 @@ DOMAIN_FILE = REPO_ROOT / "domain.yml"
 FAQ_PREFIX = "utter_faq/"
 PLACEHOLDERS = {
     "clinic_name", "clinic_phone", "clinic_email", "clinic_address", "booking_url",
-    "emergency_number", "price_info", "opening_hours",
+    "emergency_number", "urgent_care", "price_info", "opening_hours",
 }
+# One text message: two concatenated SMS segments of plain (GSM-7) characters.
+SHORT_MAX_CHARS = 320
 # Statements the fact sheet says must never be made (see shared/facts, "must not say").
 FORBIDDEN = [
     (re.compile(r"\b210\b|24[,.]?000"), "unverified '210 studies / 24,000 patients' figure"),
@@ -49,6 +54,10 @@ class Source:
     citation: str
     url: str
     grade: str
+    #: A UK source (professional body, NICE, NHS).
+    uk: bool = False
+    #: Why the source must not back a patient-education answer any more (empty: it may).
+    weak: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,10 @@ class Answer:
     title: str = ""
     follow_up: str = ""
     file: str = ""
+    #: The answer in one text message (FAQ answers).
+    short: str = ""
+    #: Why the answer cites no UK source, where none exists.
+    no_uk_source: str = ""
 
     @property
     def topic(self) -> Optional[str]:
@@ -108,7 +121,8 @@ def load(
     raw_sources = yaml.safe_load(sources_file.read_text(encoding="utf-8"))["sources"]
     for source_id, entry in raw_sources.items():
         kb.sources[source_id] = Source(
-            id=source_id, citation=entry.get("citation", ""), url=entry.get("url", ""), grade=entry.get("grade", "")
+            id=source_id, citation=entry.get("citation", ""), url=entry.get("url", ""), grade=entry.get("grade", ""),
+            uk=bool(entry.get("uk", False)), weak=str(entry.get("weak", "") or ""),
         )
     for path in sorted(responses_dir.glob("*.yml")):
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -125,8 +139,19 @@ def load(
                     title=str(meta.get("title", "")),
                     follow_up=str(meta.get("follow_up", "")),
                     file=path.name,
+                    short=" ".join(str(meta.get("short", "") or "").split()),
+                    no_uk_source=str(meta.get("no_uk_source", "") or ""),
                 )
     return kb
+
+
+def short_answers(kb: Optional[KnowledgeBase] = None) -> dict[str, str]:
+    """The one-text-message version of every answer that has one, by response name.
+
+    The texts hold the same ``{clinic_*}`` placeholders as the full answers.
+    """
+    kb = kb or load()
+    return {name: answer.short for name, answer in kb.answers.items() if answer.short}
 
 
 def problems(kb: KnowledgeBase, topics: Iterable[str], today: Optional[date] = None) -> list[str]:
@@ -171,9 +196,12 @@ def problems(kb: KnowledgeBase, topics: Iterable[str], today: Optional[date] = N
         for placeholder in re.findall(r"\{([^}]*)\}", answer.text):
             if placeholder not in PLACEHOLDERS:
                 found.append(f"{where} uses unknown placeholder {{{placeholder}}}")
+        if answer.topic:
+            found.extend(_faq_problems(kb, answer, where))
         for pattern, label in FORBIDDEN:
-            if pattern.search(answer.text):
-                found.append(f"{where} contains a must-not-say statement: {label}")
+            for text in (answer.text, answer.short):
+                if pattern.search(text):
+                    found.append(f"{where} contains a must-not-say statement: {label}")
     for source_id, source in kb.sources.items():
         if source_id not in used:
             found.append(f"source {source_id} is not cited by any answer")
@@ -181,4 +209,26 @@ def problems(kb: KnowledgeBase, topics: Iterable[str], today: Optional[date] = N
             found.append(f"source {source_id} lacks a citation or URL")
         if source.grade not in {"verified", "secondary"}:
             found.append(f"source {source_id} has grade {source.grade!r} (verified or secondary)")
+    return found
+
+
+def _faq_problems(kb: KnowledgeBase, answer: Answer, where: str) -> list[str]:
+    """What FAQ answers owe beyond every answer: a short version, UK sources, no weak ones."""
+    found = []
+    if not answer.short:
+        found.append(f"{where} has no short (one text message) version")
+    elif len(answer.short) > SHORT_MAX_CHARS:
+        found.append(f"{where} has a short version of {len(answer.short)} characters (at most {SHORT_MAX_CHARS})")
+    for placeholder in re.findall(r"\{([^}]*)\}", answer.short):
+        if placeholder not in PLACEHOLDERS:
+            found.append(f"{where} uses unknown placeholder {{{placeholder}}} in its short version")
+    cited = [kb.sources[s] for s in answer.sources if s in kb.sources]
+    has_uk = any(source.uk for source in cited)
+    if not has_uk and not answer.no_uk_source:
+        found.append(f"{where} cites no UK source and does not say why (no_uk_source)")
+    if has_uk and answer.no_uk_source:
+        found.append(f"{where} cites a UK source but still says it has none (no_uk_source)")
+    for source in cited:
+        if source.weak:
+            found.append(f"{where} cites {source.id}, which is kept only for older answers ({source.weak})")
     return found

@@ -99,3 +99,132 @@ def test_held_out_set_has_at_least_ten_utterances_per_intent():
     counts = Counter(e.intent.split("/")[0] if not e.intent.startswith("faq/") else e.intent
                      for e in read_dir(REPO_ROOT / "tests" / "nlu_holdout"))
     assert all(n >= 10 for n in counts.values()), counts
+
+
+# --- A UK clinic's answers: reading ease, one-text versions, UK sources, the corrections ---
+
+# GSM 03.38 basic alphabet: any other character (a curly quote, an en dash) turns the text
+# into UCS-2, where one SMS holds 70 characters instead of 160.
+GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿"
+    "abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+MIN_READING_EASE = 60
+
+
+def filled(text: str) -> str:
+    """The text as the shipped clinic's patients read it."""
+    from bot.clinic import load_clinic
+
+    return text.format(**load_clinic(REPO_ROOT / "clinic.yml").template_values())
+
+
+def faq_topics() -> list[str]:
+    return sorted(catalog.load().faq)
+
+
+@pytest.mark.parametrize("topic", faq_topics())
+def test_every_faq_answer_reads_easily(kb, topic):
+    import textstat
+
+    long_text, short_text = filled(kb.faq[topic].text), filled(kb.faq[topic].short)
+
+    assert textstat.flesch_reading_ease(long_text) >= MIN_READING_EASE, long_text
+    assert textstat.flesch_reading_ease(short_text) >= MIN_READING_EASE, short_text
+
+
+@pytest.mark.parametrize("topic", faq_topics())
+def test_every_short_version_fits_one_text_message_of_plain_characters(kb, topic):
+    text = filled(kb.faq[topic].short)
+
+    assert 0 < len(text) <= catalog.SHORT_MAX_CHARS, (len(text), text)
+    assert set(text) <= GSM7, set(text) - GSM7
+
+
+def test_short_answers_gives_the_short_version_of_every_faq_answer_by_response_name(kb):
+    shorts = catalog.short_answers(kb)
+
+    assert {f"utter_faq/{topic}" for topic in kb.faq} <= set(shorts)
+    assert shorts["utter_faq/needles_used"] == kb.faq["needles_used"].short
+    assert "\n" not in shorts["utter_faq/needles_used"]
+
+
+def test_short_answers_loads_the_shipped_files_by_default():
+    assert catalog.short_answers()["utter_faq/does_it_hurt"].startswith("Most people")
+
+
+@pytest.mark.parametrize("topic", faq_topics())
+def test_every_faq_answer_cites_a_uk_source_or_says_why_none_exists(kb, topic):
+    answer = kb.faq[topic]
+    uk = [s for s in answer.sources if kb.sources[s].uk]
+
+    assert bool(uk) != bool(answer.no_uk_source), (topic, uk, answer.no_uk_source)
+
+
+def test_most_faq_answers_rest_on_a_uk_source(kb):
+    without = sorted(topic for topic, answer in kb.faq.items() if answer.no_uk_source)
+
+    assert without == ["aftercare", "does_it_hurt", "session_length", "side_effects"]
+
+
+def test_no_faq_answer_cites_a_source_kept_only_for_older_answers(kb):
+    weak = {source.id for source in kb.sources.values() if source.weak}
+
+    assert weak  # the catalogue still lists some for the safety answers
+    for topic, answer in kb.faq.items():
+        assert not weak & set(answer.sources), topic
+
+
+@pytest.mark.parametrize("topic", ["relief_duration", "how_it_works", "conditions_treated", "combine_with_exercise"])
+def test_relief_mechanism_and_conditions_say_it_works_best_alongside_exercise(kb, topic):
+    assert "works best alongside exercise" in kb.faq[topic].text
+    assert "alongside exercise" in kb.faq[topic].short
+
+
+def test_does_it_hurt_does_not_turn_a_side_effect_rate_into_how_many_feel_pain(kb):
+    answer = kb.faq["does_it_hurt"]
+
+    for text in (answer.text, answer.short):
+        assert not re.search(r"\d+\s*(%|in (every )?\d+|of every|out of)", text), text
+
+
+def test_the_electric_shock_feeling_comes_with_tell_your_physiotherapist_at_once(kb):
+    answer = kb.faq["does_it_hurt"]
+
+    assert re.search(r"electric-shock feeling[^.]*tell your physiotherapist at once", answer.text)
+    assert re.search(r"electric-shock feeling[^.]*tell your physio at once", answer.short)
+
+
+def test_the_needles_answer_says_single_use_sterile_and_disposed_of_after_one_use(kb):
+    for text in (kb.faq["needles_used"].text, kb.faq["needles_used"].short):
+        assert "single-use" in text and "sterile" in text and "after one use" in text and "never reused" in text
+
+
+def test_problems_reports_a_missing_uk_source_a_weak_source_and_a_long_short_version(kb):
+    good = kb.faq["relief_duration"]
+    weak = next(source.id for source in kb.sources.values() if source.weak)
+    broken = catalog.KnowledgeBase(sources=dict(kb.sources), domain_responses=kb.domain_responses)
+    broken.answers["utter_faq/relief_duration"] = catalog.Answer(
+        name=good.name, text=good.text, version=2, reviewed=good.reviewed, title=good.title,
+        follow_up="", sources=("gattie2017", weak), short="x" * (catalog.SHORT_MAX_CHARS + 1),
+    )
+
+    found = "\n".join(catalog.problems(broken, ["relief_duration"]))
+
+    assert "cites no UK source and does not say why" in found
+    assert f"cites {weak}, which is kept only for older answers" in found
+    assert f"short version of {catalog.SHORT_MAX_CHARS + 1} characters" in found
+
+
+def test_problems_reports_a_stale_no_uk_source_note_and_a_missing_short_version(kb):
+    good = kb.faq["needles_used"]
+    broken = catalog.KnowledgeBase(sources=dict(kb.sources), domain_responses=kb.domain_responses)
+    broken.answers[good.name] = catalog.Answer(
+        name=good.name, text=good.text, version=2, reviewed=good.reviewed, title=good.title,
+        follow_up="", sources=good.sources, no_uk_source="none found",
+    )
+
+    found = "\n".join(catalog.problems(broken, ["needles_used"]))
+
+    assert "cites a UK source but still says it has none" in found
+    assert "has no short (one text message) version" in found
