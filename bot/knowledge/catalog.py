@@ -31,6 +31,9 @@ PLACEHOLDERS = {
 }
 # One text message: two concatenated SMS segments of plain (GSM-7) characters.
 SHORT_MAX_CHARS = 320
+# A curated answer not reviewed for this long is out of date: the checks fail until a
+# clinician reviews it again (hazard H19 in docs/clinical-safety.md).
+REVIEW_INTERVAL_DAYS = 365
 # Statements the fact sheet says must never be made (see shared/facts, "must not say").
 FORBIDDEN = [
     (re.compile(r"\b210\b|24[,.]?000"), "unverified '210 studies / 24,000 patients' figure"),
@@ -184,6 +187,8 @@ def problems(kb: KnowledgeBase, topics: Iterable[str], today: Optional[date] = N
             found.append(f"{where} has no last-reviewed date")
         elif answer.reviewed > today:
             found.append(f"{where} is reviewed in the future ({answer.reviewed})")
+        elif (today - answer.reviewed).days > REVIEW_INTERVAL_DAYS:
+            found.append(f"{where} is due for review (last reviewed {answer.reviewed}, over {REVIEW_INTERVAL_DAYS} days ago)")
         if answer.topic and not answer.title:
             found.append(f"{where} has no button title")
         if answer.follow_up and answer.follow_up not in set(kb.answers) | kb.domain_responses:

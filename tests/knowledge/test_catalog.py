@@ -228,3 +228,15 @@ def test_problems_reports_a_stale_no_uk_source_note_and_a_missing_short_version(
 
     assert "cites a UK source but still says it has none" in found
     assert "has no short (one text message) version" in found
+
+
+def test_problems_reports_an_answer_not_reviewed_for_over_a_year(kb):
+    from datetime import timedelta
+
+    good = kb.faq["needles_used"]
+    stale = catalog.KnowledgeBase(sources=dict(kb.sources), domain_responses=kb.domain_responses)
+    stale.answers[good.name] = good
+    due = good.reviewed + timedelta(days=catalog.REVIEW_INTERVAL_DAYS + 1)
+
+    assert not any("due for review" in p for p in catalog.problems(stale, ["needles_used"], today=due - timedelta(days=1)))
+    assert any("due for review" in p for p in catalog.problems(stale, ["needles_used"], today=due))
