@@ -29,7 +29,8 @@ PLACEHOLDERS = {
     "clinic_name", "clinic_phone", "clinic_email", "clinic_address", "booking_url",
     "emergency_number", "urgent_care", "price_info", "opening_hours",
 }
-# One text message: two concatenated SMS segments of plain (GSM-7) characters.
+# The longest short version (issue 21's "one SMS"): phones show it as one message, though
+# over 160 plain (GSM-7) characters it travels as two or three joined segments.
 SHORT_MAX_CHARS = 320
 # A curated answer not reviewed for this long is out of date: the checks fail until a
 # clinician reviews it again (hazard H19 in docs/clinical-safety.md).
