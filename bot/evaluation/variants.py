@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from bot.evaluation.nlu import read_dir, read_safety_suite
+from bot.nlp.pipeline import load_patterns
 from bot.settings import REPO_ROOT
 
 SEED = 14
@@ -122,15 +123,12 @@ def faq_seeds() -> list[Seed]:
 
 @lru_cache(maxsize=None)
 def vocabulary(label: str, pattern_dir: Path = PATTERN_DIR) -> dict[str, tuple[str, ...]]:
-    """The curated phrase patterns of one entity label, by category (token patterns skipped)."""
+    """The curated phrase patterns of one entity label (the red-flag catalogue's included), by
+    category (token patterns skipped)."""
     terms: dict[str, list[str]] = {}
-    for path in sorted(pattern_dir.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            item = json.loads(line)
-            if item.get("label") == label and isinstance(item.get("pattern"), str):
-                terms.setdefault(item.get("id") or label.lower(), []).append(item["pattern"].lower())
+    for item in load_patterns(pattern_dir):
+        if item.get("label") == label and isinstance(item.get("pattern"), str):
+            terms.setdefault(item.get("id") or label.lower(), []).append(item["pattern"])
     return {category: tuple(dict.fromkeys(values)) for category, values in terms.items()}
 
 
@@ -342,11 +340,12 @@ CLAUSE_WORDS = frozenset(
 NOUN_HEADS = frozenset(
     "pain pains ache fever fevers lung lungs breath blood chills sweats shivers pressure discomfort "
     "temperature streak streaks pus discharge speech puncture collapse spell episode symptoms cough "
-    "phlegm spit sputum mucus rigors rigours bleeding breathing tingling thorax paralysis syncope".split()
+    "phlegm spit sputum mucus rigors rigours bleeding breathing tingling thorax paralysis syncope "
+    "fragment headache incontinence control".split()
 )
 NOUN_SUFFIXES = ("ness", "ion", "sis", "ity", "thorax", "ysis", "emia", "aemia", "ema", "oma", "itis", "ia", "ism")
 #: Heads that take "a" ("a collapsed lung", "a fainting spell").
-COUNTABLE = frozenset("lung puncture streak spell episode cough collapse".split())
+COUNTABLE = frozenset("lung puncture streak spell episode cough collapse fragment".split())
 #: A first word that makes a phrase a verb phrase, and participles that are adjectives.
 VERB_STARTS = frozenset("lose lost cough spit spat hit drop keep stop".split())
 PARTICIPLE_ADJECTIVES = frozenset("collapsed punctured deflated pierced slurred laboured labored".split())

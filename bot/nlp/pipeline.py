@@ -3,8 +3,9 @@
 No pretrained spaCy model can be downloaded here, so the pipeline starts from
 ``spacy.blank("en")``, adds a lookup lemmatizer (tables from
 ``spacy-lookups-data``, with the corrections in ``data/patterns/lemmas.yml``) and an
-``entity_ruler`` whose patterns live in ``data/patterns/*.jsonl``. Rasa's ``SpacyNLP``
-loads the saved folder by path.
+``entity_ruler`` whose patterns live in ``data/patterns/*.jsonl`` and, for red flags, in the
+red-flag catalogue (``data/safety/red_flags/*.yml``, :mod:`bot.safety.catalogue`). Rasa's
+``SpacyNLP`` loads the saved folder by path.
 
 Phrase patterns match on lemmas, so "pacemaker" also finds "pacemakers" and "passed out"
 finds "passing out": an inflection is never listed by hand. A phrase whose lemma would also
@@ -27,11 +28,14 @@ import spacy
 import yaml
 from spacy.language import Language
 
+from bot.safety.catalogue import catalogue_in
+
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PATTERN_DIR = REPO_ROOT / "data" / "patterns"
 LEMMA_FILE = PATTERN_DIR / "lemmas.yml"
+SAFETY_DIR = REPO_ROOT / "data" / "safety"
 DEFAULT_OUTPUT = REPO_ROOT / "build" / "spacy" / "en_dry_needling"
 
 #: Entity labels the ruler may emit. The first six are the safety screen's health terms
@@ -44,37 +48,44 @@ class PatternError(ValueError):
     """A pattern file line is malformed."""
 
 
-def load_patterns(pattern_dir: Path = PATTERN_DIR) -> list[dict]:
-    """Read and check every ``*.jsonl`` pattern file in ``pattern_dir``.
+def load_patterns(pattern_dir: Path = PATTERN_DIR, safety_dir: Optional[Path] = SAFETY_DIR) -> list[dict]:
+    """Read and check every ``*.jsonl`` pattern file in ``pattern_dir``, then the red-flag
+    catalogue's wordings (``safety_dir``; ``None``: pattern files only).
 
     Raises:
         PatternError: a line is not JSON, lacks ``label``/``pattern``/``id``, uses a
             label outside :data:`LABELS`, or is ``exact`` without a phrase and a ``why``.
     """
-    patterns: list[dict] = []
     files = sorted(pattern_dir.glob("*.jsonl"))
     if not files:
         raise PatternError(f"no pattern files in {pattern_dir}")
+    lines: list[tuple[str, str]] = []
     for path in files:
         for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
             where = f"{path.name}:{lineno}"
             try:
-                item = json.loads(line)
+                lines.append((where, json.loads(line)))
             except json.JSONDecodeError as exc:
                 raise PatternError(f"{where}: not JSON ({exc.msg})") from exc
-            missing = {"label", "pattern", "id"} - item.keys()
-            if missing:
-                raise PatternError(f"{where}: missing {sorted(missing)}")
-            if item["label"] not in LABELS:
-                raise PatternError(f"{where}: unknown label {item['label']!r}")
-            if item.get("exact") and not (isinstance(item["pattern"], str) and str(item.get("why", "")).strip()):
-                raise PatternError(f"{where}: an exact pattern is a phrase and says why")
-            if isinstance(item["pattern"], str):
-                item["pattern"] = item["pattern"].lower()
-            patterns.append(item)
-    return patterns
+    if safety_dir is not None:
+        catalogue = catalogue_in(Path(safety_dir))
+        lines += [(f"red flag {item['id']}", item) for item in catalogue.ruler_patterns()]
+    return [_checked(where, item) for where, item in lines]
+
+
+def _checked(where: str, item: dict) -> dict:
+    missing = {"label", "pattern", "id"} - item.keys()
+    if missing:
+        raise PatternError(f"{where}: missing {sorted(missing)}")
+    if item["label"] not in LABELS:
+        raise PatternError(f"{where}: unknown label {item['label']!r}")
+    if item.get("exact") and not (isinstance(item["pattern"], str) and str(item.get("why", "")).strip()):
+        raise PatternError(f"{where}: an exact pattern is a phrase and says why")
+    if isinstance(item["pattern"], str):
+        item["pattern"] = item["pattern"].lower()
+    return item
 
 
 def load_lemma_corrections(path: Path = LEMMA_FILE) -> dict[str, str]:

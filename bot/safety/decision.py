@@ -16,6 +16,8 @@ from typing import Iterable, Optional, Sequence
 
 import yaml
 
+from bot.safety.catalogue import CATALOGUE_DIR, catalogue_in
+
 #: Where the screen's rule files live: ``SAFETY_RULES_DIR``, or ``data/safety`` of the repository.
 RULES_DIR = Path(os.environ.get("SAFETY_RULES_DIR") or Path(__file__).resolve().parents[2] / "data" / "safety")
 TABLE_FILE = "decision_table.yml"
@@ -63,6 +65,12 @@ class DecisionTable:
     priority: dict[str, str]
     intent: dict[str, str]
     signals: frozenset = field(default_factory=frozenset)
+    #: Rows of the ``signals`` section: a finding sets a message-wide signal and is still decided by ``rows``.
+    signal_rows: list[Row] = field(default_factory=list)
+
+    def signals_of(self, label: str, category: str, contexts: set[str]) -> set[str]:
+        """The message-wide signals a finding sets (the ``signals`` section)."""
+        return {row.signal for row in self.signal_rows if row.signal and row.fits(label, category, contexts)}
 
     def decide(self, label: str, category: str, contexts: set[str]) -> Optional[Row]:
         """The first row that fits, or ``None``."""
@@ -90,59 +98,76 @@ def _expand(names: Sequence[str], groups: dict[str, list[str]], where: str) -> f
     return frozenset(out)
 
 
-def parse_table(data: dict) -> DecisionTable:
-    """Build the table from its YAML form, checking every row."""
+def parse_table(data: dict, extra_groups: Optional[dict[str, list[str]]] = None) -> DecisionTable:
+    """Build the table from its YAML form, checking every row.
+
+    ``extra_groups`` are groups defined elsewhere (the red-flag catalogue's
+    ``red_flag_always`` / ``red_flag_after_treatment``); the table may not redefine them.
+    """
     try:
         reasons = data["reasons"]
-        groups = data.get("groups") or {}
+        groups = dict(data.get("groups") or {})
         raw_rows = data["rows"]
     except (KeyError, TypeError) as exc:
         raise TableError(f"decision table needs 'reasons' and 'rows' ({exc})") from exc
+    for name, members in (extra_groups or {}).items():
+        if name in groups:
+            raise TableError(f"group {name} is defined by the red-flag catalogue, not the table")
+        groups[name] = list(members)
     severity = tuple(reasons)
-    rows: list[Row] = []
     seen: set[str] = set()
-    for index, item in enumerate(raw_rows):
-        where = f"row {index} ({item.get('id', '?')})"
-        if not item.get("id") or item["id"] in seen:
-            raise TableError(f"{where}: needs a unique id")
-        seen.add(item["id"])
-        if not item.get("rationale"):
-            raise TableError(f"{where}: needs a one-line rationale")
-        reason, signal = item.get("reason"), item.get("signal")
-        if (reason is None) == (signal is None):
-            raise TableError(f"{where}: needs exactly one of reason and signal")
-        if reason is not None and reason not in {REASON_NONE, DEFER} and reason not in severity:
-            raise TableError(f"{where}: unknown reason {reason!r}")
-        if not item.get("finding"):
-            raise TableError(f"{where}: needs finding")
-        unknown = set(item) - {"id", "finding", "when", "any", "unless", "reason", "signal", "rationale"}
-        if unknown:
-            raise TableError(f"{where}: unknown keys {sorted(unknown)}")
-        rows.append(
-            Row(
-                id=item["id"],
-                findings=_expand(item["finding"], groups, where),
-                when=_expand(item.get("when") or [], groups, where),
-                any=_expand(item.get("any") or [], groups, where),
-                unless=_expand(item.get("unless") or [], groups, where),
-                reason=None if reason in (None, REASON_NONE, DEFER) else reason,
-                signal=signal,
-                rationale=item["rationale"],
-                outcome=f"signal:{signal}" if signal else reason,
-            )
-        )
+    rows = [_row(item, f"row {index} ({item.get('id', '?')})", groups, severity, seen) for index, item in enumerate(raw_rows)]
+    signal_rows = [
+        _row(item, f"signal {index} ({item.get('id', '?')})", groups, severity, seen)
+        for index, item in enumerate(data.get("signals") or [])
+    ]
+    if any(not row.signal for row in signal_rows):
+        raise TableError("every entry of 'signals' sets a signal")
     return DecisionTable(
         rows=rows,
         severity=severity,
         priority={name: spec["priority"] for name, spec in reasons.items()},
         intent={name: spec["intent"] for name, spec in reasons.items()},
-        signals=frozenset(row.signal for row in rows if row.signal),
+        signals=frozenset(row.signal for row in rows + signal_rows if row.signal),
+        signal_rows=signal_rows,
+    )
+
+
+def _row(item: dict, where: str, groups: dict, severity: tuple[str, ...], seen: set[str]) -> Row:
+    """One row of the table (or of its ``signals`` section), checked."""
+    if not item.get("id") or item["id"] in seen:
+        raise TableError(f"{where}: needs a unique id")
+    seen.add(item["id"])
+    if not item.get("rationale"):
+        raise TableError(f"{where}: needs a one-line rationale")
+    reason, signal = item.get("reason"), item.get("signal")
+    if (reason is None) == (signal is None):
+        raise TableError(f"{where}: needs exactly one of reason and signal")
+    if reason is not None and reason not in {REASON_NONE, DEFER} and reason not in severity:
+        raise TableError(f"{where}: unknown reason {reason!r}")
+    if not item.get("finding"):
+        raise TableError(f"{where}: needs finding")
+    unknown = set(item) - {"id", "finding", "when", "any", "unless", "reason", "signal", "rationale"}
+    if unknown:
+        raise TableError(f"{where}: unknown keys {sorted(unknown)}")
+    return Row(
+        id=item["id"],
+        findings=_expand(item["finding"], groups, where),
+        when=_expand(item.get("when") or [], groups, where),
+        any=_expand(item.get("any") or [], groups, where),
+        unless=_expand(item.get("unless") or [], groups, where),
+        reason=None if reason in (None, REASON_NONE, DEFER) else reason,
+        signal=signal,
+        rationale=item["rationale"],
+        outcome=f"signal:{signal}" if signal else reason,
     )
 
 
 def load_table(path: Path) -> DecisionTable:
-    """Read ``decision_table.yml``."""
-    return parse_table(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    """Read ``decision_table.yml``, with the emergency groups of the red-flag catalogue beside it."""
+    path = Path(path)
+    groups = catalogue_in(path.parent).groups() if (path.parent / CATALOGUE_DIR).is_dir() else None
+    return parse_table(yaml.safe_load(path.read_text(encoding="utf-8")), groups)
 
 
 @lru_cache(maxsize=1)

@@ -27,10 +27,13 @@ deferred on (fever, numbness with no treatment named) counts as an emergency.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 from bot.safety.verdict import Verdict
+
+if TYPE_CHECKING:
+    from bot.safety.catalogue import Catalogue
 
 INTENT_NAME = "name"
 OUT_OF_SCOPE = "out_of_scope"
@@ -140,3 +143,22 @@ def staff_bound(verdict: Verdict, model: Optional[Mapping[str, Any]] = None) -> 
 def is_emergency(parse_data: Mapping[str, Any]) -> bool:
     """Whether a parsed message gets urgent guidance first (the verdict in ``parse_data["safety"]``)."""
     return ((parse_data.get("safety") or {}).get("reason")) == "emergency"
+
+
+def describe(verdict: Verdict, reason: Optional[str], catalogue: "Catalogue") -> Verdict:
+    """The verdict with what the reply to ``reason`` speaks to: for an emergency, the red-flag
+    class and its care level (999 before 111 when several classes are found); for an adverse
+    event, the after-effect reported, or ``"unplaced"`` when none was found."""
+    red_flag_class = care = adverse_class = None
+    if reason == "emergency":
+        deciding = [e for e in verdict.evidence if e.gives_reason and e.outcome == "emergency"]
+        # A red flag the screen deferred on, made an emergency by the model's adverse-event guess.
+        deciding = deciding or [e for e in verdict.evidence if e.label == "RED_FLAG" and e.outcome == "defer"]
+        classes = [c for c in (catalogue.class_of(e.category, e.label) for e in deciding) if c is not None]
+        chosen = next((c for c in classes if c.care == "999"), classes[0] if classes else None)
+        red_flag_class = chosen.id if chosen else None
+        care = chosen.care if chosen else "999"
+    elif reason == "adverse_event":
+        reported = [e for e in verdict.evidence if e.gives_reason and e.outcome == "adverse_event" and e.label == "SYMPTOM"]
+        adverse_class = reported[0].category if reported else "unplaced"
+    return replace(verdict, red_flag_class=red_flag_class, care=care, adverse_class=adverse_class)

@@ -35,7 +35,8 @@ from spacy.tokens import Doc
 from bot.safety.context import ConText, load_rules
 from bot.safety.decision import RULES_DIR, TABLE_FILE, DecisionTable, default_table, load_table
 from bot.safety.findings import FindingMatcher, load_patterns
-from bot.safety.routing import is_emergency  # noqa: F401  (re-exported: evaluation and actions read it here)
+from bot.safety.catalogue import Catalogue, catalogue_in
+from bot.safety.routing import describe, is_emergency  # noqa: F401  (is_emergency re-exported: evaluation and actions read it here)
 from bot.safety.verdict import Evidence, Verdict
 
 NORMALISE_FILE = "normalise.yml"
@@ -149,6 +150,7 @@ class Screen:
         self.findings = FindingMatcher(load_patterns(rules_dir / FINDINGS_FILE), nlp.vocab)
         self.context = ConText(load_rules(rules_dir / CONTEXT_FILE), nlp.vocab)
         self.table: DecisionTable = load_table(rules_dir / TABLE_FILE)
+        self.catalogue: Catalogue = catalogue_in(rules_dir)
         self._sentencizer = Sentencizer()
 
     @staticmethod
@@ -179,6 +181,11 @@ class Screen:
         # a treatment happened relates to it, what they said before it need not
         # ("I'm drained after my shift. Bit sore after yesterday's needling").
         signals: dict[str, int] = {}
+        # Message-wide signals of the table's ``signals`` section ("I'm on warfarin") hold
+        # from the start of the message.
+        for finding in found:
+            for name in self.table.signals_of(finding.label, finding.category, finding.categories):
+                signals[name] = 0
         evidence: dict[int, Evidence] = {}
         ordered = sorted(range(len(found)), key=lambda i: found[i].label != "TREATMENT_LINK")
         for index in ordered:
@@ -207,7 +214,7 @@ class Screen:
         if any(f.label == "TREATMENT_MENTION" for f in found):
             signals.add("TREATMENT_MENTIONED")
         third_party = "OTHER_PERSON" in categories
-        return Verdict(
+        verdict = Verdict(
             reason=reason,
             priority=self.table.priority.get(reason) if reason else None,
             evidence=[e for e in items if e.label not in {"TREATMENT_MENTION"}],
@@ -216,6 +223,7 @@ class Screen:
             signals=sorted(signals),
             rationale=self._rationale(deciding),
         )
+        return describe(verdict, reason, self.catalogue)
 
     def _rationale(self, evidence: Optional[Evidence]) -> Optional[str]:
         if evidence is None:

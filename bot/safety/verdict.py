@@ -47,6 +47,15 @@ class Verdict:
     signals: list[str] = field(default_factory=list)
     #: The rationale of the row that gave the reason.
     rationale: Optional[str] = None
+    #: For an emergency: the red-flag catalogue's class (``breathing``, ``stroke`` ...; ``None``
+    #: when no class fits, e.g. "should I go to A&E?") and its care level (``"999"``, ``"111"``).
+    red_flag_class: Optional[str] = None
+    care: Optional[str] = None
+    #: For an adverse event: the after-effect reported (``soreness``, ``bruising`` ...), or
+    #: ``"unplaced"`` when a new symptom after a treatment fits no known after-effect.
+    adverse_class: Optional[str] = None
+    #: The message's language (ISO 639-1), ``"en"`` when English or undetermined.
+    language: str = "en"
 
     @property
     def staff_bound(self) -> bool:
@@ -81,6 +90,10 @@ class Verdict:
             "third_party": self.third_party,
             "signals": list(self.signals),
             "rationale": self.rationale,
+            "red_flag_class": self.red_flag_class,
+            "care": self.care,
+            "adverse_class": self.adverse_class,
+            "language": self.language,
             "cleared": self.cleared,
             "evidence": [e.as_dict() for e in self.evidence],
             "matched_terms": self.matched_terms,

@@ -108,7 +108,8 @@ def test_mild_expected_after_effects_are_left_to_the_faq(nlp, text):
         ("bit sore after needling but the bruise is getting bigger", "adverse_event"),
         ("a little bruise from the needles 3 weeks ago that hasn't faded", "adverse_event"),
         ("felt really emotional and teary after the session", "adverse_event"),
-        ("i think part of the needle broke off in my calf", "adverse_event"),
+        # Part of a needle left in the body is a red flag (retained_needle): A&E, not aftercare.
+        ("i think part of the needle broke off in my calf", "emergency"),
         ("the bruise on my thigh keeps spreading", "adverse_event"),
         ("tiny bruises all over my back after the session, is that normal", "adverse_event"),
         ("a bit sore 4 days after the needling, normal?", "adverse_event"),
