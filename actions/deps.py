@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any, Optional
 
 from bot.clinic import Clinic, load_clinic
+from bot.escalation import record
 from bot.escalation.service import EscalationService
 from bot.knowledge.catalog import KnowledgeBase, load
 from bot.settings import Settings
@@ -57,13 +58,5 @@ def use_service(replacement: Optional[EscalationService]) -> None:
 
 
 def transcript(events: list[dict[str, Any]], limit: int = 60) -> list[dict[str, Any]]:
-    """The conversation so far as a list of turns, for the escalation record."""
-    turns: list[dict[str, Any]] = []
-    for event in events:
-        kind = event.get("event")
-        if kind == "user":
-            intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
-            turns.append({"from": "patient", "text": event.get("text") or "", "time": event.get("timestamp"), "intent": intent})
-        elif kind == "bot" and event.get("text"):
-            turns.append({"from": "assistant", "text": event.get("text"), "time": event.get("timestamp")})
-    return turns[-limit:]
+    """The conversation so far as a list of turns, for the escalation record (:func:`bot.escalation.record.transcript`)."""
+    return record.transcript(events, limit)

@@ -16,7 +16,7 @@ message. Unusually many new escalations in an hour are logged and audited.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Iterable, Optional
 
@@ -168,6 +168,11 @@ class EscalationService:
                 session, AuditKind.consent_given, escalation_id=escalation_id, sender_id=data.sender_id,
                 detail={"contact_method": data.contact_method},
             )
+        elif data.consent_given is False:
+            await repo.add_audit(
+                session, AuditKind.consent_declined, escalation_id=escalation_id, sender_id=data.sender_id,
+                detail={"reason": data.reason.value},
+            )
         if recovered:
             await repo.add_audit(
                 session, AuditKind.recovered_from_spool, escalation_id=escalation_id, sender_id=data.sender_id
@@ -196,3 +201,13 @@ class EscalationService:
                 await repo.add_audit(
                     session, AuditKind.consent_declined, sender_id=sender_id, detail={"reason": reason}
                 )
+
+    async def declined_on_record(self, data: EscalationInput) -> Outcome:
+        """Record on an incident's escalation that the patient declined to be contacted.
+
+        An adverse event or emergency stays recorded whatever the patient chooses;
+        ``consent_given`` becomes ``False`` (staff may not contact them) and the audit
+        log gets ``consent_declined`` with the escalation's id. Spooled like any
+        escalation when the store fails.
+        """
+        return await self.escalate(replace(data, consent_given=False))
