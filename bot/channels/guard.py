@@ -12,10 +12,14 @@
   ``ConversationPaused``), where Rasa logs the message and a person answers it;
   even then a red flag (the safety screen's ``safety.reason`` is ``emergency``)
   gets the urgent guidance at once, as it would from the assistant.
+* Rasa's handling of a message runs in its own task, shielded from the request: a
+  REST client that disconnects mid-turn (Sanic cancels its handler) never cancels the
+  processing, so the patient's message, and the escalation it triggers, are kept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import unicodedata
@@ -234,6 +238,16 @@ def is_red_flag(parse_data: Dict[str, Any]) -> bool:
     return isinstance(safety, dict) and safety.get("reason") == "emergency"
 
 
+async def _process(on_new_message: OnNewMessage, message: UserMessage) -> None:
+    """Rasa's handling of one message; a failure is logged here (the guard answers the patient)."""
+    try:
+        await on_new_message(message)
+    except Exception:  # noqa: BLE001 - any failure must still answer the patient
+        logger.exception(
+            "processing failed for sender %s on channel %s", short_id(message.sender_id), message.input_channel
+        )
+
+
 def guard(
     on_new_message: OnNewMessage, clinic: Clinic, max_chars: int, held: Optional[HeldBy] = None,
     urgent_guidance: str = "", paused: Optional[IsPaused] = None,
@@ -266,13 +280,20 @@ def guard(
         turn = Turn()
         token = _current_turn.set(turn)
         try:
-            await on_new_message(message)
-        except Exception:  # noqa: BLE001 - any failure must still answer the patient
-            logger.exception(
-                "processing failed for sender %s on channel %s", short_id(message.sender_id), message.input_channel
-            )
+            # Its own task (it copies the context, so the watch still sees this turn), shielded:
+            # a client that disconnects cancels this handler, never the processing, so the
+            # patient's message and whatever it triggered are kept in the tracker.
+            processing = asyncio.ensure_future(_process(on_new_message, message))
         finally:
             _current_turn.reset(token)
+        try:
+            await asyncio.shield(processing)
+        except asyncio.CancelledError:
+            logger.warning(
+                "the client of sender %s went away mid-turn; the message is still processed and kept",
+                short_id(message.sender_id),
+            )
+            raise
         latest = None if out.sent or turn.action_failed else await _held_by_staff(held, message.sender_id)
         if latest is not None:
             logger.info("sender %s is talking to staff: no automated reply", short_id(message.sender_id))

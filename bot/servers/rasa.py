@@ -6,6 +6,9 @@ in-process with Rasa's own ``serve_application``:
 * on ``BIND_HOST``/``RASA_PORT``, channels from ``credentials.yml``;
 * with no app-wide CORS: the channels apply the origin allow-list themselves,
   once (``bot/channels``);
+* with the action server called through :mod:`bot.servers.action_client`: a short
+  timeout (``ACTION_TIMEOUT_SECONDS``), and an emergency spooled by this process
+  itself when the action server is down, hung or failing;
 * with the HTTP API only when ``RASA_API=true`` (nothing in ``make run`` needs
   it; the benchmark does), and then JWT-protected only
   (:mod:`bot.servers.rasa_api`): no ``--auth-token``, which Rasa reads from URLs.
@@ -53,6 +56,16 @@ async def reinstall_privacy_filter(_app: Sanic, _loop: AbstractEventLoop) -> Non
         logger.debug("privacy filter installed on %d late log handlers", added)
 
 
+def guarded_action_endpoint(endpoint: Any, settings: Settings) -> Any:
+    """The action endpoint with a short timeout and the Rasa-side fallback (:mod:`bot.servers.action_client`)."""
+    from bot.escalation.spool import Spool
+    from bot.servers.action_client import GuardedActionEndpoint, LocalFallback
+
+    if endpoint is None:
+        return None
+    return GuardedActionEndpoint(endpoint, settings.action_timeout_seconds, LocalFallback(Spool(settings.spool_dir)))
+
+
 def main() -> None:
     """Serve the assistant's Rasa model until stopped."""
     settings = process.start()
@@ -69,14 +82,15 @@ def main() -> None:
     configure_structlog(level)
     setup_tf_environment()
     privacy.install()
-    endpoints = write_endpoints(settings)
+    endpoints = AvailableEndpoints.read_endpoints(str(write_endpoints(settings)))
+    endpoints.action = guarded_action_endpoint(endpoints.action, settings)
     serve_application(
         model_path=str(newest_model()),
         interface=settings.bind_host,
         port=settings.rasa_port,
         credentials=str(CREDENTIALS),
         cors=None,
-        endpoints=AvailableEndpoints.read_endpoints(str(endpoints)),
+        endpoints=endpoints,
         server_listeners=[
             (limit_request_size, "before_server_start"),
             (reinstall_privacy_filter, "before_server_start"),

@@ -1,0 +1,186 @@
+"""The Rasa server's calls to the action server: short, and never the end of an urgent reply.
+
+Rasa waits up to five minutes for a custom action. A patient in danger cannot, so the
+Rasa server (:mod:`bot.servers.rasa`) calls the action server through
+:class:`GuardedActionEndpoint`:
+
+* every call is bounded by ``ACTION_TIMEOUT_SECONDS``;
+* when a call times out, the connection is refused, or the action server answers
+  with an error other than a form's rejection (400), the actions that matter are
+  answered here, in the Rasa process (:class:`LocalFallback`): the session's
+  disclosure; an emergency or adverse event is written to the escalation spool
+  (:mod:`bot.escalation.spool`, the same locked file the web app replays into the
+  store) and the patient is given the clinic's phone number; a contact form's
+  result and a declined offer are spooled the same way. Any other action fails as
+  before and the channel's guard sends its true fallback message;
+* after a timeout the action server is skipped for :data:`RETRY_AFTER_SECONDS`, so a
+  hung action server costs one timeout, not one per action.
+
+The urgent guidance itself never depends on this: it is a response the Rasa server
+renders before any custom action runs (``utter_adverse_event``, :mod:`bot.nlg`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable, Optional
+
+import aiohttp
+from rasa.utils.endpoints import ClientResponseError, EndpointConfig
+
+from bot.escalation import record
+from bot.escalation.spool import Spool
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 15.0
+#: The action server refused the action's input (a form's validation): Rasa handles it, not us.
+REJECTED = 400
+FORM_SLOTS = ("contact_name", "contact_method", "contact_detail", "contact_consent", "requested_slot")
+
+
+class ActionServerUnavailable(aiohttp.ClientConnectionError):
+    """The action server could not run an action and nothing here answers for it."""
+
+
+def slot_event(name: str, value: Any) -> dict[str, Any]:
+    """A ``SlotSet`` event in Rasa's wire format."""
+    return {"event": "slot", "name": name, "value": value}
+
+
+def form_stopped() -> list[dict[str, Any]]:
+    """Events that end the contact form and clear its answers."""
+    return [{"event": "active_loop", "name": None}] + [slot_event(name, None) for name in FORM_SLOTS]
+
+
+class LocalFallback:
+    """What the Rasa process does itself for an action the action server could not run."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self.replies: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "action_session_start": self.session_start,
+            "action_handle_adverse_event": self.incident,
+            "action_submit_escalation": self.submit,
+            "action_stop_contact": self.stop_contact,
+            "action_decline_contact": self.decline_contact,
+        }
+
+    def handles(self, action: Optional[str]) -> bool:
+        """Whether ``action`` is answered here when the action server cannot run it."""
+        return action in self.replies
+
+    async def reply(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The action server's answer, made here: ``{"events": [...], "responses": [...]}``."""
+        return await self.replies[action](body.get("tracker") or {})
+
+    async def _spool(self, data: Any) -> bool:
+        try:
+            await asyncio.to_thread(self.spool.append, data)
+        except OSError as exc:
+            logger.critical(
+                "the action server was unreachable and a %s escalation could not be spooled either (%s)",
+                data.reason.value, type(exc).__name__,
+            )
+            return False
+        logger.warning("action server unreachable: the Rasa server spooled a %s escalation", data.reason.value)
+        return True
+
+    async def session_start(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The disclosure every conversation opens with."""
+        return {
+            "events": [{"event": "session_started"}, {"event": "action", "name": "action_listen"}],
+            "responses": [{"response": "utter_disclosure"}],
+        }
+
+    async def incident(self, state: dict[str, Any]) -> dict[str, Any]:
+        """An emergency or adverse event: spooled at once, the patient given the clinic's phone number."""
+        reason = "emergency" if record.is_emergency(state) else "adverse_event"
+        trigger = record.trigger_of(state, reason)
+        consent = record.slot(state, "contact_consent")
+        data = record.escalation_input(state, reason, consent, trigger, contact_given=True)
+        kept = await self._spool(data)
+        events = [slot_event(n, v) for n, v in record.incident_slots(state, reason, trigger).items()]
+        events.append(slot_event("escalation_id", None))
+        if reason == "emergency" and (state.get("active_loop") or {}).get("name"):
+            events += form_stopped()
+        if not kept:
+            response = "utter_escalation_failed"
+        elif reason == "emergency":
+            response = "utter_emergency_not_flagged"
+        else:
+            response = "utter_adverse_event_not_recorded"
+        return {"events": events, "responses": [{"response": response}]}
+
+    async def submit(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The completed contact form: spooled with the patient's consent; they get the phone number."""
+        if record.slot(state, "contact_consent") is True:
+            reason = record.slot(state, "escalation_reason") or "human_request"
+            await self._spool(record.escalation_input(state, reason, True))
+        events = form_stopped()[1:] + [slot_event("escalation_reason", None), slot_event("escalation_trigger", None)]
+        return {"events": events, "responses": [{"response": "utter_escalation_failed"}]}
+
+    async def _declined(self, state: dict[str, Any], response: str, stop_form: bool) -> dict[str, Any]:
+        reason = record.slot(state, "escalation_reason")
+        if reason in record.INCIDENT_REASONS:
+            await self._spool(record.escalation_input(state, reason, False, contact_given=True))
+        events = form_stopped() if stop_form else []
+        return {"events": events, "responses": [{"response": response}]}
+
+    async def stop_contact(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The patient stopped the contact form: the incident record notes it."""
+        return await self._declined(state, "utter_contact_stopped", stop_form=True)
+
+    async def decline_contact(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The patient declined the offer to be contacted: the incident record notes it."""
+        return await self._declined(state, "utter_handoff_declined", stop_form=False)
+
+
+class GuardedActionEndpoint(EndpointConfig):
+    """Rasa's action endpoint with a short timeout and the :class:`LocalFallback`."""
+
+    def __init__(self, base: EndpointConfig, timeout: float, fallback: LocalFallback) -> None:
+        super().__init__(
+            base.url, params=base.params, headers=base.headers, basic_auth=base.basic_auth,
+            token=base.token, token_name=base.token_name, cafile=base.cafile, **base.kwargs,
+        )
+        self.timeout = timeout
+        self.fallback = fallback
+        self.skip_until = 0.0
+
+    async def request(  # type: ignore[override]
+        self,
+        method: str = "post",
+        subpath: Optional[str] = None,
+        content_type: Optional[str] = "application/json",
+        compress: bool = False,
+        **kwargs: Any,
+    ) -> Optional[Any]:
+        """Call the action server within the timeout; on failure, answer here or raise."""
+        body = kwargs.get("json") if isinstance(kwargs.get("json"), dict) else {}
+        action = body.get("next_action")
+        if time.monotonic() < self.skip_until:
+            return await self._without_server(action, body, "skipped after a recent timeout")
+        kwargs["timeout"] = aiohttp.ClientTimeout(total=self.timeout)
+        try:
+            return await asyncio.wait_for(
+                super().request(method, subpath, content_type, compress=compress, **kwargs), self.timeout + 0.5
+            )
+        except ClientResponseError as error:
+            if error.status == REJECTED:
+                raise
+            return await self._without_server(action, body, f"answered {error.status}")
+        except asyncio.TimeoutError:
+            self.skip_until = time.monotonic() + RETRY_AFTER_SECONDS
+            return await self._without_server(action, body, f"no answer within {self.timeout:g} s")
+        except aiohttp.ClientError as error:
+            return await self._without_server(action, body, type(error).__name__)
+
+    async def _without_server(self, action: Optional[str], body: dict[str, Any], why: str) -> dict[str, Any]:
+        if action and self.fallback.handles(action):
+            logger.error("action server unavailable for %s (%s): answered by the Rasa server", action, why)
+            return await self.fallback.reply(action, body)
+        logger.error("action server unavailable for %s (%s)", action, why)
+        raise ActionServerUnavailable(f"action server unavailable for {action} ({why})")

@@ -1,0 +1,174 @@
+"""The Rasa server's calls to the action server (bot/servers/action_client.py).
+
+Through Rasa's own ``RemoteAction``: with the action server refusing, hung, or failing, an
+emergency is written to the spool by the Rasa process and the patient gets the clinic's
+phone number and the emergency slots; the wait is bounded by the timeout, and a hung
+action server is then skipped; a form's rejection (400) still reaches Rasa.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from rasa.core.actions.action import RemoteAction
+from rasa.core.channels.channel import CollectingOutputChannel
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import BotUttered, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.utils.endpoints import ClientResponseError, EndpointConfig
+
+from bot.clinic import load_clinic
+from bot.escalation.spool import Spool, decode
+from bot.launch import free_port
+from bot.nlg import ClinicNLG
+from bot.servers.action_client import GuardedActionEndpoint, LocalFallback
+from bot.settings import REPO_ROOT
+from bot.store.models import Priority, Reason
+from tests.support.silent_server import SilentServer
+
+TIMEOUT = 0.5
+PATIENT_TEXT = "my chest is tight and I can't breathe since the needling"
+DOMAIN = Domain.load([str(REPO_ROOT / "domain.yml"), str(REPO_ROOT / "data" / "responses" / "safety.yml")])
+CLINIC = load_clinic(REPO_ROOT / "clinic.yml")
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Spool:
+    return Spool(tmp_path / "spool")
+
+
+def endpoint(url: str, spool: Spool) -> GuardedActionEndpoint:
+    return GuardedActionEndpoint(EndpointConfig(url, headers={"X-Action-Secret": "s"}), TIMEOUT, LocalFallback(spool))
+
+
+def tracker(safety: dict, **slots) -> DialogueStateTracker:
+    parse = {"intent": {"name": "report_adverse_event", "confidence": 1.0}, "entities": [], "safety": safety, "text": PATIENT_TEXT}
+    events = [UserUttered(PATIENT_TEXT, parse["intent"], [], parse, input_channel="rest")]
+    events += [SlotSet(name, value) for name, value in slots.items()]
+    return DialogueStateTracker.from_events("patient-7", events, slots=DOMAIN.slots)
+
+
+async def run(action: str, where: GuardedActionEndpoint, state: DialogueStateTracker) -> list:
+    nlg = ClinicNLG(domain=DOMAIN, clinic=CLINIC)
+    return await RemoteAction(action, where).run(CollectingOutputChannel(), nlg, state, DOMAIN)
+
+
+def texts(events: list) -> str:
+    return " ".join(e.text for e in events if isinstance(e, BotUttered))
+
+
+EMERGENCY = {"reason": "emergency", "red_flag_class": "breathing", "care": "999", "matched_terms": ["breathing:cant breathe"]}
+
+
+async def test_an_emergency_with_the_action_server_down_is_spooled_by_the_rasa_process(spool):
+    events = await run("action_handle_adverse_event", endpoint(f"http://127.0.0.1:{free_port()}/webhook", spool),
+                       tracker(EMERGENCY, contact_name="Ana"))
+
+    assert CLINIC.phone in texts(events) and "couldn't pass this to the clinic team" in texts(events)
+    assert SlotSet("emergency", True) in events and SlotSet("escalation_reason", "emergency") in events
+    [line] = spool.path.read_text().splitlines()
+    record = decode(line)
+    assert (record.sender_id, record.reason, record.priority) == ("patient-7", Reason.emergency, Priority.urgent)
+    assert record.contact_name == "Ana" and record.consent_given is None
+    assert record.trigger["red_flag_class"] == "breathing"
+    assert record.transcript[0]["text"] == PATIENT_TEXT
+
+
+async def test_an_adverse_event_with_the_action_server_down_is_spooled_as_high_priority(spool):
+    safety = {"reason": "adverse_event", "adverse_class": "tingling"}
+    events = await run("action_handle_adverse_event", endpoint(f"http://127.0.0.1:{free_port()}/webhook", spool), tracker(safety))
+
+    assert CLINIC.phone in texts(events)
+    assert SlotSet("escalation_reason", "adverse_event") in events
+    assert decode(spool.path.read_text().splitlines()[0]).priority == Priority.high
+
+
+async def test_a_hung_action_server_costs_one_timeout_then_is_skipped(spool):
+    silent = SilentServer().start()
+    try:
+        where = endpoint(f"http://127.0.0.1:{silent.port}/webhook", spool)
+        started = time.monotonic()
+        first = await run("action_handle_adverse_event", where, tracker(EMERGENCY))
+        first_wait = time.monotonic() - started
+        started = time.monotonic()
+        second = await run("action_session_start", where, tracker({}))
+        second_wait = time.monotonic() - started
+    finally:
+        silent.stop()
+
+    assert TIMEOUT <= first_wait < TIMEOUT + 1.0
+    assert SlotSet("emergency", True) in first
+    assert second_wait < 0.3
+    assert any(isinstance(e, SessionStarted) for e in second)
+    assert "automated assistant" in texts(second)
+    assert spool.pending() == 1
+
+
+async def test_a_declined_offer_with_the_action_server_down_is_noted_on_the_spooled_incident(spool):
+    events = await run("action_decline_contact", endpoint(f"http://127.0.0.1:{free_port()}/webhook", spool),
+                       tracker({}, escalation_reason="adverse_event"))
+
+    assert "No problem" in texts(events)
+    record = decode(spool.path.read_text().splitlines()[0])
+    assert (record.reason, record.consent_given) == (Reason.adverse_event, False)
+
+
+async def action_server(handler) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_post("/webhook", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}/webhook"
+
+
+async def test_a_failing_action_server_gets_the_same_fallback(spool):
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(status=500, text="boom")
+
+    runner, url = await action_server(broken)
+    try:
+        events = await run("action_handle_adverse_event", endpoint(url, spool), tracker(EMERGENCY))
+    finally:
+        await runner.cleanup()
+    assert SlotSet("emergency", True) in events and spool.pending() == 1
+
+
+async def test_a_forms_rejection_still_reaches_rasa(spool):
+    async def rejecting(request: web.Request) -> web.Response:
+        body = {"action_name": "validate_contact_form", "error": "no"}
+        return web.Response(status=400, text=json.dumps(body), content_type="application/json")
+
+    runner, url = await action_server(rejecting)
+    try:
+        with pytest.raises(ClientResponseError):
+            await endpoint(url, spool).request(json={"next_action": "validate_contact_form", "tracker": {}})
+    finally:
+        await runner.cleanup()
+    assert spool.pending() == 0
+
+
+async def test_an_action_with_no_fallback_fails_as_before(spool):
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await endpoint(f"http://127.0.0.1:{free_port()}/webhook", spool).request(
+            json={"next_action": "action_handle_contraindication", "tracker": {}}
+        )
+
+
+async def test_a_working_action_server_answers_as_usual(spool):
+    async def working(request: web.Request) -> web.Response:
+        return web.json_response({"events": [], "responses": [{"response": "utter_emergency_flagged"}]})
+
+    runner, url = await action_server(working)
+    try:
+        events = await run("action_handle_adverse_event", endpoint(url, spool), tracker(EMERGENCY))
+    finally:
+        await runner.cleanup()
+    assert "alerted" in texts(events) and spool.pending() == 0
