@@ -12,7 +12,7 @@ STOP). Routes:
 Every Twilio request must carry a valid ``X-Twilio-Signature`` for the configured
 public URL (``TWILIO_WEBHOOK_URL``), checked with the ``twilio`` package's
 ``RequestValidator``; otherwise 403, logged without the body or the number. A
-malformed request gets 400, a store that cannot be reached 503, never a 500.
+malformed request gets 400, never a 500.
 
 A patient text then goes, in order: a ``MessageSid`` seen before is acknowledged
 and dropped (Twilio retries slow webhooks); STOP/START and their synonyms are
@@ -27,6 +27,15 @@ offered in the last turn select it; the rest goes to Rasa through
 the store (:mod:`bot.messaging.service`) and sent by the SMS outbox
 (:mod:`bot.messaging.outbox`), which runs in this process: the webhook answers
 Twilio with an empty TwiML response at once.
+
+Nothing is lost when the store is down or slow (past ``SMS_STORE_TIMEOUT_SECONDS``):
+Twilio does not retry an incoming text, so the text is spooled to disk
+(:mod:`bot.messaging.inbound_spool`) and the patient is answered at once in the
+webhook's TwiML answer (:mod:`bot.messaging.degraded`): the urgent guidance first for
+a red flag, told from the safety screen's verdict on the text alone. The channel
+replays the spool into the ordinary path when the store answers again. If the store
+fails after the assistant answered, its replies go out in the TwiML answer instead
+of the outbox.
 
 Patient numbers never become Rasa sender ids (each address gets a random
 ``sms-...`` conversation id), log lines or URLs.
@@ -49,19 +58,24 @@ from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
 from bot.channels.caps import MAX_REQUEST_BYTES
-from bot.channels.guard import guard, rate_limited_reply, short_id
+from bot.channels.guard import clean_text, failure_reply, guard, is_red_flag, rate_limited_reply, short_id
+from bot.channels.live_chats import urgent_guidance
 from bot.channels.sms_staff import add_staff_routes
 from bot.clinic import Clinic, load_clinic
 from bot.messaging.addresses import parse_address
 from bot.messaging.choices import selected
+from bot.messaging.degraded import kept_for_later, red_flag_replies, twiml_messages
+from bot.messaging.inbound_spool import InboundSpool, SpooledText
 from bot.messaging.keywords import HELP, OPT_IN, OPT_OUT, keyword_of
 from bot.messaging.outbox import SmsSender
+from bot.messaging.replies import render_turn
 from bot.messaging.service import Intake, SmsService
 from bot.messaging.texts import SmsTexts, load_texts
 from bot.messaging.twilio_api import TwilioApi, status_callback_url
 from bot.privacy import mark_sensitive
 from bot.settings import Settings
 from bot.store.db import bounded, create_engine, session_factory
+from bot.store.models import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +87,12 @@ SIGNATURE_HEADER = "X-Twilio-Signature"
 MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 MAX_MEDIA = 10
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+#: What a store that is down or hanging raises through :func:`bot.store.db.bounded`.
+STORE_ERRORS = (SQLAlchemyError, OSError, asyncio.TimeoutError)
+#: How often the Rasa process tries to replay spooled texts.
+REPLAY_INTERVAL_SECONDS = 5.0
+#: Longest wait for the model's verdict on a text answered without the store.
+PARSE_TIMEOUT_SECONDS = 5.0
 STATUSES = frozenset(
     {"accepted", "scheduled", "queued", "sending", "sent", "delivered", "read", "undelivered", "failed", "canceled"}
 )
@@ -105,6 +125,19 @@ def parse_form(body: bytes) -> Optional[FormParams]:
 def twiml() -> HTTPResponse:
     """An empty TwiML answer: the replies go out through the REST API, not in the webhook's answer."""
     return response.text(EMPTY_TWIML, content_type="text/xml")
+
+
+def twiml_replies(texts: list[str]) -> HTTPResponse:
+    """A TwiML answer that makes Twilio send ``texts`` (used when the outbox cannot take them)."""
+    return response.text(twiml_messages(texts), content_type="text/xml")
+
+
+class NotQueued(Exception):
+    """The assistant answered but the store could not queue the replies; ``parts`` are the texts."""
+
+    def __init__(self, parts: list[str]) -> None:
+        super().__init__("replies not queued")
+        self.parts = parts
 
 
 def refusal(status: int, reason: str) -> HTTPResponse:
@@ -144,6 +177,11 @@ class ClinicSmsInput(InputChannel):
         self._http: Optional[aiohttp.ClientSession] = None
         self._stop = asyncio.Event()
         self._task: Optional[asyncio.Task] = None
+        self.spool = InboundSpool(settings.spool_dir)
+        self._replay_task: Optional[asyncio.Task] = None
+        self._hook: Optional[Blueprint] = None
+        self._on_new_message: Optional[Callable[[UserMessage], Awaitable[Any]]] = None
+        self._urgent_guidance = urgent_guidance(clinic)
 
     @classmethod
     def name(cls) -> Text:
@@ -190,11 +228,18 @@ class ClinicSmsInput(InputChannel):
         )
         self._stop.clear()
         self._task = asyncio.get_running_loop().create_task(self.sender.run_forever(self._stop))
+        self._replay_task = asyncio.get_running_loop().create_task(self._replay_forever())
         logger.info("SMS/WhatsApp channel on; the outbox sender is running")
 
     async def stop(self) -> None:
         """Stop the sender after its current text, and close the HTTP client and the store."""
         self._stop.set()
+        if self._replay_task is not None:
+            try:
+                await asyncio.wait_for(self._replay_task, timeout=30)
+            except asyncio.TimeoutError:
+                self._replay_task.cancel()
+            self._replay_task = None
         if self._task is not None:
             try:
                 await asyncio.wait_for(self._task, timeout=30)
@@ -240,6 +285,8 @@ class ClinicSmsInput(InputChannel):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """The webhook, the status callback, and the sender's lifetime."""
         hook = Blueprint("clinic_sms_webhook", __name__)
+        self._hook = hook
+        self._on_new_message = on_new_message
 
         @hook.listener("after_server_start")
         async def start_sending(app: Any, _loop: Any) -> None:
@@ -289,33 +336,121 @@ class ClinicSmsInput(InputChannel):
         if text is None and media == 0:
             return refusal(400, "Body missing")
         mark_sensitive(address.value, address.number, text or "")
+        spooled = SpooledText(address.value, message_sid, text or "", media, utcnow().isoformat())
         try:
-            intake = await bounded(self.service.take_in(address, message_sid), self.settings.store_timeout_seconds)
-        except (SQLAlchemyError, OSError, asyncio.TimeoutError) as exc:
-            logger.error("could not record an incoming text (%s); answered 503", type(exc).__name__)
-            return refusal(503, "store_unavailable")
+            intake = await bounded(self.service.take_in(address, message_sid), self.settings.sms_store_timeout_seconds)
+        except STORE_ERRORS as exc:
+            logger.error("could not record an incoming text (%s); spooling it and answering without the store",
+                         type(exc).__name__)
+            return await self.answer_without_store(spooled, app)
         if intake.duplicate:
             logger.info("text %s… was already taken in; Twilio retried the webhook", message_sid[:10])
             return twiml()
         try:
             await self.answer(intake, text or "", media, on_new_message, app)
-        except (SQLAlchemyError, OSError, asyncio.TimeoutError) as exc:
-            logger.error(
-                "could not queue the answer to conversation %s (%s)", short_id(intake.sender_id), type(exc).__name__
-            )
+        except NotQueued as failure:
+            logger.error("could not queue the answer to conversation %s; sent it in the webhook's answer",
+                         short_id(intake.sender_id))
+            return twiml_replies(failure.parts)
+        except STORE_ERRORS as exc:
+            logger.error("the store failed before conversation %s was read (%s); spooling the text",
+                         short_id(intake.sender_id), type(exc).__name__)
+            return await self.answer_without_store(spooled, app)
         if self.sender is not None:
             self.sender.wake()
         return twiml()
 
+    async def answer_without_store(self, text: SpooledText, app: Any) -> HTTPResponse:
+        """Spool a text the store could not take, and answer it in the webhook's TwiML (see the module docstring)."""
+        try:
+            self.spool.append(text)
+            kept = True
+        except OSError as exc:
+            kept = False
+            logger.critical("could not spool an incoming text either (%s); the patient was given the clinic's phone",
+                            type(exc).__name__)
+        keyword = keyword_of(text.body, self.texts.keywords)
+        if keyword in (OPT_OUT, OPT_IN):
+            return twiml()  # recorded by the replay, which also sends STOP's one confirmation
+        if keyword == HELP:
+            return twiml_replies([self.texts.render("help", self.clinic)])
+        if text.media and not text.body.strip():
+            return twiml_replies([self.texts.render("media_only", self.clinic)])
+        if await self._red_flag(text.body, app):
+            logger.warning("red flag in a text the store could not take: sent the urgent guidance")
+            return twiml_replies(red_flag_replies(self.clinic, self._urgent_guidance))
+        return twiml_replies([kept_for_later(self.clinic) if kept else failure_reply(self.clinic)])
+
+    async def _red_flag(self, body: str, app: Any) -> bool:
+        """The safety screen's verdict on one text, from the model alone (no conversation, no store)."""
+        cleaned = clean_text(body, self.settings.max_message_chars)
+        agent = getattr(getattr(app, "ctx", None), "agent", None)
+        if cleaned.empty or agent is None:
+            return False
+        try:
+            parsed = await asyncio.wait_for(agent.parse_message(cleaned.text), PARSE_TIMEOUT_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - no verdict: the answer still gives the emergency number
+            logger.error("could not screen a text answered without the store (%s)", type(exc).__name__)
+            return False
+        return is_red_flag(parsed or {})
+
+    # ---- the spool's replay ---------------------------------------------------------------------
+
+    def _app(self) -> Any:
+        try:
+            return next(iter(self._hook.apps)) if self._hook is not None else None
+        except Exception:  # noqa: BLE001 - Sanic raises its own error before the blueprint is registered
+            return None
+
+    async def replay_spool(self) -> int:
+        """Take spooled texts in and answer them as if they had just come; returns how many were handled."""
+        if self.service is None or self._on_new_message is None or not self.spool.pending():
+            return 0
+        return await self.spool.replay(self._replay_one)
+
+    async def _replay_one(self, item: SpooledText) -> None:
+        address = parse_address(item.address)
+        if address is None:
+            logger.error("a spooled text has no usable number; skipped")
+            return
+        mark_sensitive(address.value, address.number, item.body)
+        # ``again``: a take-in abandoned at the time-out may have committed without the text being read.
+        intake = await bounded(
+            self.service.take_in(address, item.message_sid, again=True), self.settings.store_timeout_seconds
+        )
+        try:
+            await self.answer(intake, item.body, item.media, self._on_new_message, self._app())
+        except NotQueued:
+            logger.error("replayed a spooled text for conversation %s but could not queue the answer",
+                         short_id(intake.sender_id))
+        if self.sender is not None:
+            self.sender.wake()
+
+    async def _replay_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.replay_spool()
+            except OSError as exc:
+                logger.error("could not read the SMS spool (%s)", type(exc).__name__)
+            try:
+                await asyncio.wait_for(self._stop.wait(), REPLAY_INTERVAL_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+
     async def answer(self, intake: Intake, text: str, media: int, on_new_message: Callable, app: Any) -> None:
-        """Keywords, opt-outs, limits and media first; then the assistant; then queue the replies."""
+        """Keywords, opt-outs, limits and media first; then the assistant; then queue the replies.
+
+        A store failure before the assistant read the text raises (the caller spools the
+        text); after it, :class:`NotQueued` carries the replies to send another way.
+        """
         service = self.service
+        timeout = self.settings.sms_store_timeout_seconds
         keyword = keyword_of(text, self.texts.keywords)
         if keyword == OPT_OUT:
-            if await service.opt_out(intake):
+            if await bounded(service.opt_out(intake), timeout):
                 logger.info("conversation %s opted out of texts", short_id(intake.sender_id))
             return
-        if keyword == OPT_IN and await service.opt_in(intake):
+        if keyword == OPT_IN and await bounded(service.opt_in(intake), timeout):
             logger.info("conversation %s opted in to texts again", short_id(intake.sender_id))
             return
         if intake.opted_out:
@@ -323,16 +458,16 @@ class ClinicSmsInput(InputChannel):
             return
         intro = [self.texts.render("first_contact", self.clinic)] if intake.first else []
         if keyword == HELP:
-            await service.queue_texts(intake, intro + [self.texts.render("help", self.clinic)])
+            await bounded(service.queue_texts(intake, intro + [self.texts.render("help", self.clinic)]), timeout)
             return
         limit = self.settings.sms_messages_per_minute
         if intake.this_minute > limit:
             logger.warning("rate limit reached for conversation %s", short_id(intake.sender_id))
             if intake.this_minute == limit + 1:
-                await service.queue_texts(intake, intro + [rate_limited_reply(self.clinic)])
+                await bounded(service.queue_texts(intake, intro + [rate_limited_reply(self.clinic)]), timeout)
             return
         if media and not text.strip():
-            await service.queue_texts(intake, intro + [self.texts.render("media_only", self.clinic)])
+            await bounded(service.queue_texts(intake, intro + [self.texts.render("media_only", self.clinic)]), timeout)
             return
         before = [{"text": self.texts.render("media_ignored", self.clinic)}] if media else []
         choice = selected(text, intake.choices)
@@ -347,7 +482,11 @@ class ClinicSmsInput(InputChannel):
         )
         if intro and not any(message.get("utter_action") == DISCLOSURE for message in output.messages):
             before = [{"text": line} for line in intro] + before  # e.g. the guard answered without Rasa
-        await service.queue_turn(intake, before + output.messages)
+        messages = before + output.messages
+        try:
+            await bounded(service.queue_turn(intake, messages), timeout)
+        except STORE_ERRORS as exc:
+            raise NotQueued(render_turn(messages, self.texts.part_chars).parts) from exc
 
     async def delivery_status(self, params: FormParams, ref: Optional[str]) -> HTTPResponse:
         """A signed delivery status callback: record it on the text it is about."""

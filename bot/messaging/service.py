@@ -61,14 +61,21 @@ class SmsService:
         self.clinic = clinic
         self.daily_cap = daily_cap
 
-    async def take_in(self, address: Address, message_sid: str, now: Optional[datetime] = None) -> Intake:
-        """Record a patient text; ``duplicate`` if its ``MessageSid`` was processed before."""
+    async def take_in(
+        self, address: Address, message_sid: str, now: Optional[datetime] = None, *, again: bool = False
+    ) -> Intake:
+        """Record a patient text; ``duplicate`` if its ``MessageSid`` was processed before.
+
+        ``again``: a text replayed from the spool (:mod:`bot.messaging.inbound_spool`), read
+        even if its ``MessageSid`` is recorded: the webhook may have given up on a take-in
+        that committed later, without reading the text.
+        """
         now = now or utcnow()
         async with self.sessions() as session:
             async with session.begin():
                 contact = await store.contact_for(session, address, now)
                 fresh = await store.take_in(session, message_sid, contact.id, now)
-                if not fresh:
+                if not fresh and not again:
                     return Intake(contact.id, contact.sender_id, contact.kind, True, contact.opted_out_at is not None, 0)
                 contact.last_inbound_at = now
                 this_minute = await store.bump(

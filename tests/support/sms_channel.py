@@ -14,6 +14,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import tempfile
+from pathlib import Path
+
 import aiohttp
 from rasa.core.channels.channel import UserMessage, register
 from rasa.core.lock_store import InMemoryLockStore
@@ -23,6 +26,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Sanic
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from bot.channels.twilio_sms import ClinicSmsInput
 from bot.settings import REPO_ROOT, Settings
@@ -39,6 +43,8 @@ MENU = {
         {"title": "Talk to a person", "payload": "/request_human"},
     ],
 }
+#: A text the scripted model calls a red flag (the safety screen's ``safety.reason`` is ``emergency``).
+RED_FLAG = "I can't breathe since the needling"
 LONG = " ".join(
     f"Sentence number {i} of a long answer explains one more thing about dry needling in plain words."
     for i in range(1, 13)
@@ -52,6 +58,7 @@ class ScriptedAgent:
         self.tracker_store = InMemoryTrackerStore(Domain.empty())
         self.lock_store = InMemoryLockStore()
         self.received: list[UserMessage] = []
+        self.parsed: list[str] = []
         self.fail = False
 
     async def handle_message(self, message: UserMessage) -> None:
@@ -67,6 +74,12 @@ class ScriptedAgent:
                     await message.output_channel.send_response(message.sender_id, dict(reply))
             await self.tracker_store.save(tracker)
 
+    async def parse_message(self, text: str) -> dict[str, Any]:
+        """The model alone (what the channel asks when the store is out): the safety verdict of one text."""
+        self.parsed.append(text)
+        safety = {"reason": "emergency", "matched_terms": ["breathing difficulty"]} if text == RED_FLAG else {}
+        return {"text": text, "intent": {"name": "report_adverse_event" if safety else "faq"}, "safety": safety}
+
     @staticmethod
     def script(text: str) -> list[dict[str, Any]]:
         if text == "menu":
@@ -79,7 +92,11 @@ class ScriptedAgent:
 
 
 def sms_settings(db_url: str, port: int, fake: FakeTwilio, **overrides: Any) -> Settings:
+    database = make_url(db_url).database if db_url.startswith("sqlite") else None
+    # The spool of texts the store could not take lives beside the test's store, never in the real var/.
+    var_dir = Path(database).parent / "var" if database else Path(tempfile.mkdtemp(prefix="sms-var-"))
     base = Settings(
+        var_dir=var_dir,
         clinic_config=REPO_ROOT / "clinic.yml",
         database_url=db_url,
         twilio_account_sid=ACCOUNT_SID,
