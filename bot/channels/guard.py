@@ -12,6 +12,10 @@
   ``ConversationPaused``), where Rasa logs the message and a person answers it;
   even then a red flag (the safety screen's ``safety.reason`` is ``emergency``)
   gets the urgent guidance at once, as it would from the assistant.
+* A message in another language (:mod:`bot.safety.languages`) gets, in that language
+  where there is a catalogue, "this assistant answers in English only" with the clinic's
+  phone and the emergency number; a red flag in it gets the urgent guidance in that
+  language first and then goes on to Rasa, so the safety screen and the escalation see it.
 * Rasa's handling of a message runs in its own task, shielded from the request: a
   REST client that disconnects mid-turn (Sanic cancels its handler) never cancels the
   processing, so the patient's message, and the escalation it triggers, are kept.
@@ -31,6 +35,7 @@ from rasa.core.channels.channel import OutputChannel, UserMessage
 
 from bot.clinic import Clinic
 from bot.privacy import mark_sensitive
+from bot.safety.languages import LanguageNet, default_net, identify_for_safety, warm_up
 
 logger = logging.getLogger(__name__)
 
@@ -39,38 +44,6 @@ ALLOWED_PAYLOADS = re.compile(
 )
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
-
-
-ENGLISH_WORDS = frozenset(
-    """a about after am an and any are at be been before but by can could did do does dont for from get got
-    had has have how i if im in is it its ive just like me much my need no not of ok okay on or should so that
-    the there this to too was we what when where which who why will with would yes you your hi hello hey thanks
-    thank please bye help""".split()
-)
-NON_LATIN = re.compile(r"[\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\u0dff\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
-WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
-FOREIGN_MARKS = re.compile("[áéíóúñüöäßçàèìòùâêîôûãõœøåłśźżčřěğş¿¡ÁÉÍÓÚÑÜÖÄÇÀÈÌÒÙÂÊÎÔÛÃÕŒØÅŁŚŹŻČŘĚĞŞ]")
-
-
-def looks_like_another_language(text: str) -> bool:
-    """Whether a message is clearly not English (the assistant answers in English only).
-
-    Mostly non-Latin script, or four or more words with accented letters and not one
-    common English word. Anything less clear (names, drug names, short messages) is
-    left to the model, whose out-of-scope examples include other languages.
-    """
-    letters = [ch for ch in text if ch.isalpha()]
-    if letters and sum(bool(NON_LATIN.match(ch)) for ch in letters) / len(letters) > 0.5:
-        return True
-    raw_words = WORD.findall(text)
-    words = [w.lower().replace("'", "") for w in raw_words]
-    looks_like_a_name = all(w[:1].isupper() for w in raw_words)
-    return (
-        len(words) >= 4
-        and not looks_like_a_name
-        and bool(FOREIGN_MARKS.search(text))
-        and not any(w in ENGLISH_WORDS for w in words)
-    )
 
 
 @dataclass(frozen=True)
@@ -171,13 +144,15 @@ def empty_reply() -> str:
     return "I didn't receive any text. What would you like to know about dry needling?"
 
 
-def other_language_reply(clinic: Clinic) -> str:
-    """What the assistant says to a message in another language."""
-    return (
-        "Sorry, I can only understand English at the moment. "
-        f"Please call {clinic.name} on {clinic.phone} and we will help you. "
-        f"In an emergency, call {clinic.emergency_number}."
-    )
+def language_reply(net: LanguageNet, clinic: Clinic, language: str, key: str) -> str:
+    """Reply ``key`` (``other_language``, ``emergency``, ``emergency_third_party``) in ``language``, else in English."""
+    values = {"clinic_name": clinic.name, "clinic_phone": clinic.phone, "emergency_number": clinic.emergency_number}
+    return net.reply(language, key, values) or net.reply("en", key, values) or ""
+
+
+def other_language_reply(clinic: Clinic, language: str = "en") -> str:
+    """What the assistant says to a message in another language (in that language where it can)."""
+    return language_reply(default_net(), clinic, language, "other_language")
 
 
 def failure_reply(clinic: Clinic) -> str:
@@ -262,6 +237,8 @@ def guard(
         held = _held_from(paused)
 
     _install_watch()
+    net = default_net()
+    warm_up()  # lingua's models load now, not on a patient's first message
 
     async def handle(message: UserMessage) -> None:
         cleaned = clean_text(message.text, max_chars)
@@ -270,9 +247,22 @@ def guard(
         if cleaned.empty:
             await out.send_response(message.sender_id, {"text": empty_reply()})
             return
-        if looks_like_another_language(cleaned.text) and await _held_by_staff(held, message.sender_id) is None:
-            await out.send_response(message.sender_id, {"text": other_language_reply(clinic)})
-            return
+        language = identify_for_safety(cleaned.text, net)
+        if language != "en":
+            reports = [f for f in net.findings(cleaned.text, language) if f.is_report]
+            if reports:
+                # Urgent guidance in the patient's language first (sent past the counter: it is
+                # not Rasa's reply), then on to Rasa, so the screen and the escalation see it.
+                key = "emergency_third_party" if any(f.third_party for f in reports) else "emergency"
+                classes = ",".join(sorted({f.red_flag_class for f in reports}))
+                logger.warning("red flag (%s) in a message in '%s' from sender %s: urgent guidance sent in it",
+                               classes, language, short_id(message.sender_id))
+                await message.output_channel.send_response(
+                    message.sender_id, {"text": language_reply(net, clinic, language, key)}
+                )
+            elif await _held_by_staff(held, message.sender_id) is None:
+                await out.send_response(message.sender_id, {"text": other_language_reply(clinic, language)})
+                return
         if cleaned.payload_blocked:
             logger.info("blocked an intent payload typed by sender %s", short_id(message.sender_id))
         message.text = cleaned.text

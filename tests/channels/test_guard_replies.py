@@ -43,7 +43,7 @@ async def test_a_later_turn_is_not_marked_failed():
     assert [m["text"] for m in out.messages] == ["all good"]
 
 
-async def test_message_in_another_language_gets_an_english_only_reply_with_phone_and_emergency_number():
+async def test_message_in_another_language_gets_the_english_only_reply_in_that_language_with_the_numbers():
     called = []
 
     async def rasa(message: UserMessage) -> None:
@@ -52,13 +52,99 @@ async def test_message_in_another_language_gets_an_english_only_reply_with_phone
     out = CollectingOutputChannel()
     await guard(rasa, CLINIC, 2000)(UserMessage("¿Duele la punción seca?", out, "s1"))
     assert called == []
+    [reply] = [m["text"] for m in out.messages]
+    assert "solo responde en inglés" in reply
+    assert CLINIC.name in reply and CLINIC.phone in reply and CLINIC.emergency_number in reply
+
+
+async def test_a_language_without_a_catalogue_gets_the_english_only_reply_in_english():
+    called = []
+
+    async def rasa(message: UserMessage) -> None:
+        called.append(message.text)
+
+    out = CollectingOutputChannel()
+    await guard(rasa, CLINIC, 2000)(UserMessage("针灸和干针有什么区别", out, "s1"))
+    assert called == []
     assert "only understand English" in out.messages[0]["text"]
     assert CLINIC.phone in out.messages[0]["text"] and CLINIC.emergency_number in out.messages[0]["text"]
 
 
+async def test_a_red_flag_in_another_language_gets_urgent_guidance_in_it_first_and_still_reaches_rasa():
+    called = []
+
+    async def rasa(message: UserMessage) -> None:
+        called.append(message.text)
+        await message.output_channel.send_response(message.sender_id, {"text": "rasa's answer"})
+
+    out = CollectingOutputChannel()
+    await guard(rasa, CLINIC, 2000)(UserMessage("nie moge oddychac od zabiegu", out, "s1"))
+    assert called == ["nie moge oddychac od zabiegu"]
+    urgent, answer = [m["text"] for m in out.messages]
+    assert "natychmiast zadzwonić" in urgent and "A&E" in urgent
+    assert CLINIC.emergency_number in urgent and CLINIC.phone in urgent
+    assert answer == "rasa's answer"
+
+
+async def test_a_red_flag_about_someone_else_speaks_to_the_writer_about_them():
+    async def rasa(message: UserMessage) -> None:
+        await message.output_channel.send_response(message.sender_id, {"text": "rasa's answer"})
+
+    out = CollectingOutputChannel()
+    await guard(rasa, CLINIC, 2000)(UserMessage("mijn man kan niet ademen na zijn behandeling", out, "s1"))
+    assert "voor deze persoon" in out.messages[0]["text"]
+
+
+async def test_a_negated_red_flag_in_another_language_gets_the_english_only_reply_not_the_urgent_one():
+    called = []
+
+    async def rasa(message: UserMessage) -> None:
+        called.append(message.text)
+
+    out = CollectingOutputChannel()
+    await guard(rasa, CLINIC, 2000)(UserMessage("ik heb geen pijn op de borst, mag ik morgen komen?", out, "s1"))
+    assert called == []
+    [reply] = [m["text"] for m in out.messages]
+    assert "alleen in het Engels" in reply
+
+
+async def test_when_rasa_fails_after_urgent_guidance_the_fallback_is_still_sent():
+    async def rasa(message: UserMessage) -> None:
+        raise ConnectionError("model not loaded")
+
+    out = CollectingOutputChannel()
+    await guard(rasa, CLINIC, 2000)(UserMessage("me falta el aire desde la sesión", out, "s1"))
+    urgent, fallback = [m["text"] for m in out.messages]
+    assert "Llame ahora" in urgent
+    assert "technical problem" in fallback
+
+
+async def test_while_staff_hold_the_chat_another_language_reaches_rasa_and_a_red_flag_still_gets_urgent_guidance():
+    called = []
+
+    async def rasa(message: UserMessage) -> None:
+        called.append(message.text)
+
+    async def held(sender_id: str):
+        return {}
+
+    out = CollectingOutputChannel()
+    clinic = Clinic(name="Test Physio", phone="0100 000 000", booking_url="https://x.example", emergency_number="999")
+    handler = guard(rasa, clinic, 2000, held=held)
+    await handler(UserMessage("Hola, ¿cuándo podría venir mañana por la tarde?", out, "s1"))
+    assert out.messages == []
+    await handler(UserMessage("mi marido no puede respirar", out, "s1"))
+    assert called == ["Hola, ¿cuándo podría venir mañana por la tarde?", "mi marido no puede respirar"]
+    assert [m["text"] for m in out.messages] == [
+        "Esto parece urgente. Llame ahora al 999 (el número de emergencias del Reino Unido) por esa persona, "
+        "o llévela a urgencias del hospital más cercano («A&E»). Quédese con ella. Después llame a la clínica "
+        "al 0100 000 000."
+    ]
+
+
 def test_names_drug_names_and_short_messages_are_not_taken_for_another_language():
-    from bot.channels.guard import looks_like_another_language
+    from bot.safety.languages import identify
 
     for text in ["José María García Pérez", "xarelto eliquis warfarin", "tom@example.com", "dry needling cost", "😀😀"]:
-        assert not looks_like_another_language(text), text
-    assert looks_like_another_language("针灸和干针有什么区别")
+        assert identify(text) == "en", text
+    assert identify("针灸和干针有什么区别") == "zh"
