@@ -18,10 +18,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import deps
 from actions.contact_options import chat_reply_possible
 from actions.sms_contact import on_messaging, text_follow_up
-from bot.escalation.service import PRIORITY_FOR
+from bot.escalation import record
 from bot.safety.decision import default_table
 from bot.safety.routing import is_emergency
-from bot.store.models import Reason
 from bot.store.repository import EscalationInput
 
 logger = logging.getLogger(__name__)
@@ -35,22 +34,8 @@ def safety_of(tracker: Tracker) -> Dict[Text, Any]:
 
 
 def trigger_of(tracker: Tracker, reason: str) -> Dict[Text, Any]:
-    """What triggered the escalation: intent, confidence, matched terms."""
-    message = tracker.latest_message
-    safety = safety_of(tracker)
-    intent = message.get("intent") or {}
-    return {
-        "reason": reason,
-        "intent": intent.get("name"),
-        "confidence": intent.get("confidence"),
-        "model_intent": (safety.get("model_intent") or {}).get("name"),
-        "rerouted": bool(safety.get("rerouted")),
-        "matched_terms": safety.get("matched_terms", []),
-        "personal": safety.get("personal"),
-        "third_party": safety.get("third_party"),
-        "message": message.get("text"),
-        "at": datetime.now(timezone.utc).isoformat(),
-    }
+    """What triggered the escalation: intent, confidence, matched terms, the screen's classes."""
+    return record.trigger_of(tracker.current_state(), reason)
 
 
 def pending_reason(tracker: Tracker, new: str) -> str:
@@ -75,23 +60,15 @@ def reset_form() -> List[EventType]:
 
 
 def escalation_input(
-    tracker: Tracker, reason: str, consent: Optional[bool], trigger: Optional[Dict[Text, Any]] = None
+    tracker: Tracker,
+    reason: str,
+    consent: Optional[bool],
+    trigger: Optional[Dict[Text, Any]] = None,
+    *,
+    contact_given: bool = False,
 ) -> EscalationInput:
-    """Build the record from the tracker (transcript snapshot taken now)."""
-    trigger = trigger or tracker.get_slot("escalation_trigger") or trigger_of(tracker, reason)
-    method = tracker.get_slot("contact_method") if consent else None
-    return EscalationInput(
-        sender_id=tracker.sender_id,
-        channel=tracker.get_latest_input_channel() or "unknown",
-        reason=Reason(reason),
-        priority=PRIORITY_FOR[Reason(reason)],
-        trigger=trigger,
-        transcript=deps.transcript(tracker.events),
-        contact_name=tracker.get_slot("contact_name") if consent else None,
-        contact_method=method,
-        contact_detail=tracker.get_slot("contact_detail") if consent else None,
-        consent_given=consent,
-    )
+    """Build the record from the tracker (transcript snapshot taken now; see :mod:`bot.escalation.record`)."""
+    return record.escalation_input(tracker.current_state(), reason, consent, trigger, contact_given=contact_given)
 
 
 def chat_follow_up(possible: bool) -> str:
@@ -121,8 +98,13 @@ class ActionHandleContraindication(Action):
 
 
 class ActionHandleAdverseEvent(Action):
-    """Red flags: urgent guidance first, then an urgent escalation stored at once.
+    """A problem after treatment: recorded at once as an escalation (a clinical incident record).
 
+    The patient has already read the guidance for it: ``utter_adverse_event``, which the
+    Rasa server renders from the screen's verdict before this action runs (:mod:`bot.nlg`).
+    An emergency is urgent and stored with whatever contact the patient already gave; the
+    rules then end any contact form (none is offered after an emergency); any other adverse event is
+    high priority, and the offer to be contacted follows (consent decides only contact).
     Whether it is an emergency is the screen's verdict in the parse data (never recomputed here).
     """
 
@@ -130,24 +112,31 @@ class ActionHandleAdverseEvent(Action):
         return "action_handle_adverse_event"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict) -> List[EventType]:
-        red_flag = is_emergency(tracker.latest_message)
-        if not red_flag:
-            dispatcher.utter_message(response="utter_soreness_advice")
-            return mark_pending(tracker, "adverse_event")
-
-        dispatcher.utter_message(response="utter_red_flag_urgent")
-        trigger = trigger_of(tracker, "emergency")
-        data = escalation_input(tracker, "emergency", consent=tracker.get_slot("contact_consent"), trigger=trigger)
-        outcome = await deps.service().escalate(data)
-        if outcome.stored:
-            dispatcher.utter_message(response="utter_emergency_flagged")
-        else:
-            dispatcher.utter_message(response="utter_emergency_not_flagged")
-        return [
-            SlotSet("escalation_reason", "emergency"),
-            SlotSet("escalation_trigger", trigger),
-            SlotSet("escalation_id", outcome.escalation_id),
-        ]
+        reason = "emergency" if is_emergency(tracker.latest_message) else "adverse_event"
+        trigger = trigger_of(tracker, reason)
+        consent = tracker.get_slot("contact_consent")
+        data = escalation_input(tracker, reason, consent, trigger, contact_given=True)
+        service = deps.service()
+        outcome = await service.escalate(data)
+        values = record.incident_slots(tracker.current_state(), reason, trigger)
+        events: List[EventType] = [SlotSet(name, value) for name, value in values.items()]
+        events.append(SlotSet("escalation_id", outcome.escalation_id))
+        if reason == "emergency":
+            # "Alerted as urgent" only when a notification route exists: the service queued
+            # an urgent notification for each of its transports in the same transaction.
+            if outcome.stored and service.transports:
+                dispatcher.utter_message(response="utter_emergency_flagged")
+            elif outcome.stored:
+                dispatcher.utter_message(response="utter_emergency_stored")
+            elif outcome.spooled:
+                dispatcher.utter_message(response="utter_emergency_not_flagged")
+            else:
+                dispatcher.utter_message(response="utter_escalation_failed")
+        elif not outcome.stored:
+            dispatcher.utter_message(
+                response="utter_adverse_event_not_recorded" if outcome.spooled else "utter_escalation_failed"
+            )
+        return events
 
 
 class ActionHandleHumanRequest(Action):
@@ -190,18 +179,40 @@ class ActionSubmitEscalation(Action):
         ]
 
 
+async def record_declined(tracker: Tracker) -> None:
+    """Note a declined or stopped offer: on the incident's escalation, else in the audit log."""
+    reason = tracker.get_slot("escalation_reason")
+    if reason in record.INCIDENT_REASONS:
+        await deps.service().declined_on_record(escalation_input(tracker, reason, False, contact_given=True))
+    else:
+        await deps.service().consent_declined(tracker.sender_id, reason)
+
+
 class ActionStopContact(Action):
-    """The patient stopped or declined: nothing stored except that decision; phone number given."""
+    """The patient stopped the contact form: an incident stays recorded, with the decision; phone number given.
+
+    After an emergency the reply opens with the emergency line again (:mod:`bot.nlg`).
+    """
 
     def name(self) -> Text:
         return "action_stop_contact"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict) -> List[EventType]:
-        await deps.service().consent_declined(tracker.sender_id, tracker.get_slot("escalation_reason"))
+        await record_declined(tracker)
         dispatcher.utter_message(response="utter_contact_stopped")
-        if tracker.get_slot("escalation_reason") == "emergency":
-            dispatcher.utter_message(response="utter_red_flag_reminder")
         return [ActiveLoop(None)] + reset_form()
+
+
+class ActionDeclineContact(Action):
+    """The patient declined the offer to be contacted: an incident stays recorded, with the decision."""
+
+    def name(self) -> Text:
+        return "action_decline_contact"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict) -> List[EventType]:
+        await record_declined(tracker)
+        dispatcher.utter_message(response="utter_handoff_declined")
+        return []
 
 
 class ActionResetContactDetails(Action):

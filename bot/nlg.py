@@ -3,21 +3,125 @@
 Configured in the endpoints file as ``nlg: {type: bot.nlg.ClinicNLG}``. It runs
 inside the Rasa server, so the placeholders ({clinic_phone}, {booking_url}, ...)
 are filled even when the action server is unreachable.
+
+It also chooses what a patient reporting a problem after treatment reads, in
+the Rasa server, before any custom action runs (issues 20 and 21):
+
+* ``utter_adverse_event`` becomes the text for the safety screen's verdict on the
+  latest message (``latest_message["safety"]``): for an emergency,
+  ``utter_emergency_<red_flag_class>`` (``utter_red_flag_urgent`` when the verdict
+  names no class); otherwise ``utter_adverse_<adverse_class>`` (the neutral
+  ``utter_adverse_event`` when it names none). When the writer reports someone
+  else's symptoms (``third_party``), the ``..._other`` wording is used if there is one.
+* ``{call_now}`` and ``{call_now_short}`` say what to do now: 999 or A&E when the
+  verdict's ``care`` is ``"999"``, NHS 111 when it is ``"111"``, "for them" for
+  someone else.
+* After an emergency (slot ``emergency``), every way out of the conversation
+  (declining, goodbye, stop, thanks) opens with the emergency line again.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Optional, Text
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Text
 
 from rasa.core.nlg import TemplatedNaturalLanguageGenerator
 from rasa.shared.core.domain import Domain
+from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
 from bot.clinic import Clinic, load_clinic
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+#: The response the rules run for a problem after treatment; the verdict picks its text.
+ADVERSE_EVENT = "utter_adverse_event"
+GENERAL_EMERGENCY = "utter_red_flag_urgent"
+REMINDER = "utter_emergency_reminder"
+OTHER_SUFFIX = "_other"
+#: Ways out of the conversation: after an emergency each one repeats the emergency line first.
+EXIT_RESPONSES = frozenset(
+    {"utter_goodbye", "utter_handoff_declined", "utter_contact_stopped", "utter_anything_else", "utter_thank"}
+)
+#: What to do now when a verdict gives no ``care``: the class's usual level, else 999 (the safe default).
+USUAL_CARE = {
+    "infection": "111",
+    "nerve_injury": "111",
+    "retained_needle": "111",
+}
+LIFE_THREATENING = "999"
+
+
+def verdict_of(tracker: DialogueStateTracker) -> Dict[str, Any]:
+    """The safety screen's verdict on the latest message (empty when there is none)."""
+    safety = (tracker.latest_message.parse_data or {}).get("safety") if tracker.latest_message else None
+    return dict(safety) if isinstance(safety, Mapping) else {}
+
+
+def care_of(verdict: Mapping[str, Any]) -> str:
+    """``"999"`` or ``"111"``: the verdict's level of care, else the class's usual one."""
+    care = verdict.get("care")
+    if care in ("999", "111"):
+        return str(care)
+    return USUAL_CARE.get(str(verdict.get("red_flag_class")), LIFE_THREATENING)
+
+
+def call_now(care: str, third_party: bool, emergency_number: str) -> Dict[str, str]:
+    """The "what to do now" phrases for a level of care, spoken to the writer."""
+    if care == "111":
+        if third_party:
+            return {
+                "call_now": f"call NHS 111 for them now, or {emergency_number} if they get worse",
+                "call_now_short": "call NHS 111 for them now",
+            }
+        return {
+            "call_now": f"call NHS 111 now, or {emergency_number} if it gets worse",
+            "call_now_short": "call NHS 111 now",
+        }
+    if third_party:
+        return {
+            "call_now": f"call {emergency_number} for them now, or take them to A&E",
+            "call_now_short": f"call {emergency_number} for them now",
+        }
+    return {
+        "call_now": f"call {emergency_number} now or go to A&E",
+        "call_now_short": f"call {emergency_number} now",
+    }
+
+
+def emergency_candidates(verdict: Mapping[str, Any]) -> list[str]:
+    """The emergency responses for a verdict, best first.
+
+    The class's own text when the verdict's level of care is the class's usual one;
+    otherwise ``utter_emergency_<class>_<care>`` if one is written, and for a "111"
+    verdict the class's own (999) text next: saying 999 when 111 would do is the safe
+    mistake. Last, the general 999 text.
+    """
+    kind = verdict.get("red_flag_class")
+    names: list[str] = []
+    if kind:
+        care = care_of(verdict)
+        if care == USUAL_CARE.get(str(kind), LIFE_THREATENING):
+            names.append(f"utter_emergency_{kind}")
+        else:
+            names.append(f"utter_emergency_{kind}_{care}")
+            if care != LIFE_THREATENING:
+                names.append(f"utter_emergency_{kind}")
+    names.append(GENERAL_EMERGENCY)
+    return names
+
+
+def localised(responses: Mapping[str, Any], name: str, language: Optional[str]) -> str:
+    """The response to use for ``name`` in ``language``.
+
+    The one place a translation would be looked up (``<name>__<language>``); the
+    assistant answers in English today, and an unknown language falls back to it.
+    """
+    if language and language != "en" and f"{name}__{language}" in responses:
+        return f"{name}__{language}"
+    return name
 
 
 class ClinicNLG(TemplatedNaturalLanguageGenerator):
@@ -36,11 +140,42 @@ class ClinicNLG(TemplatedNaturalLanguageGenerator):
             path = (endpoint_config.kwargs.get("clinic_config") if endpoint_config else None) or str(
                 Settings.from_env().clinic_config
             )
-            from pathlib import Path
-
             clinic = load_clinic(Path(path))
         self.clinic = clinic
         self._clinic_values = clinic.template_values()
+
+    async def generate(  # type: ignore[override]
+        self, utter_action: Text, tracker: DialogueStateTracker, output_channel: Text, **kwargs: Any
+    ) -> Optional[Dict[Text, Any]]:
+        """The response, with the adverse-event text chosen by the verdict and the emergency line on every exit."""
+        filled = tracker.current_slot_values()
+        verdict = verdict_of(tracker)
+        name, about = utter_action, filled.get("emergency_info") or {}
+        if utter_action == ADVERSE_EVENT:
+            name, _ = self.adverse_event_response(verdict)
+            about = verdict
+        phrases = call_now(care_of(about), bool(about.get("third_party")), self.clinic.emergency_number)
+        message = self.generate_from_slots(name, filled, output_channel, **{**phrases, **kwargs})
+        if message is not None and utter_action in EXIT_RESPONSES and filled.get("emergency"):
+            reminder = self.generate_from_slots(REMINDER, filled, output_channel, **phrases)
+            if reminder and reminder.get("text"):
+                message["text"] = f"{reminder['text']}\n\n{message.get('text') or ''}".strip()
+        return message
+
+    def adverse_event_response(self, verdict: Mapping[str, Any]) -> tuple[str, bool]:
+        """The response for a problem after treatment, and whether it speaks of someone else."""
+        third_party = bool(verdict.get("third_party"))
+        if verdict.get("reason") == "emergency":
+            name = self._first_written(emergency_candidates(verdict))
+        else:
+            kind = verdict.get("adverse_class")
+            name = self._first_written([f"utter_adverse_{kind}"] if kind else []) or ADVERSE_EVENT
+        if third_party and name + OTHER_SUFFIX in self.responses:
+            name += OTHER_SUFFIX
+        return localised(self.responses, name, verdict.get("language")), third_party
+
+    def _first_written(self, names: list[str]) -> str:
+        return next((name for name in names if name in self.responses), "")
 
     def _response_variables(  # type: ignore[override]
         self, filled_slots: Optional[Dict[Text, Any]], kwargs: Dict[Text, Any]

@@ -13,7 +13,7 @@ Rasa server (:mod:`bot.servers.rasa`) calls the action server through
   store) and the patient is given the clinic's phone number; a contact form's
   result and a declined offer are spooled the same way. Any other action fails as
   before and the channel's guard sends its true fallback message;
-* after a timeout the action server is skipped for :data:`RETRY_AFTER_SECONDS`, so a
+* after a timeout the action server is skipped for :data:`RETRY_AFTER_SECONDS` (5 s), so a
   hung action server costs one timeout, not one per action.
 
 The urgent guidance itself never depends on this: it is a response the Rasa server
@@ -35,7 +35,7 @@ from bot.escalation.spool import Spool
 
 logger = logging.getLogger(__name__)
 
-RETRY_AFTER_SECONDS = 15.0
+RETRY_AFTER_SECONDS = 5.0
 #: The action server refused the action's input (a form's validation): Rasa handles it, not us.
 REJECTED = 400
 FORM_SLOTS = ("contact_name", "contact_method", "contact_detail", "contact_consent", "requested_slot")
@@ -104,8 +104,6 @@ class LocalFallback:
         kept = await self._spool(data)
         events = [slot_event(n, v) for n, v in record.incident_slots(state, reason, trigger).items()]
         events.append(slot_event("escalation_id", None))
-        if reason == "emergency" and (state.get("active_loop") or {}).get("name"):
-            events += form_stopped()
         if not kept:
             response = "utter_escalation_failed"
         elif reason == "emergency":

@@ -11,22 +11,25 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import deps
 from actions.escalation import (
+    ActionDeclineContact,
     ActionHandleAdverseEvent,
     ActionHandleContraindication,
     ActionStopContact,
     ActionSubmitEscalation,
 )
 from bot.escalation.service import Outcome
-from bot.store.models import Reason
+from bot.store.models import Priority, Reason
 
 
 class FakeService:
     """Records escalations; can pretend the database is down."""
 
-    def __init__(self, up: bool = True) -> None:
+    def __init__(self, up: bool = True, transports: tuple[str, ...] = ("email",)) -> None:
         self.up = up
+        self.transports = list(transports)
         self.stored: list[Any] = []
         self.declined: list[tuple[str, Optional[str]]] = []
+        self.declined_on_record_: list[Any] = []
 
     async def escalate(self, data: Any) -> Outcome:
         if not self.up:
@@ -37,6 +40,10 @@ class FakeService:
     async def consent_declined(self, sender_id: str, reason: Optional[str]) -> bool:
         self.declined.append((sender_id, reason))
         return self.up
+
+    async def declined_on_record(self, data: Any) -> Outcome:
+        self.declined_on_record_.append(data)
+        return await self.escalate(data)
 
 
 @pytest.fixture
@@ -68,20 +75,28 @@ RED_FLAG = {
 }
 
 
-async def test_red_flag_gets_urgent_guidance_before_anything_else(service):
+async def test_red_flag_is_stored_as_urgent_and_staff_alert_is_said_only_with_a_route(service):
     dispatcher = CollectingDispatcher()
     events = await ActionHandleAdverseEvent().run(dispatcher, tracker("i cant breathe", "report_adverse_event", RED_FLAG), {})
-    assert responses(dispatcher)[0] == "utter_red_flag_urgent"
-    assert responses(dispatcher)[1] == "utter_emergency_flagged"
-    assert service.stored[0].reason == Reason.emergency
+    # The guidance itself is the Rasa server's utter_adverse_event, sent before this action.
+    assert responses(dispatcher) == ["utter_emergency_flagged"]
+    assert (service.stored[0].reason, service.stored[0].priority) == (Reason.emergency, Priority.urgent)
     assert SlotSet("escalation_reason", "emergency") in events
+    assert SlotSet("emergency", True) in events
 
 
-async def test_red_flag_with_database_down_gives_guidance_and_the_phone_route(service):
+async def test_red_flag_with_no_alert_route_says_it_is_stored_not_alerted(service):
+    service.transports = []
+    dispatcher = CollectingDispatcher()
+    await ActionHandleAdverseEvent().run(dispatcher, tracker("i cant breathe", "report_adverse_event", RED_FLAG), {})
+    assert responses(dispatcher) == ["utter_emergency_stored"]
+
+
+async def test_red_flag_with_database_down_gives_the_phone_route(service):
     service.up = False
     dispatcher = CollectingDispatcher()
     await ActionHandleAdverseEvent().run(dispatcher, tracker("i cant breathe", "report_adverse_event", RED_FLAG), {})
-    assert responses(dispatcher) == ["utter_red_flag_urgent", "utter_emergency_not_flagged"]
+    assert responses(dispatcher) == ["utter_emergency_not_flagged"]
 
 
 async def test_model_routed_adverse_event_with_a_question_shaped_red_flag_is_still_urgent(service):
@@ -95,16 +110,38 @@ async def test_model_routed_adverse_event_with_a_question_shaped_red_flag_is_sti
     safety = {**verdict.as_dict(), "reason": route(verdict, {"name": "report_adverse_event"}).reason}
     dispatcher = CollectingDispatcher()
     await ActionHandleAdverseEvent().run(dispatcher, tracker(text, "report_adverse_event", safety), {})
-    assert responses(dispatcher)[0] == "utter_red_flag_urgent"
+    assert service.stored[0].reason == Reason.emergency
 
 
-async def test_ordinary_soreness_gets_advice_and_nothing_stored_yet(service):
-    safety = {"reason": "adverse_event", "findings": [{"label": "SYMPTOM", "category": "soreness", "negated": False}]}
+async def test_an_emergency_in_the_contact_form_keeps_the_contact_given(service):
+    slots = {"contact_name": "Ana", "contact_method": "phone", "contact_detail": "+442079460958",
+             "requested_slot": "contact_consent", "escalation_reason": "human_request"}
+    state = tracker("i cant breathe", "report_adverse_event", RED_FLAG, slots)
+    state.active_loop = {"name": "contact_form"}
+    events = await ActionHandleAdverseEvent().run(CollectingDispatcher(), state, {})
+    stored = service.stored[0]
+    assert (stored.contact_name, stored.contact_detail, stored.consent_given) == ("Ana", "+442079460958", None)
+    assert "not given" in stored.trigger["contact_permission"]
+    assert SlotSet("emergency", True) in events  # the rules end the form (action_deactivate_loop)
+
+
+async def test_ordinary_soreness_is_recorded_at_once_as_a_high_priority_incident(service):
+    safety = {"reason": "adverse_event", "adverse_class": "soreness"}
     dispatcher = CollectingDispatcher()
     events = await ActionHandleAdverseEvent().run(dispatcher, tracker("still sore", "report_adverse_event", safety), {})
-    assert responses(dispatcher) == ["utter_soreness_advice"]
-    assert service.stored == []
+    assert responses(dispatcher) == []  # the offer to be contacted follows (a rule)
+    [stored] = service.stored
+    assert (stored.reason, stored.priority, stored.consent_given) == (Reason.adverse_event, Priority.high, None)
+    assert stored.trigger["adverse_class"] == "soreness"
     assert SlotSet("escalation_reason", "adverse_event") in events
+    assert not any(isinstance(e, dict) and e.get("name") == "emergency" for e in events)
+
+
+async def test_an_adverse_event_the_store_cannot_take_is_said_to_be_kept(service):
+    service.up = False
+    dispatcher = CollectingDispatcher()
+    await ActionHandleAdverseEvent().run(dispatcher, tracker("bruise", "report_adverse_event", {"reason": "adverse_event"}), {})
+    assert responses(dispatcher) == ["utter_adverse_event_not_recorded"]
 
 
 @pytest.mark.parametrize("personal, expected", [(True, "utter_contraindication_personal"), (False, "utter_contraindication_general")])
@@ -157,9 +194,22 @@ async def test_submit_without_consent_stores_nothing(service):
     assert responses(dispatcher) == ["utter_contact_stopped"]
 
 
-async def test_stop_records_the_declined_consent_and_deactivates_the_form(service):
+async def test_stopping_a_form_for_a_question_records_the_decision_in_the_audit_log(service):
     dispatcher = CollectingDispatcher()
-    events = await ActionStopContact().run(dispatcher, tracker("stop", "stop", {}, {"escalation_reason": "emergency"}), {})
-    assert service.declined == [("patient-1", "emergency")]
+    events = await ActionStopContact().run(dispatcher, tracker("stop", "stop", {}, {"escalation_reason": "human_request"}), {})
+    assert service.declined == [("patient-1", "human_request")]
+    assert service.stored == []
     assert ActiveLoop(None) in events
-    assert responses(dispatcher) == ["utter_contact_stopped", "utter_red_flag_reminder"]
+    # After an emergency the Rasa server's NLG opens this text with the emergency line.
+    assert responses(dispatcher) == ["utter_contact_stopped"]
+
+
+@pytest.mark.parametrize("reason", ["emergency", "adverse_event"])
+@pytest.mark.parametrize("action", [ActionStopContact, ActionDeclineContact])
+async def test_declining_after_an_incident_records_the_decision_on_the_incident(service, reason, action):
+    dispatcher = CollectingDispatcher()
+    await action().run(dispatcher, tracker("no", "deny", {}, {"escalation_reason": reason}), {})
+    [record] = service.declined_on_record_
+    assert (record.reason, record.consent_given) == (Reason(reason), False)
+    assert record.trigger["contact_permission"] == "declined"
+    assert service.declined == []
