@@ -10,7 +10,9 @@ make the action server drop the urgent guidance already composed for the patient
 
 A conversation that repeats a red flag updates its one open escalation (the
 store counts the occurrences) and notifies staff once per episode, not once per
-message. Unusually many new escalations in an hour are logged and audited.
+message. Unusually many new escalations in an hour are logged and audited, and urgent
+escalations without contact details past a client address's hourly cap go into that
+address's one "possible abuse" case (:mod:`bot.escalation.flood`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, Iterable, Optional
 
 from sqlalchemy.orm import sessionmaker
 
+from bot.escalation.flood import FloodGuard
 from bot.escalation.spool import Spool
 from bot.settings import Settings
 from bot.store import repository as repo
@@ -86,12 +89,14 @@ class EscalationService:
         *,
         store_timeout: float = 8.0,
         volume_warning_per_hour: int = 20,
+        urgent_per_address_per_hour: int = 5,
     ) -> None:
         self.sessions = sessions
         self.spool = spool
         self.transports = list(transports)
         self.store_timeout = store_timeout
         self.volume_warning_per_hour = volume_warning_per_hour
+        self.flood = FloodGuard(urgent_per_address_per_hour)
 
     @classmethod
     def from_settings(cls, settings: Settings, sessions: sessionmaker) -> "EscalationService":
@@ -102,6 +107,7 @@ class EscalationService:
             transports(settings),
             store_timeout=settings.store_timeout_seconds,
             volume_warning_per_hour=settings.escalations_per_hour_warning,
+            urgent_per_address_per_hour=settings.urgent_per_address_per_hour,
         )
 
     async def escalate(self, data: EscalationInput) -> Outcome:
@@ -133,14 +139,19 @@ class EscalationService:
     async def _store(self, data: EscalationInput, recovered: bool = False) -> tuple[str, bool]:
         async with self.sessions() as session:
             async with session.begin():
+                routed = await self.flood.route(session, data, utcnow())
+                data = routed.data
                 record, created, raised = await repo.upsert_escalation(session, data)
                 await self._audit(session, record.id, record.priority, data, created, recovered)
                 if created or (raised and record.priority == Priority.urgent):
                     # Once per episode, and once more if it becomes urgent: a red flag repeated
                     # in the same conversation updates the record without notifying again.
                     payload = notification_payload(record.id, data.reason, record.priority, created)
+                    payload.update({"possible_abuse": True} if data.possible_abuse else {})
                     for transport in self.transports:
                         await repo.enqueue_notification(session, record.id, transport, payload, record.priority)
+                if created and routed.capped:
+                    await self.flood.record_cap_reached(session, record.id, routed)
                 if created:
                     await self._watch_volume(session, utcnow())
                 return record.id, created

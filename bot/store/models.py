@@ -130,6 +130,8 @@ class AuditKind(str, enum.Enum):
     sms_opted_in = "sms_opted_in"
     sms_delivery_failed = "sms_delivery_failed"
     sms_reply_refused = "sms_reply_refused"
+    # Flood guard (bot/escalation/flood.py): one client address passed its cap of urgent escalations.
+    urgent_cap_reached = "urgent_cap_reached"
 
 
 class Outcome(str, enum.Enum):
@@ -198,6 +200,10 @@ class Escalation(Base):
     #: Contact attempts so far ("no answer after N attempts").
     attempts = Column(Integer, nullable=False, default=0, server_default="0")
     resolved_at = Column(UTCDateTime)
+    # Flood guard (migration 0007, bot/escalation/flood.py): the keyed hash of the client address the
+    # message came from (never the address), and whether this is the grouped "possible abuse" case.
+    client_key = Column(String(64), index=True)
+    possible_abuse = Column(Boolean, nullable=False, default=False, server_default=text("false"))
 
     notes = relationship("StaffNote", back_populates="escalation", order_by="StaffNote.created_at")
 
@@ -492,3 +498,19 @@ class SmsCounter(Base):
     window = Column(String(16), nullable=False)
     count = Column(Integer, nullable=False, default=0)
     created_at = Column(UTCDateTime, nullable=False, default=utcnow, index=True)
+
+
+class EscalationSource(Base):
+    """One client address (keyed hash) that raised an urgent escalation without contact details.
+
+    Its row is locked by an upsert before the address's urgent escalations of the last hour
+    are counted, so several processes agree on the cap (bot/escalation/flood.py).
+    """
+
+    __tablename__ = "escalation_sources"
+
+    client_key = Column(String(64), primary_key=True)
+    first_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    last_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    #: Urgent escalations this address tried to create without contact details, ever (grouped ones included).
+    attempts = Column(Integer, nullable=False, default=0)

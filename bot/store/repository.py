@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.models import (
+    OPEN_EPISODE,
     PRIORITY_RANK,
     AuditEvent,
     AuditKind,
@@ -51,6 +52,10 @@ class EscalationInput:
     contact_detail: Optional[str] = None
     consent_given: Optional[bool] = None
     triggers_history: list[dict[str, Any]] = field(default_factory=list)
+    #: Keyed hash of the client address the message came from (bot/escalation/flood.py); ``None``: not known.
+    client_key: Optional[str] = None
+    #: The grouped case of a client address past its cap of urgent escalations (bot/escalation/flood.py).
+    possible_abuse: bool = False
 
 
 async def add_audit(
@@ -149,9 +154,13 @@ async def upsert_escalation(session: AsyncSession, data: EscalationInput) -> Ups
             consent_given=data.consent_given,
             consent_at=now if data.consent_given else None,
             occurrences=1,
+            client_key=data.client_key,
+            possible_abuse=data.possible_abuse,
         )
         .on_conflict_do_nothing(
-            index_elements=["sender_id", "reason"], index_where=Escalation.status != Status.resolved
+            # A literal predicate: with a bound parameter, PostgreSQL's generic plan for the prepared
+            # statement (from the sixth run on one connection) cannot infer the partial index.
+            index_elements=["sender_id", "reason"], index_where=OPEN_EPISODE
         )
     )
     await session.execute(statement)
