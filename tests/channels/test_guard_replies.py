@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
 from bot.channels.guard import guard
@@ -148,3 +149,43 @@ def test_names_drug_names_and_short_messages_are_not_taken_for_another_language(
     for text in ["José María García Pérez", "xarelto eliquis warfarin", "tom@example.com", "dry needling cost", "😀😀"]:
         assert identify(text) == "en", text
     assert identify("针灸和干针有什么区别") == "zh"
+
+
+def _catalogue_cases(key: str) -> list[tuple[str, str]]:
+    import yaml
+
+    from bot.safety.languages import LANGUAGES_DIR
+
+    cases = []
+    for path in sorted(LANGUAGES_DIR.glob("*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if key == "examples":
+            cases += [(path.stem, t) for entry in (data.get("classes") or {}).values() for t in entry["examples"]]
+        else:
+            cases += [(path.stem, t) for t in data.get(key) or ()]
+    return cases
+
+
+@pytest.mark.parametrize("code,text", _catalogue_cases("examples"))
+async def test_every_catalogue_red_flag_gets_urgent_guidance_first_and_reaches_rasa(code, text):
+    called = []
+
+    async def rasa(message: UserMessage) -> None:
+        called.append(message.text)
+        await message.output_channel.send_response(message.sender_id, {"text": "rasa's answer"})
+
+    out = CollectingOutputChannel()
+    await guard(rasa, CLINIC, 2000)(UserMessage(text, out, "s1"))
+    assert called == [text]
+    first = out.messages[0]["text"]
+    assert CLINIC.emergency_number in first and "A&E" in first and CLINIC.phone in first
+
+
+@pytest.mark.parametrize("code,text", _catalogue_cases("ordinary"))
+async def test_an_ordinary_message_in_another_language_gets_no_urgent_guidance(code, text):
+    async def rasa(message: UserMessage) -> None:
+        await message.output_channel.send_response(message.sender_id, {"text": "rasa's answer"})
+
+    out = CollectingOutputChannel()
+    await guard(rasa, CLINIC, 2000)(UserMessage(text, out, "s1"))
+    assert all("A&E" not in m["text"] for m in out.messages)

@@ -65,6 +65,7 @@ NOT_EMERGENCIES = [
     for name, entry in data["classes"].items()
     for text in entry.get("not_emergency") or ()
 ]
+ORDINARY = [(code, text) for code, data in CATALOGUES.items() for text in data.get("ordinary") or ()]
 THIRD_PARTY = [(code, text) for code, data in CATALOGUES.items() for text in data.get("third_party_examples") or ()]
 TEMPLATED = [
     (code, name, template.format(report=text))
@@ -164,6 +165,12 @@ def test_catalogue_example_is_found_as_a_report_of_its_class(net, code, name, te
 @pytest.mark.parametrize("code,name,text", NOT_EMERGENCIES, ids=_ids(NOT_EMERGENCIES))
 def test_negated_or_hypothetical_example_is_not_a_report(net, code, name, text):
     assert _reports(net, text, code) == []
+
+
+@pytest.mark.parametrize("code,text", ORDINARY)
+def test_an_ordinary_question_or_mild_after_effect_is_no_red_flag(net, code, text):
+    assert _reports(net, text, code) == []
+    assert identify_for_safety(text, net) in (code, "en")
 
 
 @pytest.mark.parametrize("code,text", THIRD_PARTY)
