@@ -122,6 +122,9 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         "WEB_PORT": str(free_port()),
         # Every test talks from 127.0.0.1: the per-address limit is for the internet, not this suite.
         "RATE_ADDRESS_PER_MINUTE": "100000",
+        # Likewise the cap on urgent escalations per address (bot/escalation/flood.py): every red flag
+        # of the suite comes from 127.0.0.1, and each test checks its own case.
+        "URGENT_PER_ADDRESS_PER_HOUR": "100000",
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(smtp.port),
         "NOTIFY_EMAIL_TO": "team@clinic.example",

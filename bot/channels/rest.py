@@ -13,6 +13,9 @@ in, a JSON list of bot messages out. On top of Rasa's channel:
 * a sender or client address over its rate limit gets a 429 whose body is the
   usual list of bot messages, holding a polite message with the clinic's phone
   number (:mod:`bot.channels.limits`);
+* the message's metadata carries a keyed hash of the client address (set here, never
+  taken from the client), for the cap on urgent escalations per address
+  (:mod:`bot.escalation.flood`);
 * every message passes through :func:`bot.channels.guard.guard`.
 """
 
@@ -34,6 +37,7 @@ from bot.channels.guard import guard, rate_limited_reply, short_id
 from bot.channels.limits import MessageLimits, client_address
 from bot.channels.sessions import is_session_shaped
 from bot.clinic import load_clinic
+from bot.escalation.flood import with_client_key
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -65,6 +69,7 @@ class PatientRestInput(RestInput):
         channel.clinic = load_clinic(settings.clinic_config)
         channel.max_chars = settings.max_message_chars
         channel.cors = CorsPolicy.of(settings.cors_origins)
+        channel.key_secret = settings.session_secret
         channel.limits = MessageLimits.per_minute(
             settings.sender_messages_per_minute, settings.address_messages_per_minute
         )
@@ -115,6 +120,7 @@ class PatientRestInput(RestInput):
             metadata = parse_metadata(body.get("metadata"))
             if metadata is None:
                 return _bad_request("'metadata' is too large")
+            metadata = with_client_key(metadata, client_address(request), self.key_secret)
             if not self.limits.allow(sender, client_address(request)):
                 logger.warning("rate limit reached for REST sender %s", short_id(sender))
                 return response.json(

@@ -18,7 +18,8 @@ socket.io client keeps working. Differences:
 * malformed events are answered or ignored politely instead of raising;
 * ``enter_room`` is awaited (a coroutine since python-socketio 5.10, which Rasa
   3.6's own channel does not await, so its replies never reach the browser);
-* every message passes through :func:`bot.channels.guard.guard`;
+* every message passes through :func:`bot.channels.guard.guard`, its metadata carrying a
+  keyed hash of the client address (for :mod:`bot.escalation.flood`; never the client's own);
 * staff can take a conversation over from the dashboard: the channel attaches a
   :class:`bot.channels.live_chats.LiveChats` to the app for the staff bridge
   (:mod:`bot.channels.staff_bridge`), a paused conversation gets no automated reply
@@ -45,6 +46,7 @@ from bot.channels.limits import MessageLimits, client_address
 from bot.channels.live_chats import ChatLines, LiveChats, urgent_guidance
 from bot.channels.sessions import SessionTokens
 from bot.clinic import load_clinic
+from bot.escalation.flood import with_client_key
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -79,6 +81,7 @@ class PatientSocketIOInput(SocketIOInput):
         channel.max_chars = settings.max_message_chars
         channel.cors = CorsPolicy.of(settings.cors_origins)
         channel.tokens = SessionTokens(settings.session_secret)
+        channel.key_secret = settings.session_secret
         channel.limits = MessageLimits.per_minute(
             settings.sender_messages_per_minute, settings.address_messages_per_minute
         )
@@ -167,6 +170,7 @@ class PatientSocketIOInput(SocketIOInput):
             if metadata is None:
                 logger.warning("dropped oversized metadata of a message in session %s", short_id(session_id))
                 metadata = {}
+            metadata = with_client_key(metadata, state.get(ADDRESS_KEY), self.key_secret)
             text = data.get("message")
             text = text if isinstance(text, str) else ("" if text is None else str(text))
             output = SocketIOOutput(sio, self.bot_message_evt)

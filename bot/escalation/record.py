@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
+from bot.escalation.flood import client_key_of
 from bot.escalation.service import PRIORITY_FOR
 from bot.safety.decision import default_table
 from bot.store.models import Reason
@@ -105,6 +106,7 @@ def escalation_input(
         trigger=trigger,
         transcript=transcript(state.get("events") or []),
         consent_given=consent,
+        client_key=client_key_of(state),  # the flood guard's per-address cap (bot/escalation/flood.py)
         **contact,
     )
 

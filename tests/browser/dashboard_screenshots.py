@@ -55,7 +55,8 @@ def take(out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dashboard-shots-") as var:
         env = {**os.environ, "VAR_DIR": var, "RASA_PORT": str(free_port()), "ACTION_PORT": str(free_port()),
-               "WEB_PORT": str(free_port()), "RATE_ADDRESS_PER_MINUTE": "100000"}
+               "WEB_PORT": str(free_port()), "RATE_ADDRESS_PER_MINUTE": "100000",
+               "URGENT_PER_ADDRESS_PER_HOUR": "100000"}
         for name in ("DATABASE_URL", "REDIS_URL", "SMTP_HOST", "NOTIFY_WEBHOOK_URL"):
             env.pop(name, None)
         stack = Stack(env=env, log_dir=Path(var) / "logs")

@@ -8,6 +8,7 @@ import aiohttp
 
 from bot.channels.caps import MAX_METADATA_BYTES, MAX_REQUEST_BYTES, MAX_SENDER_CHARS
 from bot.channels.sessions import SessionTokens
+from bot.escalation.flood import METADATA_KEY, client_key
 from tests.channels.conftest import channel_settings
 
 
@@ -50,7 +51,14 @@ async def test_oversized_metadata_is_refused(channel_server):
 async def test_small_metadata_reaches_rasa(channel_server):
     status, _, _ = await post(channel_server, {"sender": "meta2", "message": "hi", "metadata": {"lang": "en"}})
     assert status == 200
-    assert channel_server.agent.received[0].metadata == {"lang": "en"}
+    assert channel_server.agent.received[0].metadata["lang"] == "en"
+
+
+async def test_the_channel_sets_the_client_key_and_a_client_cannot_choose_it(channel_server):
+    forged = {METADATA_KEY: client_key("198.51.100.1", "test-session-secret")}
+    status, _, _ = await post(channel_server, {"sender": "meta3", "message": "hi", "metadata": forged})
+    assert status == 200
+    assert channel_server.agent.received[0].metadata == {METADATA_KEY: client_key("127.0.0.1", "test-session-secret")}
 
 
 async def test_a_sender_over_its_rate_limit_gets_a_polite_429_with_the_phone_number(serve):
