@@ -116,6 +116,8 @@ class Settings:
     session_secret: str = ""
     staff_bridge_secret: str = ""
     rasa_internal_url: str = ""
+    staff_bridge_port: int = 5006
+    staff_bridge_url: str = ""
     var_dir: Path = REPO_ROOT / "var"
     clinic_config: Path = REPO_ROOT / "clinic.yml"
     database_url: str = ""
@@ -177,6 +179,7 @@ class Settings:
         action_port = int(env.get("ACTION_PORT", "5055"))
         rasa_port = int(env.get("RASA_PORT", "5005"))
         web_port = int(env.get("WEB_PORT", "8000"))
+        staff_bridge_port = int(env.get("STAFF_BRIDGE_PORT", "5006"))
         public_web_url = env.get("PUBLIC_WEB_URL", f"http://127.0.0.1:{web_port}").rstrip("/")
         secrets_dir = var_dir / "secrets"
         return cls(
@@ -195,6 +198,9 @@ class Settings:
             or _read_or_create_secret(secrets_dir / "staff_bridge_secret"),
             # Where the web app reaches the Rasa server's staff bridge (not the browser's PUBLIC_RASA_URL).
             rasa_internal_url=env.get("RASA_INTERNAL_URL", f"http://{_local_host(env)}:{rasa_port}").rstrip("/"),
+            # The Rasa process's staff-only listener: always loopback, never the patient-facing port.
+            staff_bridge_port=staff_bridge_port,
+            staff_bridge_url=env.get("STAFF_BRIDGE_URL", f"http://127.0.0.1:{staff_bridge_port}").rstrip("/"),
             var_dir=var_dir,
             clinic_config=_path(env.get("CLINIC_CONFIG", "clinic.yml")),
             database_url=database_url,

@@ -26,8 +26,8 @@ from bot.escalation.service import EscalationService, staff_can_be_notified
 from bot.notify.worker import Notifier
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
-from bot.web import admin_users, api, auth, pages, security, sms_replies, takeover
-from bot.web.health import HEALTH, HealthSources, healthz
+from bot.web import admin_users, api, auth, bodies, pages, security, sms_replies, takeover
+from bot.web.health import HEALTH, HealthSources, healthz, staff_health
 from bot.web.keys import CLINIC, DB, ENGINE, SETTINGS
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ async def store_and_notifier(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the web application."""
-    app = web.Application(middlewares=[error_pages], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[error_pages, bodies.readable_bodies], client_max_size=64 * 1024)
     app[SETTINGS] = settings
     app[CLINIC] = load_clinic(settings.clinic_config)
     app[ASSETS] = public_assets()
@@ -135,6 +135,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.router.add_get("/", demo_page, name="demo")
     app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_get("/staff/api/health", staff_health, name="staff_api_health")
     app.router.add_get("/static/{name:.+}", static_file, name="static")
     auth.setup(app)
     admin_users.setup(app)

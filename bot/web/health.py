@@ -15,10 +15,17 @@ says so instead, with counts and ages only (never patient data), and answers
 
 It also reports the spool (escalations waiting for the database, unreadable
 lines, replay failures) and dead letters.
+
+Who sees what: the figures (how many urgent cases nobody was told of, and for how
+long) tell an outsider when the clinic is not watching, so only a monitor on this
+machine (a loopback address with no proxy's forwarding header) or signed-in staff
+(an API token, or the dashboard's session at ``/staff/api/health``) get them. Anyone
+else gets ``{"status": ...}`` with the same 200 or 503.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +38,7 @@ from bot.escalation.spool import Spool
 from bot.store import repository as repo
 from bot.store.db import bounded
 from bot.store.models import utcnow
+from bot.web import auth
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +115,35 @@ async def health_report(sources: HealthSources) -> dict[str, Any]:
     return {"status": "degraded" if problems else "ok", "problems": problems, "warnings": warnings, **report}
 
 
+#: Headers a reverse proxy adds: a request carrying one came from elsewhere, whatever its socket says.
+FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP", "X-Forwarded-Host")
+
+
+def is_local_monitor(request: web.Request) -> bool:
+    """Whether the request comes from this machine itself, not through a proxy."""
+    if any(name in request.headers for name in FORWARDING_HEADERS):
+        return False
+    try:
+        return ipaddress.ip_address((request.remote or "").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _answer(report: dict[str, Any], detail: bool) -> web.Response:
+    status = 200 if report["status"] == "ok" else 503
+    return web.json_response(report if detail else {"status": report["status"]}, status=status)
+
+
 async def healthz(request: web.Request) -> web.Response:
-    """Database reachability and whether staff can be told of urgent escalations (503 when not)."""
+    """Database reachability and whether staff can be told of urgent escalations (503 when not).
+
+    The figures go to a local monitor or signed-in staff only (module docstring).
+    """
     report = await health_report(request.app[HEALTH])
-    return web.json_response(report, status=200 if report["status"] == "ok" else 503)
+    detail = is_local_monitor(request) or await auth.identify(request) is not None
+    return _answer(report, detail)
+
+
+async def staff_health(request: web.Request) -> web.Response:
+    """GET /staff/api/health: the whole report for signed-in staff (the dashboard's cookie reaches here)."""
+    return _answer(await health_report(request.app[HEALTH]), True)

@@ -64,6 +64,10 @@ class DatabaseStorage(AbstractStorage):
             self.save_cookie(response, "")
             return
         data = {name: value for name, value in session.items() if name not in RESERVED}
+        if (session.new or session.identity is None) and "user_id" not in session:
+            # Something was kept (a flash message) for a request that has no session, such as
+            # one made with an API token: there is nobody to start a session for.
+            return
         if session.new or session.identity is None:
             async with request.config_dict[DB]() as db, db.begin():
                 key, row = await staff_sessions.start(

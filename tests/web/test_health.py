@@ -224,3 +224,46 @@ async def test_a_spool_that_does_not_drain_degrades_and_unreadable_lines_are_a_w
         assert "spool_not_draining" not in (await health_report(sources))["problems"]
     finally:
         await engine.dispose()
+
+
+# Who sees the figures (issue 20): a local monitor or signed-in staff; anyone else the status only.
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Real-IP"])
+async def test_a_request_through_a_proxy_gets_the_status_only(aiohttp_client, settings, header):
+    await store_urgent(settings, age=timedelta(minutes=10), transports=["webhook"])
+    client = await aiohttp_client(create_app(settings))
+
+    reply = await client.get("/healthz", headers={header: "203.0.113.9"})
+
+    assert reply.status == 503
+    assert await reply.json() == {"status": "degraded"}
+
+
+async def test_a_local_monitor_gets_the_figures(aiohttp_client, settings):
+    status, body = await health(aiohttp_client, settings)
+
+    assert status == 200 and body["status"] == "ok" and "escalations" in body and "spool" in body
+
+
+async def test_staff_with_an_api_token_get_the_figures_through_a_proxy(aiohttp_client, settings):
+    from bot.staff import accounts, tokens
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            user = await accounts.create_user(session, "rita", "a perfectly long password", actor="test")
+            token, _ = await tokens.issue(session, user, "monitor", actor="test")
+    finally:
+        await engine.dispose()
+    client = await aiohttp_client(create_app(settings))
+    proxied = {"X-Forwarded-For": "203.0.113.9"}
+
+    with_token = await client.get("/healthz", headers={**proxied, "Authorization": f"Bearer {token}"})
+    bad_token = await client.get("/healthz", headers={**proxied, "Authorization": "Bearer dnst_wrong"})
+    staff_route = await client.get("/staff/api/health", headers={"Authorization": f"Bearer {token}"})
+    anonymous = await client.get("/staff/api/health")
+
+    assert "escalations" in await with_token.json() and "escalations" in await staff_route.json()
+    assert await bad_token.json() == {"status": "ok"}
+    assert anonymous.status == 401
