@@ -184,6 +184,11 @@ def test_a_report_in_a_catalogue_language_reaches_that_language(net, code, name,
     assert identify_for_safety(text, net) == code
 
 
+def test_a_first_person_report_is_not_taken_for_someone_else_by_an_impersonal_phrase(net):
+    assert not _reports(net, "nie mogę oddychać, to nie może być normalne", "pl")[0].third_party
+    assert not _reports(net, "no puedo respirar, no puede ser normal", "es")[0].third_party
+
+
 def test_a_term_holding_the_negation_word_is_not_negated_by_it(net):
     assert _reports(net, "ik kan niet ademen", "nl")[0].red_flag_class == "breathing"
     assert _reports(net, "nie mogę oddychać", "pl")[0].red_flag_class == "breathing"
