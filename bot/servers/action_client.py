@@ -14,7 +14,9 @@ Rasa server (:mod:`bot.servers.rasa`) calls the action server through
   result and a declined offer are spooled the same way. Any other action fails as
   before and the channel's guard sends its true fallback message;
 * after a timeout the action server is skipped for :data:`RETRY_AFTER_SECONDS` (5 s), so a
-  hung action server costs one timeout, not one per action.
+  hung action server costs one timeout, not one per action; and a watcher asks its
+  ``/health`` every second: after two checks in a row unanswered within 2 s it is skipped
+  until it answers again, so a patient writing while it is hung waits for no timeout at all.
 
 The urgent guidance itself never depends on this: it is a response the Rasa server
 renders before any custom action runs (``utter_adverse_event``, :mod:`bot.nlg`).
@@ -26,6 +28,7 @@ import asyncio
 import logging
 import time
 from typing import Any, Callable, Optional
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from rasa.utils.endpoints import ClientResponseError, EndpointConfig
@@ -36,6 +39,11 @@ from bot.escalation.spool import Spool
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5.0
+PROBE_INTERVAL_SECONDS = 1.0
+#: A health check is not on a patient's path: it may wait longer than an action call.
+PROBE_TIMEOUT_SECONDS = 2.0
+#: Unanswered health checks in a row before the action server counts as hung.
+PROBE_MISSES = 2
 #: The action server refused the action's input (a form's validation): Rasa handles it, not us.
 REJECTED = 400
 FORM_SLOTS = ("contact_name", "contact_method", "contact_detail", "contact_consent", "requested_slot")
@@ -147,6 +155,40 @@ class GuardedActionEndpoint(EndpointConfig):
         self.timeout = timeout
         self.fallback = fallback
         self.skip_until = 0.0
+        self.hung = False
+        self.health_url = urlunsplit(urlsplit(base.url)._replace(path="/health", query=""))
+        self._watcher: Optional[asyncio.Task] = None
+
+    def start_watching(self) -> None:
+        """Start the health watcher in the running event loop (once)."""
+        if self._watcher is None:
+            self._watcher = asyncio.ensure_future(self._watch())
+
+    async def close(self) -> None:
+        """Stop the health watcher."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
+
+    async def _watch(self) -> None:
+        """Ask ``/health`` every second; two misses in a row mark the action server hung, an answer clears it."""
+        misses = 0
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT_SECONDS)) as session:
+            while True:
+                await asyncio.sleep(PROBE_INTERVAL_SECONDS)
+                try:
+                    async with session.get(self.health_url) as reply:
+                        answered = reply.status == 200
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    answered = False
+                misses = 0 if answered else misses + 1
+                if answered and (self.hung or self.skip_until):
+                    logger.info("action server answers again")
+                    self.hung, self.skip_until = False, 0.0
+                elif misses >= PROBE_MISSES and not self.hung:
+                    logger.error("action server not answering its health check: the Rasa server answers alone")
+                    self.hung = True
 
     async def request(  # type: ignore[override]
         self,
@@ -159,6 +201,9 @@ class GuardedActionEndpoint(EndpointConfig):
         """Call the action server within the timeout; on failure, answer here or raise."""
         body = kwargs.get("json") if isinstance(kwargs.get("json"), dict) else {}
         action = body.get("next_action")
+        self.start_watching()
+        if self.hung:
+            return await self._without_server(action, body, "not answering its health check")
         if time.monotonic() < self.skip_until:
             return await self._without_server(action, body, "skipped after a recent timeout")
         kwargs["timeout"] = aiohttp.ClientTimeout(total=self.timeout)
