@@ -89,9 +89,9 @@ def client_key_of(state: Mapping[str, Any]) -> Optional[str]:
     return key if isinstance(key, str) and KEY_SHAPE.match(key) else None
 
 
-def unverified(channel: Optional[str], contact_detail: Optional[str]) -> bool:
+def unverified(channel: Optional[str], has_contact: bool) -> bool:
     """No way for staff to reach the patient: no contact detail, and not a text message."""
-    return not contact_detail and (channel or "") not in MESSAGING_CHANNELS
+    return not has_contact and (channel or "") not in MESSAGING_CHANNELS
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ class FloodGuard:
         key = data.client_key
         if (
             data.possible_abuse or data.priority != Priority.urgent or key is None
-            or not unverified(data.channel, data.contact_detail)
+            or not unverified(data.channel, bool(data.contact_detail))
         ):
             return Routed(data)
         await count_source(session, key, now)

@@ -39,6 +39,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.types import Text as TextType
 
 from bot.clinic import Clinic
+from bot.escalation.flood import unverified
 from bot.staff import clock
 from bot.staff.waiting import Wait, wait_of
 from bot.store.models import (
@@ -298,6 +299,10 @@ class CaseSummary:
     resolved_at: Optional[datetime]
     #: How long the patient has waited against the promise (``None`` without a clinic).
     wait: Optional[Wait] = None
+    #: No contact details and not a text message: staff cannot reach the patient (bot/escalation/flood.py).
+    unverified: bool = False
+    #: The grouped case of a client address past its cap of urgent escalations.
+    possible_abuse: bool = False
 
     @property
     def red_flag(self) -> bool:
@@ -320,6 +325,8 @@ class CaseSummary:
             "priority": self.priority.value,
             "status": self.status.value,
             "red_flag": self.red_flag,
+            "unverified": self.unverified,
+            "possible_abuse": self.possible_abuse,
             "occurrences": self.occurrences,
             "assignee": (
                 {"id": self.assignee_id, "username": self.assignee, "display_name": self.assignee_name}
@@ -471,6 +478,7 @@ _SUMMARY_COLUMNS = (
     Escalation.priority, Escalation.status, Escalation.occurrences, Escalation.assignee_id, Escalation.assignee,
     Escalation.contact_name, Escalation.contact_method, Escalation.consent_given, Escalation.consent_at,
     Escalation.outcome, Escalation.outcome_at, Escalation.attempts, Escalation.resolved_at,
+    Escalation.contact_detail.is_not(None).label("has_contact"), Escalation.possible_abuse,
     StaffUser.username, StaffUser.display_name,
 )
 
@@ -492,6 +500,8 @@ def _summary(row: Any, clinic: Optional[Clinic], now: datetime) -> CaseSummary:
         contact_name=row.contact_name, contact_method=row.contact_method, consent_given=row.consent_given,
         outcome=row.outcome, outcome_at=row.outcome_at, attempts=row.attempts or 0,
         resolved_at=row.resolved_at, wait=wait,
+        unverified=unverified(row.channel, bool(row.has_contact)),
+        possible_abuse=bool(row.possible_abuse),
     )
 
 

@@ -38,6 +38,9 @@ CHANNELS = {"socketio": "Website chat", "rest": "REST API", "sms": "SMS", "whats
             "unknown": "Unknown channel"}
 CONTACT_METHODS = {"phone": "Phone", "email": "Email", "chat": "Reply in the web chat"}
 TRANSPORTS = {"email": "email", "webhook": "webhook"}
+#: Flags of cases the flood guard marks (bot/escalation/flood.py), as the queue shows them.
+UNVERIFIED = "Unverified: no contact details"
+POSSIBLE_ABUSE = "Possible abuse: urgent messages from one address past its hourly cap, grouped"
 #: A patient message this long after the escalation counts as "wrote again" in the queue.
 WROTE_AGAIN_AFTER = timedelta(seconds=5)
 
@@ -150,6 +153,13 @@ class RowView:
     @property
     def resolved(self) -> bool:
         return not self.summary.open
+
+    @property
+    def flag(self) -> str:
+        """"Possible abuse" for a grouped case, "Unverified" when staff cannot reach the patient, else ""."""
+        if self.summary.possible_abuse:
+            return POSSIBLE_ABUSE
+        return UNVERIFIED if self.summary.unverified else ""
 
 
 def row_view(summary: CaseSummary, tz: ZoneInfo, now: datetime, last_message: Optional[datetime] = None) -> RowView:
