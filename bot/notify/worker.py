@@ -190,6 +190,8 @@ class Notifier:
     def _subject(self, payload: dict[str, Any]) -> str:
         prefix = "[URGENT] " if payload.get("urgent") else ""
         reason = str(payload.get("reason", "")).replace("_", " ")
+        if payload.get("possible_abuse"):
+            reason = "possible abuse"  # one address past its cap of urgent escalations (bot/escalation/flood.py)
         # Short enough (under 78 characters with "Subject: ") not to be folded, which some
         # mail clients show with a leading space.
         return f"{prefix}{reason} escalation {payload.get('escalation_id', '')[:8]} ({self.clinic.name[:28]})"
@@ -212,7 +214,10 @@ class Notifier:
             "A conversation with the patient assistant needs staff attention.\n\n"
             f"Escalation: {payload.get('escalation_id')}\n"
             f"Reason: {payload.get('reason')}\n"
-            f"Priority: {payload.get('priority')}\n\n"
+            + ("Possible abuse: one client address passed its hourly cap of urgent escalations; the rest of\n"
+               "its urgent messages are grouped in this case. Check it for a real patient.\n"
+               if payload.get("possible_abuse") else "")
+            + f"Priority: {payload.get('priority')}\n\n"
             f"{where}"
             "No patient information is sent by email: the conversation and the patient's\n"
             "contact details are on the dashboard.\n"
