@@ -96,6 +96,10 @@ class Stack:
             "RASA_TELEMETRY_ENABLED": "false",
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         }
+        if "RASA_PORT" in self.env and "STAFF_BRIDGE_PORT" not in self.env:
+            # A caller that picks its own ports (the tests run several stacks) gets a free staff port
+            # too; the Rasa server and the web app read the same environment, so they agree on it.
+            self.env["STAFF_BRIDGE_PORT"] = str(free_port())
         self.settings = Settings.from_env(self.env)
         s = self.settings
         host = local_address(s.bind_host)

@@ -12,6 +12,13 @@ is the only place that grants cross-origin access, and it grants it once:
   ``cors_allowed_origins``, which also refuses a polling or WebSocket connection
   whose ``Origin`` is not listed.
 
+Rasa calls ``configure_cors`` even with ``cors=None``: Sanic-Cors then answers every
+``OPTIONS`` request itself, before the channel's route, with no
+``Access-Control-Allow-Origin`` and a stray ``Access-Control-Allow-Credentials: true``,
+so a browser's preflight for a JSON POST failed. :func:`retire_rasa_cors` makes that
+leftover inert (no resources, no automatic answers); the REST channel calls it when
+the server starts, so its own preflight route answers.
+
 Credentials are never allowed (the channels use no cookies) and ``*`` is never
 sent: the list comes from ``CORS_ALLOWED_ORIGINS`` (default: the web app's own
 origin), which refuses ``*`` itself. Requests without an ``Origin`` header come
@@ -24,6 +31,16 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Optional
 
 PREFLIGHT_MAX_AGE_SECONDS = 600
+
+
+def retire_rasa_cors(app: Any) -> bool:
+    """Make the Sanic-Cors that Rasa's ``configure_cors`` installed answer and add nothing; whether it was there."""
+    context = getattr(getattr(app, "ctx", None), "sanic_cors", None)
+    if context is None:
+        return False
+    context.resources = []
+    context.options = {**getattr(context, "options", {}), "automatic_options": False}
+    return True
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Request and response formats are Rasa's: ``{"sender": "...", "message": "..."}``
 in, a JSON list of bot messages out. On top of Rasa's channel:
 
 * browsers may call it only from the allowed origins (:mod:`bot.channels.cors`),
-  with a proper ``OPTIONS`` preflight; other origins get no grant and a 403;
+  with a proper ``OPTIONS`` preflight (this channel's, not Rasa's leftover
+  Sanic-Cors, which it retires); other origins get no grant and a 403;
 * a malformed or oversized request gets a 400 with a JSON explanation instead of
   a 500 (size caps in :mod:`bot.channels.caps`);
 * sender ids of the form the socket.io channel issues are refused with a 400, so
@@ -32,7 +33,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.channels.caps import MAX_REQUEST_BYTES, MAX_SENDER_CHARS, parse_metadata
-from bot.channels.cors import CorsPolicy
+from bot.channels.cors import CorsPolicy, retire_rasa_cors
 from bot.channels.guard import guard, rate_limited_reply, short_id
 from bot.channels.limits import MessageLimits, client_address
 from bot.channels.sessions import is_session_shaped
@@ -80,6 +81,10 @@ class PatientRestInput(RestInput):
         handler = guard(on_new_message, self.clinic, self.max_chars)
         webhook = Blueprint("patient_rest_webhook", __name__)
 
+        @webhook.listener("before_server_start")
+        async def one_cors_policy(app: Any, _loop: Any) -> None:
+            retire_rasa_cors(app)  # else Sanic-Cors answers the preflight before ``preflight`` below
+
         @webhook.middleware("response")
         async def grant_allowed_origin(request: Request, reply: HTTPResponse) -> None:
             if request.method != "OPTIONS":
@@ -104,7 +109,7 @@ class PatientRestInput(RestInput):
                 return _bad_request(f"body larger than {MAX_REQUEST_BYTES} bytes")
             try:
                 body = json.loads(request.body or b"")
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (ValueError, RecursionError):  # not JSON, not UTF-8/16/32, or nested past Python's stack
                 return _bad_request("body must be a JSON object")
             if not isinstance(body, dict):
                 return _bad_request("body must be a JSON object")

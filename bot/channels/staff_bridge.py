@@ -293,7 +293,7 @@ def parse_body(raw: bytes) -> Dict[str, Any]:
         raise BridgeRefusal(413, "body_too_large")
     try:
         body = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         raise BridgeRefusal(400, "invalid_json") from None
     if not isinstance(body, dict):
         raise BridgeRefusal(400, "invalid_json")

@@ -3,7 +3,9 @@
 It writes the endpoints file from the settings, then serves the newest model
 in-process with Rasa's own ``serve_application``:
 
-* on ``BIND_HOST``/``RASA_PORT``, channels from ``credentials.yml``;
+* on ``BIND_HOST``/``RASA_PORT``, channels from ``credentials.yml``; the staff
+  bridges among them answer only on ``127.0.0.1:STAFF_BRIDGE_PORT``
+  (:mod:`bot.servers.staff_port`), and ``/`` no longer names Rasa and its version;
 * with no app-wide CORS: the channels apply the origin allow-list themselves,
   once (``bot/channels``);
 * with the action server called through :mod:`bot.servers.action_client`: a short
@@ -25,6 +27,7 @@ from sanic import Sanic
 from bot import privacy, process
 from bot.runtime import newest_model, write_endpoints
 from bot.servers.rasa_api import JWT_METHOD
+from bot.servers.staff_port import StaffListener
 from bot.settings import REPO_ROOT, Settings
 
 # Named explicitly: run with ``python -m``, ``__name__`` would be "__main__".
@@ -95,6 +98,8 @@ def main() -> None:
             (limit_request_size, "before_server_start"),
             (reinstall_privacy_filter, "before_server_start"),
             (reinstall_privacy_filter, "after_server_start"),
+            # The staff bridges on their own loopback port, and "/" without Rasa's banner.
+            *StaffListener(settings.staff_bridge_port).listeners(),
         ],
         **api_options(settings),
     )

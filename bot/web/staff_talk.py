@@ -33,12 +33,15 @@ Done = Union[str, Callable[[Any], str]]
 def bridge_client(key: web.AppKey, make: Callable[[aiohttp.ClientSession, str, str], Any]
                   ) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context keeping a channel's bridge to the Rasa server in ``app[key]`` for the app's
-    lifetime: ``make(http, rasa_internal_url, staff_bridge_secret)`` on one HTTP connection pool."""
+    lifetime: ``make(http, staff_bridge_url, staff_bridge_secret)`` on one HTTP connection pool.
+
+    ``STAFF_BRIDGE_URL`` is the Rasa process's staff-only loopback listener
+    (``STAFF_BRIDGE_PORT``), not its patient-facing port, which no longer serves the bridges."""
 
     async def client(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         async with aiohttp.ClientSession() as http:
-            app[key] = make(http, settings.rasa_internal_url, settings.staff_bridge_secret)
+            app[key] = make(http, settings.staff_bridge_url, settings.staff_bridge_secret)
             yield
 
     return client

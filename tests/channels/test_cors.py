@@ -127,3 +127,63 @@ async def test_rest_without_an_origin_works_as_before(channel_server):
         async with http.post(channel_server.webhook, json={"sender": "cors-3", "message": "hello"}) as reply:
             assert reply.status == 200
             assert await reply.json() == [{"recipient_id": "cors-3", "text": "echo: hello"}]
+
+
+# Started the way Rasa starts its server: every before/after-start listener runs, so the
+# Sanic-Cors that Rasa's configure_cors installs is live (the plain fixture never starts it).
+
+
+@pytest.fixture
+async def rasa_like_server():
+    import socket
+
+    from tests.channels.conftest import EchoAgent, build_app, channel_settings
+
+    app, _, socketio = build_app(channel_settings(), EchoAgent(), {"user_message_evt": "user_uttered",
+                                                                   "bot_message_evt": "bot_uttered"})
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = await app.create_server(sock=listener, return_asyncio_server=True, access_log=False)
+    await server.startup()
+    await server.before_start()
+    await server.after_start()
+    yield f"http://127.0.0.1:{port}/webhooks/rest/webhook"
+    await socketio.sio.shutdown()
+    await server.before_stop()
+    server.close()
+    for connection in list(server.connections):
+        connection.close()
+    await server.wait_closed()
+    await server.after_stop()
+
+
+async def test_with_rasas_leftover_cors_live_the_preflight_is_the_channels_own(rasa_like_server):
+    headers = {"Origin": CLINIC_ORIGIN, "Access-Control-Request-Method": "POST",
+               "Access-Control-Request-Headers": "content-type"}
+    async with aiohttp.ClientSession() as http:
+        async with http.options(rasa_like_server, headers=headers) as reply:
+            assert reply.status == 204
+            assert reply.headers.getall("Access-Control-Allow-Origin") == [CLINIC_ORIGIN]
+            assert "content-type" in reply.headers["Access-Control-Allow-Headers"].lower()
+            assert "Access-Control-Allow-Credentials" not in reply.headers
+        async with http.options(rasa_like_server, headers={**headers, "Origin": FOREIGN_ORIGIN}) as reply:
+            assert "Access-Control-Allow-Origin" not in reply.headers
+            assert "Access-Control-Allow-Credentials" not in reply.headers
+        async with http.post(rasa_like_server, json={"sender": "cors-9", "message": "hi"},
+                             headers={"Origin": CLINIC_ORIGIN}) as reply:
+            assert reply.status == 200
+            assert reply.headers.getall("Access-Control-Allow-Origin") == [CLINIC_ORIGIN]
+            assert "Access-Control-Allow-Credentials" not in reply.headers
+
+
+def test_retiring_rasas_cors_leaves_it_nothing_to_match():
+    from types import SimpleNamespace
+
+    from bot.channels.cors import retire_rasa_cors
+
+    context = SimpleNamespace(resources=[("/*", {})], options={"automatic_options": True})
+    app = SimpleNamespace(ctx=SimpleNamespace(sanic_cors=context))
+
+    assert retire_rasa_cors(app) and context.resources == [] and context.options["automatic_options"] is False
+    assert not retire_rasa_cors(SimpleNamespace(ctx=SimpleNamespace()))

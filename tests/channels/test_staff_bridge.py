@@ -9,6 +9,7 @@ a real SQLite store migrated to head, as the web app writes them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import socket
 import uuid
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from sanic import Sanic
 
 from bot.channels.socketio import PatientSocketIOInput
 from bot.channels.staff_bridge import SECRET_HEADER, StaffBridgeInput
+from bot.launch import free_port
+from bot.servers.staff_port import StaffListener
 from bot.store import chat
 from bot.store.models import ChatLineKind, Escalation, Priority, Reason, StaffChatLine, utcnow
 from tests.channels.conftest import CLINIC_ORIGIN, SOCKETIO_CREDENTIALS, channel_settings
@@ -58,7 +61,8 @@ class TrackerAgent:
 
 @dataclass
 class BridgeServer:
-    url: str
+    url: str  # the patient-facing port
+    staff_url: str  # the loopback staff port (bot.servers.staff_port)
     agent: TrackerAgent
     sessions: Any
     sio: Any
@@ -69,7 +73,7 @@ class BridgeServer:
             headers[SECRET_HEADER] = secret
         async with aiohttp.ClientSession() as http:
             async with http.post(
-                f"{self.url}/webhooks/staff_bridge/{operation}", json=None if raw is not None else body,
+                f"{self.staff_url}/webhooks/staff_bridge/{operation}", json=None if raw is not None else body,
                 data=raw, headers=headers,
             ) as reply:
                 return reply.status, await reply.json()
@@ -110,10 +114,15 @@ async def bridge(db_url, sessions):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
+    staff = StaffListener(free_port())
+    staff.install(app)
     server = await app.create_server(sock=listener, return_asyncio_server=True, access_log=False)
     await server.startup()
+    await server.before_start()  # as Rasa starts it: Sanic-Cors and every channel's listeners run
     await server.start_serving()
-    yield BridgeServer(url=f"http://127.0.0.1:{port}", agent=agent, sessions=sessions, sio=socketio_channel.sio)
+    await server.after_start()  # the staff listener starts here
+    yield BridgeServer(url=f"http://127.0.0.1:{port}", staff_url=f"http://127.0.0.1:{staff.port}", agent=agent,
+                       sessions=sessions, sio=socketio_channel.sio)
     await socketio_channel.sio.shutdown()
     await server.before_stop()
     server.close()
@@ -378,3 +387,57 @@ async def test_a_new_session_gets_no_other_conversations_waiting_lines(bridge, p
     assert await other.start() != session_id
     assert await other.quiet(0.5)
     assert (await bridge.stored(line_id)).delivered_at is None
+
+
+# The bridges' own loopback port (issue 20): never on the patient-facing one.
+
+
+async def test_the_bridge_does_not_answer_on_the_patient_facing_port(bridge):
+    async with aiohttp.ClientSession() as http:
+        for path in ("/webhooks/staff_bridge/presence", "/webhooks/staff_bridge/takeover", "/webhooks/twilio/staff/message"):
+            async with http.post(bridge.url + path, json={"sender_id": "x"}, headers={SECRET_HEADER: SECRET}) as reply:
+                assert reply.status == 404, path
+
+
+async def test_the_staff_port_answers_the_bridge_and_nothing_else(bridge):
+    status, _ = await bridge.call("presence", {"sender_id": "not-a-session"})
+    assert status == 400  # reached the bridge: it refuses a conversation that is not a web chat
+    async with aiohttp.ClientSession() as http:
+        for method, path in (("GET", "/"), ("GET", "/socket.io/?EIO=4&transport=polling"),
+                             ("POST", "/webhooks/rest/webhook"), ("GET", "/webhooks/rest/")):
+            async with http.request(method, bridge.staff_url + path, json={"sender": "a", "message": "hi"}) as reply:
+                assert reply.status == 404, (method, path)
+
+
+async def test_the_staff_port_listens_on_loopback_only(bridge):
+    port = int(bridge.staff_url.rsplit(":", 1)[1])
+    for family, address in ((socket.AF_INET, "127.0.0.1"),):
+        with socket.socket(family) as probe:
+            assert probe.connect_ex((address, port)) == 0
+    other = [info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+             if not info[4][0].startswith("127.")]
+    for address in other:
+        with socket.socket() as probe:
+            probe.settimeout(2)
+            assert probe.connect_ex((address, port)) != 0, address
+
+
+async def test_the_root_says_only_that_the_server_is_up(bridge):
+    async with aiohttp.ClientSession() as http:
+        async with http.get(bridge.url + "/") as reply:
+            text = await reply.text()
+    assert reply.status == 200 and "Rasa" not in text and "rasa" not in text.lower()
+    assert await reply.json(content_type=None) == {"status": "ok"}
+
+
+def test_the_staff_port_must_differ_from_the_patient_port():
+    listener = StaffListener(5005)
+
+    class App:
+        class state:
+            host, port = "127.0.0.1", 5005
+
+        request_middleware = collections.deque()
+
+    with pytest.raises(RuntimeError, match="STAFF_BRIDGE_PORT"):
+        asyncio.run(listener.start(App(), None))

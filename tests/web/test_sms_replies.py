@@ -68,7 +68,7 @@ async def bridge(aiohttp_server, staff_db):
 @pytest.fixture
 def staff_settings(staff_settings, bridge):
     return dataclasses.replace(
-        staff_settings, rasa_internal_url=str(bridge.server.make_url("")).rstrip("/"), staff_bridge_secret=SECRET,
+        staff_settings, staff_bridge_url=str(bridge.server.make_url("")).rstrip("/"), staff_bridge_secret=SECRET,
         twilio_whatsapp_template_sid=TEMPLATE,
     )
 

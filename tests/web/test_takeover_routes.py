@@ -26,7 +26,7 @@ async def bridge(aiohttp_server, staff_db):
 def staff_settings(staff_settings, bridge):
     """The dashboard's settings, with Rasa's internal URL pointing at the fake bridge."""
     return dataclasses.replace(
-        staff_settings, rasa_internal_url=str(bridge.server.make_url("")).rstrip("/"), staff_bridge_secret=SECRET
+        staff_settings, staff_bridge_url=str(bridge.server.make_url("")).rstrip("/"), staff_bridge_secret=SECRET
     )
 
 
