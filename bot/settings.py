@@ -151,6 +151,7 @@ class Settings:
     login_lockout_minutes: int = 15
     login_address_max_failures: int = 20
     login_address_window_minutes: int = 15
+    web_proxies_count: int = 0
     # SMS and WhatsApp through Twilio (bot/channels/twilio_sms.py): off until configured.
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
@@ -234,6 +235,8 @@ class Settings:
             login_lockout_minutes=int(env.get("LOGIN_LOCKOUT_MINUTES", "15")),
             login_address_max_failures=int(env.get("LOGIN_ADDRESS_MAX_FAILURES", "20")),
             login_address_window_minutes=int(env.get("LOGIN_ADDRESS_WINDOW_MINUTES", "15")),
+            # Reverse proxies in front of the web app: the client is the address the outermost one saw.
+            web_proxies_count=int(env.get("WEB_PROXIES_COUNT", "0")),
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", "").strip(),
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", "").strip(),
             twilio_from_number=env.get("TWILIO_FROM_NUMBER", "").strip(),

@@ -66,6 +66,20 @@ def login_token_valid(token: str, secret: str, now: int) -> bool:
     return 0 <= now - int(issued) <= LOGIN_COOKIE_SECONDS
 
 
+def client_address(request: web.Request, proxies: int) -> str:
+    """Who is signing in: the socket's address, or behind ``WEB_PROXIES_COUNT`` reverse proxies the
+    address the outermost of them saw (the ``proxies``-th ``X-Forwarded-For`` entry from the right).
+
+    Without it, every sign-in through a proxy would come from the proxy's address, and an
+    outsider's failures would count against the clinic's own computers."""
+    if proxies > 0:
+        hops = [hop.strip() for value in request.headers.getall("X-Forwarded-For", []) for hop in value.split(",")]
+        hops = [hop for hop in hops if hop]
+        if len(hops) >= proxies:
+            return hops[-proxies]
+    return request.remote or ""
+
+
 def _next_path(value: Any) -> str:
     value = value if isinstance(value, str) else ""
     return value if value and value != auth.LOGIN_PATH and auth.SAFE_NEXT.match(value) else ""
@@ -112,7 +126,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     limits = signin.Limits.from_settings(settings)
     async with request.config_dict[DB]() as db, db.begin():
         attempt = await signin.authenticate(
-            db, username, password, address=request.remote or "", now=clock.now(), limits=limits,
+            db, username, password, address=client_address(request, settings.web_proxies_count), now=clock.now(),
+            limits=limits,
         )
     if attempt.outcome is signin.Outcome.throttled:
         minutes = int(limits.address_window.total_seconds() // 60)
@@ -128,7 +143,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             await staff_sessions.end(db, previous.identity, clock.now())
     session = await aiohttp_session.new_session(request)
     session["user_id"] = attempt.user.id
-    session[signin.USUAL_ADDRESS] = signin.address_key(request.remote or "", settings.session_secret)
+    session[signin.USUAL_ADDRESS] = signin.address_key(
+        client_address(request, settings.web_proxies_count), settings.session_secret)
     logger.info("staff account %s signed in", attempt.user.id)
     target = auth.PASSWORD_PATH if attempt.user.must_change_password else (next_path or HOME)
     response = auth.see_other(target)
@@ -165,12 +181,13 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
     current, new, again = (str(form.get(name, "")) for name in ("current_password", "new_password", "new_password_again"))
     if new != again:
         return _password_page(request, status=400, error="The two new passwords are not the same.")
-    limits = signin.Limits.from_settings(request.config_dict[SETTINGS])
+    settings = request.config_dict[SETTINGS]
+    limits = signin.Limits.from_settings(settings)
     now = clock.now()
     async with request.config_dict[DB]() as db, db.begin():
         user = await accounts.get_user_by_id(db, identity.id)
         checked = signin.Outcome.invalid if user is None else await signin.confirm_password(
-            db, user, current, address=request.remote or "", now=now, limits=limits,
+            db, user, current, address=client_address(request, settings.web_proxies_count), now=now, limits=limits,
         )
         if checked is signin.Outcome.locked:
             # Too many wrong current passwords: whoever holds this session is signed out everywhere.
@@ -197,7 +214,7 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
     # Every session of the account ended with the change; this browser gets a new one.
     session = await aiohttp_session.new_session(request)
     session["user_id"] = identity.id
-    session[signin.USUAL_ADDRESS] = signin.address_key(request.remote or "", limits.secret)
+    session[signin.USUAL_ADDRESS] = signin.address_key(client_address(request, settings.web_proxies_count), limits.secret)
     return auth.see_other(HOME)
 
 

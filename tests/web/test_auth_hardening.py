@@ -138,3 +138,45 @@ async def test_a_token_is_refused_while_its_owner_must_change_the_password(anon_
     reply = await anon_client.get("/staff/api/cases", headers={"Authorization": f"Bearer {token}"})
 
     assert reply.status == 401
+
+
+async def test_behind_a_proxy_failures_count_against_the_forwarded_address_not_the_proxys(
+    aiohttp_client, aiohttp_server, staff_settings, make_user, staff_db,
+):
+    """An outsider guessing through the clinic's proxy must not lock the clinic's computers out."""
+    import dataclasses
+
+    from bot.web.app import create_app
+
+    settings = dataclasses.replace(staff_settings, web_proxies_count=1)
+    user = await make_user("rita")
+    client = await aiohttp_client(await aiohttp_server(create_app(settings)))
+
+    async def attempt(forwarded: str, password: str):
+        form = await client.get("/staff/login", headers={"X-Forwarded-For": forwarded})
+        token = FORM_TOKEN.search(await form.text()).group(1)
+        reply = await client.post("/staff/login", data={"csrf_token": token, "username": "rita", "password": password},
+                                  headers={"X-Forwarded-For": forwarded}, allow_redirects=False)
+        client.session.cookie_jar.clear()
+        return reply.status
+
+    assert await attempt("10.0.0.1", PASSWORD) == 303  # the clinic's computer, through the proxy
+    for _ in range(5):
+        assert await attempt("spoofed, 198.51.100.7", "wrong wrong wrong") == 401
+    async with staff_db() as session:
+        assert accounts.is_locked(await session.get(StaffUser, user.id))
+
+    assert await attempt("10.0.0.1", PASSWORD) == 303
+    assert await attempt("203.0.113.5", PASSWORD) == 401
+
+
+def test_the_client_address_is_the_one_the_outermost_trusted_proxy_saw():
+    from aiohttp.test_utils import make_mocked_request
+
+    from bot.web.login import client_address
+
+    request = make_mocked_request("GET", "/", headers={"X-Forwarded-For": "1.1.1.1, 2.2.2.2, 3.3.3.3"})
+    assert client_address(request, 1) == "3.3.3.3"
+    assert client_address(request, 2) == "2.2.2.2"
+    assert client_address(request, 0) == (request.remote or "")
+    assert client_address(make_mocked_request("GET", "/"), 1) == (request.remote or "")
