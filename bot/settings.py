@@ -117,7 +117,7 @@ class Settings:
     staff_bridge_secret: str = ""
     rasa_internal_url: str = ""
     staff_bridge_port: int = 5006
-    staff_bridge_url: str = ""
+    staff_bridge_url: str = "http://127.0.0.1:5006"
     var_dir: Path = REPO_ROOT / "var"
     clinic_config: Path = REPO_ROOT / "clinic.yml"
     database_url: str = ""
