@@ -27,8 +27,9 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Awaitable, Callable, Iterator
+from typing import Awaitable, Callable, Iterator, Optional
 
 from bot.files import private_directory
 
@@ -110,6 +111,21 @@ class InboundSpool:
     def pending(self) -> int:
         """How many texts wait to be replayed (including a batch being replayed)."""
         return _count_lines(self.path) + _count_lines(self.batch_path)
+
+    def oldest(self) -> Optional[datetime]:
+        """When the oldest waiting text came (``None``: nothing waits, or it cannot be read)."""
+        for path in (self.batch_path, self.path):
+            try:
+                with path.open("rb") as handle:
+                    for line in handle:
+                        if line.strip():
+                            try:
+                                return datetime.fromisoformat(json.loads(line)["received_at"])
+                            except (ValueError, KeyError, TypeError):
+                                return None
+            except FileNotFoundError:
+                continue
+        return None
 
     def _take_batch(self) -> bool:
         with self._flock(self.lock_path):

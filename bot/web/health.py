@@ -35,6 +35,7 @@ from aiohttp import web
 from sqlalchemy.orm import sessionmaker
 
 from bot.escalation.spool import Spool
+from bot.messaging.inbound_spool import InboundSpool
 from bot.store import repository as repo
 from bot.store.db import bounded
 from bot.store.models import utcnow
@@ -108,6 +109,13 @@ async def health_report(sources: HealthSources) -> dict[str, Any]:
             problems.append("urgent_escalation_untold")
     if spool.backlog and spool.last_replay_error_at and now - spool.last_replay_error_at <= sources.alert_after:
         problems.append("spool_not_draining")
+    # Texts the SMS channel could not hand to the store (bot/messaging/inbound_spool.py, same folder);
+    # the Rasa server replays them, so one waiting past the alert time means that replay is stuck.
+    texts = InboundSpool(sources.spool.directory)
+    oldest_text = _age(now, texts.oldest())
+    report["sms_spool"] = {"backlog": texts.pending(), "oldest_seconds": oldest_text}
+    if oldest_text is not None and oldest_text > sources.alert_after.total_seconds():
+        problems.append("sms_spool_not_draining")
     warnings = [] if sources.transports else ["no_staff_notification_transport"]
     if spool.unreadable:
         # Kept aside for a person to recover by hand; nothing automatic will store them.
