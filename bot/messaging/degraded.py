@@ -13,6 +13,10 @@ is answered at once in the webhook's answer, which Twilio sends itself:
 * HELP gets the usual help text; STOP and START get nothing now (the replay records
   them, and STOP's one confirmation goes out then).
 
+Without the store a number that opted out cannot be told apart: it gets the same
+answer (the patient has just written to the clinic), and the replay then reads nothing
+from it, as for any opted-out number.
+
 The same TwiML carries the assistant's replies when the store fails after the
 assistant answered (the replies could not be queued).
 """
