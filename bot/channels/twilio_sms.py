@@ -444,7 +444,9 @@ class ClinicSmsInput(InputChannel):
         text); after it, :class:`NotQueued` carries the replies to send another way.
         """
         service = self.service
-        timeout = self.settings.sms_store_timeout_seconds
+        # The store took the text in, so it is up: a slow write now is load, not an outage, and gets
+        # the store's usual bound (only the take-in, which decides whether to spool, is kept short).
+        timeout = self.settings.store_timeout_seconds
         keyword = keyword_of(text, self.texts.keywords)
         if keyword == OPT_OUT:
             if await bounded(service.opt_out(intake), timeout):
