@@ -35,7 +35,8 @@ from rasa.core.channels.channel import OutputChannel, UserMessage
 
 from bot.clinic import Clinic
 from bot.privacy import mark_sensitive
-from bot.safety.languages import LanguageNet, default_net, identify_for_safety, warm_up
+from bot.safety.languages import LanguageNet, default_net, warm_up
+from bot.safety.screen import message_language
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +248,7 @@ def guard(
         if cleaned.empty:
             await out.send_response(message.sender_id, {"text": empty_reply()})
             return
-        language = identify_for_safety(cleaned.text, net)
+        language = message_language(cleaned.text)
         if language != "en":
             reports = [f for f in net.findings(cleaned.text, language) if f.is_report]
             if reports:

@@ -529,3 +529,80 @@ def negation_variants(questions: list[Seed], pattern_dir: Path = PATTERN_DIR) ->
 def iter_texts(variants: Iterable[Variant]) -> Iterator[str]:
     """The variants' texts (for batching through the screen)."""
     return (v.text for v in variants)
+
+
+# ---------------------------------------------------------------- (e) catalogue reports
+
+#: Text-speak a patient in a hurry types (the screen's normaliser spells some of it out).
+SHORTHAND = (
+    (r"\bi am\b", "im"), (r"\bi'm\b", "im"), (r"\bi've\b", "ive"), (r"\bcan't\b", "cant"), (r"\bcan not\b", "cant"),
+    (r"\bwon't\b", "wont"), (r"\bdon't\b", "dont"), (r"\bdoesn't\b", "doesnt"), (r"\bit's\b", "its"),
+    (r"\bhe's\b", "hes"), (r"\bshe's\b", "shes"), (r"\byou\b", "u"), (r"\byour\b", "ur"), (r"\bare\b", "r"),
+    (r"\bsession\b", "sesh"), (r"\bdry needling\b", "dn"), (r"\byesterday\b", "yday"), (r"\bplease\b", "pls"),
+    (r"\bbecause\b", "cos"), (r"\bbefore\b", "b4"), (r"\btomorrow\b", "tmrw"), (r"\bappointment\b", "appt"),
+)
+#: Someone else, as the writer names them: (who, subject pronoun, object pronoun, possessive).
+OTHER_PEOPLE = (
+    ("my husband", "he", "him", "his"),
+    ("my wife", "she", "her", "her"),
+    ("my partner", "they", "them", "their"),
+    ("my son", "he", "him", "his"),
+    ("my daughter", "she", "her", "her"),
+    ("my mum", "she", "her", "her"),
+    ("my dad", "he", "him", "his"),
+)
+#: First words of a report with its subject left out ("lost control of my bowels").
+_SUBJECTLESS_STARTS = frozenset(
+    "lost can't cant can not gasping coughing spurting getting running seeing covered suddenly sudden".split()
+)
+_FIRST_PERSON_SUBJECT = re.compile(r"\b(i'm|im|i am|i've|ive|i have|i)\b")
+_THIRD = {"i'm": "{who} is", "im": "{who} is", "i am": "{who} is", "i've": "{who} has", "ive": "{who} has",
+          "i have": "{who} has", "i": "{who}"}
+_LATER = {"i'm": "{s} is", "im": "{s} is", "i am": "{s} is", "i've": "{s} has", "ive": "{s} has", "i have": "{s} has", "i": "{s}"}
+
+
+def shorthand(text: str) -> str:
+    """The message as text-speak: lower case, no apostrophes, common abbreviations."""
+    out = text.lower().replace("\u2019", "'")
+    for pattern, replacement in SHORTHAND:
+        out = re.sub(pattern, replacement, out)
+    return out.rstrip(".")
+
+
+def third_person(text: str, who: str, subject: str, obj: str, possessive: str) -> Optional[str]:
+    """The first-person report told by someone else ("I can't breathe" -> "my husband can't
+    breathe"); ``None`` when the message has no first person to change."""
+    lower = text.lower().replace("\u2019", "'")
+    if not re.search(r"\b(i|i'm|im|i've|ive|my|me|myself)\b", lower):
+        return None
+    placeholder = "\x00"  # stands for ``who`` until the remaining "my" are changed
+    first = _FIRST_PERSON_SUBJECT.search(lower)
+    if first is not None:
+        lower = lower[:first.start()] + _THIRD[first.group(1)].format(who=placeholder) + lower[first.end():]
+        lower = _FIRST_PERSON_SUBJECT.sub(lambda m: _LATER[m.group(1)].format(s=subject), lower)
+    elif lower.split(" ", 1)[0] in _SUBJECTLESS_STARTS:
+        # "lost control of my bowels" -> "my daughter lost control of her bowels"
+        lower = placeholder + " " + lower
+    else:
+        # "my lips are swelling" -> "my husband's lips are swelling"
+        lower = re.sub(r"\bmy\b", placeholder + "'s", lower, count=1)
+    lower = re.sub(r"\bmyself\b", {"he": "himself", "she": "herself"}.get(subject, "themselves"), lower)
+    lower = re.sub(r"\bmy\b", possessive, lower)
+    return re.sub(r"\bme\b", obj, lower).replace(placeholder, who)
+
+
+def catalogue_variants(catalogue) -> list[Variant]:
+    """Every report example of the red-flag catalogue as written, in shorthand, and told by
+    someone else (one person per example, chosen by the example), in shorthand too."""
+    variants = []
+    for cls in catalogue.classes.values():
+        for example in cls.examples:
+            seed = Seed(text=example, source=f"red_flags/{cls.id}.yml", expect="staff", reason="emergency")
+            variants.append(Variant("catalogue", seed, example, "example", None, cls.id))
+            variants.append(Variant("catalogue", seed, shorthand(example), "shorthand", None, cls.id))
+            person = _rng(example).choice(OTHER_PEOPLE)
+            told = third_person(example, *person)
+            if told is not None:
+                variants.append(Variant("catalogue", seed, told, "third_person", None, cls.id))
+                variants.append(Variant("catalogue", seed, shorthand(told), "third_person+shorthand", None, cls.id))
+    return variants

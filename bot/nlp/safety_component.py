@@ -16,23 +16,40 @@ cupping hurt?"): see :mod:`bot.nlp.other_subject`.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Text
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Text
+
+import numpy as np
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.constants import SPACY_DOCS
-from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from bot.nlp.other_subject import other_subject
-from bot.safety.routing import route
+from bot.nlp.sentence_featurizer import DEFAULT_MODEL_PATH, load_encoder
+from bot.safety.routing import describe, route
 from bot.safety.screen import default_screen, screen_text, table
+from bot.settings import REPO_ROOT
 
 logger = logging.getLogger(__name__)
 
 SAFETY_KEY = "safety"
+
+
+def _sentence_embedding(message: Message) -> Optional[np.ndarray]:
+    """The MiniLM sentence embedding the featurizer already computed for this message (reused
+    by the semantic detector when the message is one clause), or ``None``."""
+    for features in message.features:
+        origin = features.origin if isinstance(features.origin, str) else " ".join(features.origin or ())
+        if features.attribute == TEXT and features.type == FEATURE_TYPE_SENTENCE and "SentenceEmbedding" in origin:
+            vector = np.asarray(features.features).reshape(-1)
+            norm = float(np.linalg.norm(vector))
+            return vector / norm if norm else None
+    return None
 
 
 def _decide(message: Message, intent_name: str, ranking: List[Dict[Text, Any]]) -> None:
@@ -52,8 +69,9 @@ class SafetyScreen(GraphComponent):
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        """No options: the rules live in ``data/safety``."""
-        return {}
+        """The rules live in ``data/safety``; the options only say which sentence encoder the
+        semantic red-flag detector shares (the ``SentenceEmbeddingFeaturizer``'s, loaded once)."""
+        return {"semantic": True, "model_path": DEFAULT_MODEL_PATH, "max_length": 128}
 
     @classmethod
     def create(
@@ -63,8 +81,13 @@ class SafetyScreen(GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> "SafetyScreen":
-        """Create the component and load the screen (its spaCy pipeline and rules) once."""
-        default_screen()
+        """Create the component and load the screen (its spaCy pipeline and rules) once, with the
+        semantic red-flag detector on the pipeline's sentence encoder."""
+        screen = default_screen()
+        if config.get("semantic", True) and screen.semantic is None:
+            path = Path(config.get("model_path") or DEFAULT_MODEL_PATH)
+            encoder = load_encoder(str(path if path.is_absolute() else REPO_ROOT / path), int(config.get("max_length", 128)))
+            screen.attach_encoder(encoder.encode)
         return cls()
 
     def process(self, messages: List[Message]) -> List[Message]:
@@ -77,10 +100,14 @@ class SafetyScreen(GraphComponent):
         text = message.get(TEXT) or ""
         if not isinstance(text, str) or text.startswith("/"):
             return  # a button payload: nothing the patient wrote to screen
-        verdict = screen_text(text)
+        verdict = screen_text(text, _sentence_embedding(message))
         intent = message.get(INTENT) or {}
         ranking = message.get(INTENT_RANKING_KEY) or []
         routing = route(verdict, intent, ranking, staff_intent=table().intent)
+        if routing.reason != verdict.reason:
+            # The model's guess gave the reason (a red flag the screen deferred on, an adverse
+            # event the screen found no after-effect for): the reply speaks to that reason.
+            verdict = describe(verdict, routing.reason, default_screen().catalogue)
         data = verdict.as_dict()
         data.update(
             screen_reason=verdict.reason,

@@ -108,13 +108,32 @@ class Catalogue:
 
     def ruler_patterns(self) -> list[dict]:
         """The concepts' wordings as entity-ruler pattern items (label ``RED_FLAG``, id = concept),
-        in the shape of ``data/patterns/*.jsonl`` lines."""
+        in the shape of ``data/patterns/*.jsonl`` lines. A phrase is written in the first person
+        ("numb between my legs"); it also matches told of someone else ("... his legs")."""
         items: list[dict] = []
         for concept in self.concepts():
-            items += [{"label": "RED_FLAG", "pattern": p, "id": concept.id} for p in concept.phrases]
-            items += [{"label": "RED_FLAG", "pattern": p, "id": concept.id, "exact": True, "why": why} for p, why in concept.exact]
+            items += [{"label": "RED_FLAG", "pattern": p, "id": concept.id} for p in _told_of_anyone(concept.phrases)]
+            items += [
+                {"label": "RED_FLAG", "pattern": p, "id": concept.id, "exact": True, "why": why}
+                for phrase, why in concept.exact for p in _told_of_anyone([phrase])
+            ]
             items += [{"label": "RED_FLAG", "pattern": list(p), "id": concept.id} for p in concept.patterns]
         return items
+
+
+#: Possessives a first-person phrase is also matched with.
+OTHER_POSSESSIVES = ("his", "her", "their", "your")
+
+
+def _told_of_anyone(phrases: Iterable[str]) -> list[str]:
+    """Each phrase, and each phrase with "my" replaced by another person's possessive."""
+    out: list[str] = []
+    for phrase in phrases:
+        out.append(phrase)
+        words = phrase.split(" ")
+        if "my" in words:
+            out += [" ".join(w if w != "my" else other for w in words) for other in OTHER_POSSESSIVES]
+    return list(dict.fromkeys(out))
 
 
 def _strings(value, where: str) -> tuple[str, ...]:

@@ -9,7 +9,9 @@ read from a JSON file in medspaCy's format (``{"context_rules": [...]}``), exten
    or, without one, ``literal`` (lower-cased words).
 2. A trigger inside a finding is dropped first (the finding "can't breathe" holds no
    negation) unless its rule says ``metadata.within_findings`` ("really sore"). Then
-   overlapping triggers are pruned: the longest wins, the earlier on a tie. A ``PSEUDO``
+   overlapping triggers are pruned: the longest wins, the earlier on a tie (a rule with
+   ``metadata.coexists`` stays out of this contest: "my wife" is someone else even where
+   "my wife's ... is" is a current report). A ``PSEUDO``
    rule ("won't stop" is not a negation) only exists to win that contest; it modifies
    nothing.
 3. Each remaining trigger's scope runs in its ``direction`` (``FORWARD``, ``BACKWARD``,
@@ -19,7 +21,8 @@ read from a JSON file in medspaCy's format (``{"context_rules": [...]}``), exten
    category, such as ``COMMA``, end only the rules that name them).
 4. A finding whose first token lies in a trigger's scope, and whose label the rule allows
    (``allowed_types`` / ``excluded_types``), gets the rule's category; ``max_targets``
-   keeps only the nearest findings.
+   keeps only the nearest findings. A clause the semantic detector read as a finding keeps
+   the triggers inside it and gets every trigger whose scope reaches it.
 
 Two differences from medspaCy, both deliberate: a terminator ends a scope even when
 ``max_scope`` already clipped it (medspaCy's ``limit_scope`` misses that case, which could
@@ -69,6 +72,9 @@ class ContextRule:
     #: ``metadata.within_findings``: the trigger may lie inside a finding ("really sore" holds
     #: its own severity); other triggers inside a finding are dropped.
     within_findings: bool = False
+    #: ``metadata.coexists``: the trigger takes no part in the overlap contest (who is
+    #: affected, "my wife", holds beside "my wife's ... is" as a current report).
+    coexists: bool = False
     #: ``metadata.blocked_by``: finding labels this trigger may not overlap (``None``: the
     #: caller's default, no trigger inside a health finding).
     blocked_by: Optional[frozenset] = None
@@ -115,6 +121,7 @@ def parse_rule(item: dict, where: str = "") -> ContextRule:
         terminated_by=frozenset(c.upper() for c in item.get("terminated_by") or ()),
         message_scope=(item.get("metadata") or {}).get("scope") == "message",
         within_findings=bool((item.get("metadata") or {}).get("within_findings")),
+        coexists=bool((item.get("metadata") or {}).get("coexists")),
         blocked_by=frozenset(item["metadata"]["blocked_by"]) if "blocked_by" in (item.get("metadata") or {}) else None,
     )
 
@@ -151,6 +158,9 @@ class Target:
     start: int
     end: int
     modifiers: list[Modifier] = field(default_factory=list)
+    #: A whole clause read by meaning (the semantic detector): the triggers inside it stay,
+    #: and a trigger modifies it when its scope reaches any of its tokens.
+    clause: bool = False
 
     @property
     def categories(self) -> set[str]:
@@ -186,15 +196,15 @@ class ConText:
             if m.rule.blocked_by is not None:
                 # The rule's own list: the trigger may not even overlap such a finding.
                 return any(t.label in m.rule.blocked_by and m.overlaps(t.start, t.end) for t in findings)
-            return any(t.label in default and t.start <= m.start and m.end <= t.end for t in findings)
+            return any(t.label in default and not t.clause and t.start <= m.start and m.end <= t.end for t in findings)
 
         # Triggers a finding swallows never take part; then the longest wins, the earlier on a
         # tie, and PSEUDO triggers only take part in this contest.
         found = [m for m in found if m.rule.within_findings or not inside(m)]
         found.sort(key=lambda m: (-(m.end - m.start), m.start))
-        kept: list[Modifier] = []
-        for modifier in found:
-            if not any(k.overlaps(modifier.start, modifier.end) for k in kept):
+        kept: list[Modifier] = [m for m in found if m.rule.coexists]
+        for modifier in (m for m in found if not m.rule.coexists):
+            if not any(k.overlaps(modifier.start, modifier.end) for k in kept if not k.rule.coexists):
                 kept.append(modifier)
         kept = [m for m in kept if m.rule.direction != PSEUDO]
         kept.sort(key=lambda m: m.start)
@@ -214,7 +224,10 @@ class ConText:
                 continue
             covered = [
                 t for t in findings
-                if modifier.scope_start <= t.start < modifier.scope_end and modifier.rule.allows(t.label)
+                if modifier.rule.allows(t.label) and (
+                    modifier.scope_start <= t.start < modifier.scope_end
+                    or t.clause and modifier.scope_start < t.end and t.start < modifier.scope_end
+                )
             ]
             if modifier.rule.max_targets is not None:
                 covered.sort(key=lambda t: min(abs(t.start - modifier.end), abs(modifier.start - t.end)))

@@ -44,6 +44,8 @@ class Finding(Target):
 
     category: str = ""
     text: str = ""
+    #: Which detector proposed it: ``lexical`` (a listed wording) or ``semantic`` (:mod:`bot.safety.semantic`).
+    detector: str = "lexical"
 
 
 def load_patterns(path: Path) -> list[dict]:

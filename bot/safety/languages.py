@@ -108,6 +108,15 @@ def identify(text: str) -> str:
     return "en"
 
 
+def leading_language(text: str) -> str:
+    """Lingua's most likely language of the text, however unsure (``"en"`` without letters)."""
+    text = NOT_TEXT.sub(" ", text or "")
+    if not any(ch.isalpha() for ch in text):
+        return "en"
+    values = _confidences(text)
+    return values[0][0] if values else "en"
+
+
 def identify_for_safety(text: str, net: "LanguageNet") -> str:
     """:func:`identify`, with a second look for a red flag when it answers English.
 

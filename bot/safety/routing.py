@@ -120,6 +120,9 @@ def route(
     predicted = model.get(INTENT_NAME)
     targets = dict(staff_intent or {r: i for i, r in INTENT_REASONS.items()} | {"emergency": "report_adverse_event"})
     ranking = [dict(r) for r in ranking]
+    if verdict.language != "en" and not verdict.reason:
+        # Another language with no red flag: the model read English-shaped features of it.
+        return Routing(intent=OUT_OF_SCOPE, reason=None, decisive=True, rerouted=predicted != OUT_OF_SCOPE, ranking=ranking)
     if verdict.reason:
         if _unrelated_health_question(verdict, model):
             return Routing(intent=OUT_OF_SCOPE, reason=None, unrelated_health_question=True, ranking=ranking)

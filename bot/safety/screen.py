@@ -26,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import yaml
 from spacy.language import Language
 from spacy.lookups import Lookups, Table
@@ -34,16 +35,27 @@ from spacy.tokens import Doc
 
 from bot.safety.context import ConText, load_rules
 from bot.safety.decision import RULES_DIR, TABLE_FILE, DecisionTable, default_table, load_table
-from bot.safety.findings import FindingMatcher, load_patterns
+from bot.safety.findings import Finding, FindingMatcher, load_patterns
+from bot.safety.languages import LanguageNet, identify, identify_for_safety, leading_language
 from bot.safety.catalogue import Catalogue, catalogue_in
 from bot.safety.routing import describe, is_emergency  # noqa: F401  (is_emergency re-exported: evaluation and actions read it here)
+from bot.safety.semantic import SEMANTIC_FILE, Encoder, SemanticConfig, SemanticDetector
 from bot.safety.verdict import Evidence, Verdict
 
 NORMALISE_FILE = "normalise.yml"
+LANGUAGES_FOLDER = "languages"
 FINDINGS_FILE = "findings.jsonl"
 CONTEXT_FILE = "context_rules.json"
 #: Findings whose text can hold no trigger of their own ("can't breathe" is not negated by its "n't").
 HEALTH_LABELS = frozenset({"CONDITION", "MEDICATION", "DEVICE", "BODY_REGION", "SYMPTOM", "RED_FLAG"})
+#: The verdict of a red flag in another language: the language catalogue judged its context.
+LANGUAGE_RULE = "other_language_red_flag"
+LANGUAGE_RATIONALE = (
+    "A red flag reported in another language (data/safety/languages/): urgent guidance in that "
+    "language first, an urgent escalation, whatever the class."
+)
+#: Findings whose clause the semantic detector leaves alone (the listed wording decides).
+SEMANTIC_LEAVES = frozenset({"RED_FLAG", "CONDITION", "MEDICATION", "DEVICE"})
 #: Categories that make a message a question (for the routing of unrelated health questions).
 QUESTION_CATEGORIES = frozenset({"HYPOTHETICAL", "RISK_QUESTION", "TREATMENT_SEEKING"})
 
@@ -144,6 +156,9 @@ class Screen:
 
     def __init__(self, nlp: Language, rules_dir: Path = RULES_DIR) -> None:
         self.nlp = nlp
+        self.rules_dir = Path(rules_dir)
+        #: The semantic red-flag detector, once :meth:`attach_encoder` gave it an encoder.
+        self.semantic: Optional[SemanticDetector] = None
         lemmas = self._lemma_table(nlp)
         config = yaml.safe_load((rules_dir / NORMALISE_FILE).read_text(encoding="utf-8")) or {}
         self.normalise = Normaliser(config, nlp, lemmas)
@@ -151,6 +166,7 @@ class Screen:
         self.context = ConText(load_rules(rules_dir / CONTEXT_FILE), nlp.vocab)
         self.table: DecisionTable = load_table(rules_dir / TABLE_FILE)
         self.catalogue: Catalogue = catalogue_in(rules_dir)
+        self.languages: LanguageNet = LanguageNet(self.rules_dir / LANGUAGES_FOLDER)
         self._sentencizer = Sentencizer()
 
     @staticmethod
@@ -169,13 +185,48 @@ class Screen:
             self._sentencizer(doc)
         return doc
 
-    def __call__(self, text: str) -> Verdict:
-        """Screen one patient message."""
+    def attach_encoder(self, encode: Encoder) -> None:
+        """Turn on the semantic red-flag detector with a sentence encoder (the NLU pipeline's)."""
+        config = SemanticConfig.load(self.rules_dir / SEMANTIC_FILE)
+        self.semantic = SemanticDetector(self.catalogue, config, encode)
+
+    def _read(self, text: str) -> tuple[str, Optional[Doc], list[Finding]]:
+        """The message's language and, for English, its parse and listed findings.
+
+        Short or mixed messages in another language look English to the identifier ("me
+        ahogo", "seit dem dry needling habe ich Atemnot"): a second look
+        (:func:`~bot.safety.languages.identify_for_safety`) is taken where the English screen
+        finds no health term, or where another language leads, so an English "is incontinence
+        a side effect?" stays English.
+        """
+        language = identify(text)
+        if language != "en":
+            return language, None, []
         doc = self.parse(text)
-        # 1. Findings.
         found = self.findings.find(doc)
+        english_terms = any(f.label in HEALTH_LABELS and f.label != "BODY_REGION" for f in found)
+        if not english_terms or leading_language(text) != "en":
+            language = identify_for_safety(text, self.languages)
+        return language, doc, found
+
+    def language(self, text: str) -> str:
+        """The language the screen reads ``text`` in (``"en"``, or a code of another language)."""
+        return self._read(text)[0]
+
+    def __call__(self, text: str, embedding: Optional[np.ndarray] = None) -> Verdict:
+        """Screen one patient message (``embedding``: its sentence embedding, if already computed)."""
+        language, doc, found = self._read(text)
+        if language != "en":
+            return self._other_language(text, language)
+        # 1. Findings: the listed wordings, then red flags found by meaning in the clauses
+        # that hold no listed red flag.
+        if self.semantic is not None:
+            found = sorted(found + self._semantic_findings(doc, found, embedding), key=lambda f: (f.start, f.end))
         # 2. Context.
         modifiers = self.context.apply(doc, found, blocking=HEALTH_LABELS)
+        for finding in found:
+            if finding.clause:
+                self._drop_inability(doc, finding)
         # 3. Verdict: links to a treatment first. A signal they give (TREATED) holds from the
         # sentence of the link to the end of the message: what a patient tells after saying
         # a treatment happened relates to it, what they said before it need not
@@ -203,6 +254,7 @@ class Screen:
                 rule=row.id if row else None,
                 outcome=row.outcome if row else None,
                 gives_reason=bool(row and row.reason),
+                detector=finding.detector,
             )
         items = [evidence[i] for i in range(len(found))]
         reason = self.table.most_serious(e.outcome for e in items if e.gives_reason)
@@ -225,6 +277,48 @@ class Screen:
         )
         return describe(verdict, reason, self.catalogue)
 
+    def _semantic_findings(self, doc: Doc, found: list[Finding], embedding: Optional[np.ndarray]) -> list[Finding]:
+        """A finding per clause the semantic detector reads as a red flag, spanning the clause:
+        ConText's triggers inside it ("I'm not ...") and around it ("what if ...", "... is
+        that normal?") reach it as they reach a listed wording."""
+        # Clauses with a listed red flag or health situation are the lexical detector's: a
+        # condition ("I faint at the sight of needles") is not to be read again as a symptom.
+        lexical = [(f.start, f.end) for f in found if f.label in SEMANTIC_LEAVES]
+        return [
+            Finding(label="RED_FLAG", start=p.span.start, end=p.span.end, category=p.concept,
+                    text=p.span.text, detector="semantic", clause=True)
+            for p in self.semantic.propose(doc, skip=lexical, whole=embedding)
+        ]
+
+    def _other_language(self, text: str, language: str) -> Verdict:
+        """A message in another language: the red flags of that language's catalogue
+        (:mod:`bot.safety.languages`, which judges negation and questions itself), each an
+        emergency when reported; otherwise no reason (the assistant says, in that language,
+        that it answers in English, with the clinic's and the emergency number)."""
+        reports = [f for f in self.languages.findings(text, language) if f.is_report]
+        if not reports:
+            return Verdict(language=language)
+        evidence = [
+            Evidence(label="RED_FLAG", category=self.catalogue.classes[f.red_flag_class].concepts[0].id, text=f.text,
+                     contexts=["OTHER_PERSON"] if f.third_party else [], rule=LANGUAGE_RULE, outcome="emergency",
+                     gives_reason=True, detector=f"language:{language}")
+            for f in reports
+        ]
+        third_party = any(f.third_party for f in reports)
+        verdict = Verdict(reason="emergency", priority=self.table.priority.get("emergency"), evidence=evidence,
+                          personal=True, third_party=third_party, rationale=LANGUAGE_RATIONALE, language=language)
+        return describe(verdict, "emergency", self.catalogue)
+
+    def _drop_inability(self, doc: Doc, finding: Finding) -> None:
+        """Inside a clause read by meaning, a negated modal ("can't breathe", "won't empty") is
+        the symptom itself, not a ruling-out: that negation does not apply to it."""
+        words = self.semantic.config.inability_words
+        finding.modifiers = [
+            m for m in finding.modifiers
+            if not (m.category == "NEGATED" and finding.start <= m.start < finding.end
+                    and m.start > 0 and doc[m.start].lower_ in {"n't", "nt", "not"} and doc[m.start - 1].lower_ in words)
+        ]
+
     def _rationale(self, evidence: Optional[Evidence]) -> Optional[str]:
         if evidence is None:
             return None
@@ -244,9 +338,16 @@ def default_screen() -> Screen:
         return _screen
 
 
-def screen_text(text: str) -> Verdict:
-    """Screen one patient message: the project's spaCy pipeline and the safety rules, no Rasa model."""
-    return default_screen()(text)
+def screen_text(text: str, embedding: Optional[np.ndarray] = None) -> Verdict:
+    """Screen one patient message: the project's spaCy pipeline and the safety rules, no Rasa model
+    (and the semantic detector, once an encoder was attached to :func:`default_screen`)."""
+    return default_screen()(text, embedding)
+
+
+def message_language(text: str) -> str:
+    """The language the screen reads a message in (the channels' guard answers other
+    languages in their own language)."""
+    return default_screen().language(text)
 
 
 def table() -> DecisionTable:

@@ -20,6 +20,8 @@ class Evidence:
     outcome: Optional[str] = None
     #: The outcome is a reason to involve staff.
     gives_reason: bool = False
+    #: ``lexical`` (a catalogue or pattern wording) or ``semantic`` (nearest everyday phrasing).
+    detector: str = "lexical"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -30,6 +32,7 @@ class Evidence:
             "rule": self.rule,
             "outcome": self.outcome,
             "gives_reason": self.gives_reason,
+            "detector": self.detector,
         }
 
 
