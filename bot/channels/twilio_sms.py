@@ -51,6 +51,8 @@ from urllib.parse import parse_qs
 
 import aiohttp
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.shared.core.events import UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -82,6 +84,8 @@ logger = logging.getLogger(__name__)
 CHANNEL_NAME = "clinic_sms"
 #: The response that opens every conversation (action_session_start); on SMS it says texts are not secure.
 DISCLOSURE = "utter_disclosure"
+#: The response the rules run for a problem after treatment; the Rasa server's NLG picks its text by verdict.
+ADVERSE_EVENT = "utter_adverse_event"
 URL_PREFIX = "twilio"
 SIGNATURE_HEADER = "X-Twilio-Signature"
 MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
@@ -376,23 +380,41 @@ class ClinicSmsInput(InputChannel):
             return twiml_replies([self.texts.render("help", self.clinic)])
         if text.media and not text.body.strip():
             return twiml_replies([self.texts.render("media_only", self.clinic)])
-        if await self._red_flag(text.body, app):
+        agent = getattr(getattr(app, "ctx", None), "agent", None)
+        parsed = await self._screened(text.body, agent)
+        if is_red_flag(parsed):
             logger.warning("red flag in a text the store could not take: sent the urgent guidance")
-            return twiml_replies(red_flag_replies(self.clinic, self._urgent_guidance))
+            return twiml_replies(red_flag_replies(self.clinic, await self._guidance(parsed, agent)))
         return twiml_replies([kept_for_later(self.clinic) if kept else failure_reply(self.clinic)])
 
-    async def _red_flag(self, body: str, app: Any) -> bool:
-        """The safety screen's verdict on one text, from the model alone (no conversation, no store)."""
+    async def _screened(self, body: str, agent: Any) -> dict[str, Any]:
+        """The model's parse of one text with the safety screen's verdict (no conversation, no store)."""
         cleaned = clean_text(body, self.settings.max_message_chars)
-        agent = getattr(getattr(app, "ctx", None), "agent", None)
         if cleaned.empty or agent is None:
-            return False
+            return {}
         try:
             parsed = await asyncio.wait_for(agent.parse_message(cleaned.text), PARSE_TIMEOUT_SECONDS)
         except Exception as exc:  # noqa: BLE001 - no verdict: the answer still gives the emergency number
             logger.error("could not screen a text answered without the store (%s)", type(exc).__name__)
-            return False
-        return is_red_flag(parsed or {})
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+
+    async def _guidance(self, parsed: dict[str, Any], agent: Any) -> str:
+        """The assistant's own urgent guidance for this verdict (its class and level of care, from the
+        Rasa server's response generator), else the general red-flag text."""
+        nlg, domain = getattr(agent, "nlg", None), getattr(agent, "domain", None)
+        if nlg is None or domain is None:
+            return self._urgent_guidance
+        try:
+            tracker = DialogueStateTracker.from_events(
+                "sms-without-store", [UserUttered(parsed.get("text"), parse_data=parsed)], slots=domain.slots
+            )
+            message = await nlg.generate(ADVERSE_EVENT, tracker, CHANNEL_NAME)
+        except Exception as exc:  # noqa: BLE001 - the general guidance is always there to fall back on
+            logger.error("could not render the class's urgent guidance (%s); sent the general one", type(exc).__name__)
+            return self._urgent_guidance
+        text = " ".join(str((message or {}).get("text") or "").split())
+        return text or self._urgent_guidance
 
     # ---- the spool's replay ---------------------------------------------------------------------
 

@@ -5,9 +5,10 @@ down or slow the text is spooled (:mod:`bot.messaging.inbound_spool`) and the pa
 is answered at once in the webhook's answer, which Twilio sends itself:
 
 * a red flag (the safety screen's ``safety.reason`` is ``emergency``) gets the
-  assistant's urgent guidance first, then the same words the assistant uses when it
-  could not alert the team (both read from the reviewed responses), so the patient
-  calls instead of waiting;
+  assistant's urgent guidance first, in the words the Rasa server's response generator
+  gives that verdict (its class and level of care; the general red-flag text if that
+  fails), then the words the assistant uses when it could not alert the team, so the
+  patient calls instead of waiting;
 * any other text is told that it was kept and will be answered, with the clinic's
   phone number and the emergency number;
 * HELP gets the usual help text; STOP and START get nothing now (the replay records

@@ -16,6 +16,7 @@ import contextlib
 import sqlite3
 import time
 import uuid
+from xml.sax.saxutils import unescape
 
 import pytest
 import requests
@@ -60,11 +61,15 @@ def test_a_red_flag_text_with_the_store_locked_is_answered_at_once_spooled_and_r
         elapsed = time.monotonic() - started
         assert reply.status_code == 200, reply.text
         assert elapsed < 2.5, elapsed
-        first = reply.text.split("<Message>")[1]
-        assert "999" in first  # the urgent guidance comes first
+        first = unescape(reply.text.split("<Message>")[1].split("</Message>")[0])
+        assert "999" in first  # the urgent guidance comes first ...
         assert "call us on" in reply.text
         assert stack.fake.bodies(patient) == []  # nothing could be queued while the store was locked
 
+    # ... in the assistant's own words for this red flag (as the web chat gives it).
+    rest = f"http://127.0.0.1:{stack.stack.settings.rasa_port}/webhooks/rest/webhook"
+    chat = [" ".join(m.get("text", "").split()) for m in say(rest, f"compare-{uuid.uuid4().hex[:6]}", RED_FLAG)]
+    assert first in chat and "automated assistant" not in first
     # Replayed once the store answers: the assistant's answer by text, and the urgent escalation.
     wait_until(lambda: stack.fake.bodies(patient), timeout=60)
     contact = stack.contact(patient)
