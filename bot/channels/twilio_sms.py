@@ -454,6 +454,8 @@ class ClinicSmsInput(InputChannel):
                 await self.replay_spool()
             except OSError as exc:
                 logger.error("could not read the SMS spool (%s)", type(exc).__name__)
+            except Exception:  # noqa: BLE001 - the replay must outlive one bad pass; /healthz shows a stuck spool
+                logger.exception("unexpected error replaying the SMS spool; will retry")
             try:
                 await asyncio.wait_for(self._stop.wait(), REPLAY_INTERVAL_SECONDS)
             except asyncio.TimeoutError:
