@@ -38,6 +38,11 @@ async def issue(session: AsyncSession, user: StaffUser, name: str, *, actor: str
         raise accounts.AccountError("Give the token a name that says what uses it.")
     if user.disabled_at is not None:
         raise accounts.AccountError("This account is disabled; enable it before issuing a token.")
+    if user.must_change_password:
+        # Changing the password revokes every token, so one issued now would die at the change.
+        raise accounts.AccountError(
+            "This account must choose its own password first (by signing in on the dashboard); then issue the token."
+        )
     token = new_token()
     row = ApiToken(user_id=user.id, name=name, token_hash=key_hash(token), created_at=clock.now())
     session.add(row)

@@ -342,3 +342,10 @@ async def test_a_token_needs_a_name(sessions):
     async with sessions() as session, session.begin():
         with pytest.raises(accounts.AccountError, match="name"):
             await tokens.issue(session, await session.get(StaffUser, user.id), "   ", actor="ada")
+
+
+async def test_no_token_is_issued_while_a_password_change_is_pending(sessions):
+    user = await create(sessions, must_change_password=True)
+    async with sessions() as session, session.begin():
+        with pytest.raises(accounts.AccountError, match="own password first"):
+            await tokens.issue(session, await session.get(StaffUser, user.id), "export", actor="ada")
