@@ -168,7 +168,6 @@ class FloodGuard:
             trigger={**data.trigger, "possible_abuse": True, "conversation": data.sender_id,
                      "cap_per_hour": self.per_hour},
             transcript=[{**turn, "conversation": data.sender_id} for turn in data.transcript] if attach else [],
-            consent_given=data.consent_given,
             client_key=key,
             possible_abuse=True,
         )
