@@ -9,7 +9,16 @@ checks five relations (issue 14, item 4):
   into an ordinary one, nor an emergency into a non-emergency;
 * c1. a red flag asked about as a general risk is never an emergency;
 * c2. the same red flag reported as happening after a treatment always is;
-* d. a ruled-out condition, medicine or device never escalates on its own.
+* d. a ruled-out condition, medicine or device never escalates on its own;
+* e. every report example of the red-flag catalogue stays an emergency in shorthand and told
+  by someone else (:func:`bot.evaluation.variants.catalogue_variants`);
+* f1. a red flag reported in Dutch, French, German, Polish or Spanish is an emergency;
+* f2. their negated, risk and ordinary examples are not (:func:`~bot.evaluation.variants.language_variants`).
+
+The screen runs as the Rasa process runs it: listed wordings, the semantic detector on the
+pipeline's MiniLM encoder, and the language net (``--lexical-only`` turns the semantic
+detector off). Recall per red-flag class is printed for e and f, and the ordinary questions
+that reach staff with the semantic detector are compared with those without it.
 
 A relation is checked only where its premise holds for the seed (an ordinary question the
 screen already escalates is a suite or evaluation error, counted apart as ``excluded``).
@@ -47,6 +56,9 @@ INVARIANTS = (
     Invariant("c1", "risk", "a red flag asked about as a risk is never an emergency"),
     Invariant("c2", "report", "a red flag reported after a treatment is always an emergency"),
     Invariant("d", "negation", "a negated finding never escalates on its own"),
+    Invariant("e", "catalogue", "a catalogue report stays an emergency in shorthand and told by someone else"),
+    Invariant("f1", "language", "a red flag reported in another language is an emergency"),
+    Invariant("f2", "language", "a question, negation or ordinary message in another language is not"),
 )
 
 
@@ -112,11 +124,18 @@ class Result:
         }
 
 
-def load_screen() -> Screen:
-    """The screen alone: ``bot.safety.screen.screen_text`` (spaCy pipeline + safety rules, no Rasa model)."""
-    from bot.safety.screen import screen_text
+def load_screen(semantic: bool = True) -> Any:
+    """The screen alone (spaCy pipeline + safety rules + language net, no Rasa model), with the
+    semantic detector on the pipeline's MiniLM encoder unless ``semantic`` is false."""
+    from bot.safety.screen import Screen, pipeline
 
-    return screen_text
+    screen = Screen(pipeline())
+    if semantic:
+        from bot.nlp.sentence_featurizer import DEFAULT_MODEL_PATH, load_encoder
+        from bot.settings import REPO_ROOT
+
+        screen.attach_encoder(load_encoder(str(REPO_ROOT / DEFAULT_MODEL_PATH), 128).encode)
+    return screen
 
 
 class CachedScreen:
@@ -125,6 +144,12 @@ class CachedScreen:
     def __init__(self, screen: Screen) -> None:
         self._screen = screen
         self._cache: dict[str, Any] = {}
+
+    def prime(self, texts: Iterable[str]) -> None:
+        """Encode the semantic detector's clauses of ``texts`` in batches (when the screen can)."""
+        prime = getattr(self._screen, "prime", None)
+        if prime is not None:
+            prime([t for t in dict.fromkeys(texts) if t not in self._cache])
 
     def __call__(self, text: str) -> Any:
         if text not in self._cache:
@@ -148,6 +173,8 @@ class CachedScreen:
 
 def _check(result: Result, screen: CachedScreen, variants: Iterable[v.Variant], premise, relation) -> None:
     """Check ``relation(seed_reason, reason)`` on each variant whose seed satisfies ``premise``."""
+    variants = list(variants)
+    screen.prime([x.text for x in variants] + [x.seed.text for x in variants])
     seeds: set[str] = set()
     excluded: set[str] = set()
     for variant in variants:
@@ -185,7 +212,30 @@ def run(screen: Optional[Screen] = None) -> dict[str, Result]:
 
     _check(results["d"], cached, v.negation_variants(faq),
            premise=lambda seed: seed is None, relation=lambda seed, got: got is None)
+
+    from bot.safety.catalogue import catalogue_in
+    from bot.safety.decision import RULES_DIR
+
+    _check(results["e"], cached, v.catalogue_variants(catalogue_in(RULES_DIR)), premise=None,
+           relation=lambda seed, got: got == "emergency")
+    reports, not_reports = v.language_variants()
+    _check(results["f1"], cached, reports, premise=None, relation=lambda seed, got: got == "emergency")
+    _check(results["f2"], cached, not_reports, premise=None, relation=lambda seed, got: got != "emergency")
     return results
+
+
+def recall_by_class(results: dict[str, Result]) -> dict[str, dict[str, tuple[int, int]]]:
+    """Per family (e: English catalogue and variants; f1: other languages) and red-flag class,
+    (emergencies, reports): the recall of the emergency path."""
+    table: dict[str, dict[str, tuple[int, int]]] = {}
+    for key in ("e", "f1"):
+        rows: dict[str, tuple[int, int]] = {}
+        for check in results[key].checks:
+            name = check.variant.category or "someone else"
+            hit, total = rows.get(name, (0, 0))
+            rows[name] = (hit + (check.reason == "emergency"), total + 1)
+        table[key] = dict(sorted(rows.items()))
+    return table
 
 
 @dataclass
@@ -204,12 +254,13 @@ class Reach:
 
 def ordinary_reach(results: dict[str, Result], screen: Optional[Screen] = None) -> list[Reach]:
     """Ordinary questions (suites, evaluation sets' FAQ questions, ordinary variants) the screen escalates."""
-    cached = CachedScreen(screen or load_screen())
+    cached = screen if isinstance(screen, CachedScreen) else CachedScreen(screen or load_screen())
     rows = []
     for label, seeds in (
         ("safety suites: ordinary cases", [s for s in v.suite_seeds() if s.expect == "ordinary"]),
         ("evaluation sets: FAQ questions", v.faq_seeds()),
     ):
+        cached.prime(s.text for s in seeds)
         reasons = [cached.reason(s.text) for s in seeds]
         rows.append(Reach(label, len(reasons), sum(r is not None for r in reasons), reasons.count("emergency")))
     for key, label in (("a", "variants a (neutral context)"), ("c1", "variants c1 (risk questions)"),
@@ -219,10 +270,36 @@ def ordinary_reach(results: dict[str, Result], screen: Optional[Screen] = None) 
     return rows
 
 
+def newly_reached(results: dict[str, Result], screen: CachedScreen, lexical: CachedScreen) -> dict[str, list[str]]:
+    """The ordinary questions (suites, evaluation sets' FAQ questions, variants a, c1, d) that
+    reach staff, and the emergency path, with the semantic detector and not without it."""
+    texts = list(dict.fromkeys(
+        [s.text for s in v.suite_seeds() if s.expect == "ordinary"] + [s.text for s in v.faq_seeds()]
+        + [c.variant.text for key in ("a", "c1", "d") for c in results[key].checks]
+    ))
+    lexical.prime(texts)
+    staff = [t for t in texts if screen.reason(t) is not None and lexical.reason(t) is None]
+    emergency = [t for t in texts if screen.reason(t) == "emergency" and lexical.reason(t) != "emergency"]
+    return {"texts": [str(len(texts))], "staff": staff, "emergency": emergency}
+
+
 def false_escalation_rate(results: dict[str, Result]) -> tuple[int, int]:
     """(staff-bound, total) over every variant that should stay ordinary (a, c1, d)."""
     checks = [c for key in ("a", "c1", "d") for c in results[key].checks]
     return sum(c.reason is not None for c in checks), len(checks)
+
+
+def print_recall(recall: dict[str, dict[str, tuple[int, int]]], newly: Optional[dict[str, list[str]]], show: int) -> None:
+    """Recall per red-flag class, and what the semantic detector newly sends to staff."""
+    for key, title in (("e", "English: catalogue examples, shorthand, someone else"), ("f1", "Other languages")):
+        print(f"\n== Emergency recall per red-flag class ({title})")
+        for name, (hit, total) in recall[key].items():
+            print(f"  {name:<18} {hit:>4}/{total:<4} {hit / total if total else 0:.3f}")
+    if newly is not None:
+        print(f"\n== Ordinary questions ({newly['texts'][0]}) that newly reach staff with the semantic detector:"
+              f" {len(newly['staff'])}, of which the emergency path: {len(newly['emergency'])}")
+        for text in newly["staff"][:show]:
+            print(f"    {text!r}")
 
 
 def print_report(results: dict[str, Result], reach: list[Reach], show: int) -> None:
@@ -255,18 +332,24 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; always 0 (``make test`` asserts, this reports)."""
     parser = argparse.ArgumentParser(description="Metamorphic pass rates of the safety screen.")
     parser.add_argument("--show", type=int, default=10, help="failures to list per invariant")
+    parser.add_argument("--lexical-only", action="store_true", help="the screen without the semantic detector")
     args = parser.parse_args(argv)
     from bot.evaluation.results import write_results
 
     started = time.perf_counter()
-    screen = CachedScreen(load_screen())
+    screen = CachedScreen(load_screen(semantic=not args.lexical_only))
     results = run(screen)
     reach = ordinary_reach(results, screen)
     print_report(results, reach, args.show)
+    recall = recall_by_class(results)
+    newly = None if args.lexical_only else newly_reached(results, screen, CachedScreen(load_screen(semantic=False)))
+    print_recall(recall, newly, args.show)
     print(f"\n  {time.perf_counter() - started:.1f}s")
     write_results("metamorphic.json", {
         "invariants": {key: r.as_dict() for key, r in results.items()},
         "ordinary_reach": [dict(r.__dict__, rate=r.rate) for r in reach],
+        "recall_by_class": {k: {c: list(x) for c, x in rows.items()} for k, rows in recall.items()},
+        "newly_staff_bound_by_semantic_detector": None if newly is None else {k: len(x) for k, x in newly.items() if k != "texts"},
     })
     return 0
 

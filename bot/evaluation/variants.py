@@ -606,3 +606,35 @@ def catalogue_variants(catalogue) -> list[Variant]:
                 variants.append(Variant("catalogue", seed, told, "third_person", None, cls.id))
                 variants.append(Variant("catalogue", seed, shorthand(told), "third_person+shorthand", None, cls.id))
     return variants
+
+
+# ---------------------------------------------------------------- (f) other languages
+
+LANGUAGES_DIR = REPO_ROOT / "data" / "safety" / "languages"
+
+
+def language_variants(folder: Path = LANGUAGES_DIR) -> tuple[list[Variant], list[Variant]]:
+    """(reports, not-emergencies) of each language catalogue: every class's report example in
+    every report template of its language, the someone-else examples, and the not-emergency
+    and ordinary examples, each tagged with its language and class."""
+    import yaml
+
+    reports, ordinary = [], []
+    for path in sorted(folder.glob("*.yml")):
+        if path.stem == "en":
+            continue
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        templates = (data.get("templates") or {}).get("report") or ["{report}"]
+        for cls, spec in (data.get("classes") or {}).items():
+            for example in spec.get("examples") or ():
+                seed = Seed(text=example, source=path.name, expect="staff", reason="emergency")
+                reports += [Variant("language", seed, t.format(report=example), f"language:{path.stem}", None, cls)
+                            for t in templates]
+            for text in spec.get("not_emergency") or ():
+                ordinary.append(Variant("language", Seed(text, path.name, "ordinary"), text, f"language:{path.stem}", None, cls))
+        for example in data.get("third_party_examples") or ():
+            seed = Seed(text=example, source=path.name, expect="staff", reason="emergency")
+            reports.append(Variant("language", seed, example, f"language:{path.stem}:third_person", None, None))
+        for text in data.get("ordinary") or ():
+            ordinary.append(Variant("language", Seed(text, path.name, "ordinary"), text, f"language:{path.stem}", None, None))
+    return reports, ordinary

@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import yaml
@@ -190,6 +190,12 @@ class Screen:
         config = SemanticConfig.load(self.rules_dir / SEMANTIC_FILE)
         self.semantic = SemanticDetector(self.catalogue, config, encode)
 
+    def prime(self, texts: Sequence[str]) -> None:
+        """Encode the clauses of many messages in batches before screening them (evaluation
+        runs: one batch call instead of one per message); nothing without the semantic detector."""
+        if self.semantic is not None:
+            self.semantic.prime([self.parse(text) for text in texts])
+
     def _read(self, text: str) -> tuple[str, Optional[Doc], list[Finding]]:
         """The message's language and, for English, its parse and listed findings.
 
@@ -205,8 +211,16 @@ class Screen:
         doc = self.parse(text)
         found = self.findings.find(doc)
         english_terms = any(f.label in HEALTH_LABELS and f.label != "BODY_REGION" for f in found)
-        if not english_terms or leading_language(text) != "en":
+        leading = leading_language(text) if english_terms else "en"
+        if not english_terms or leading != "en":
             language = identify_for_safety(text, self.languages)
+        if language == "en" and leading != "en":
+            # Another language leads and its catalogue reads the terms only as a question or a
+            # negation ("¿hay riesgo de sepsis?"): that reading, not the English one. (A report
+            # it reads counts only through the second look's own confidence, above.)
+            local = self.languages.findings(text, leading)
+            if local and not any(f.is_report for f in local):
+                language = leading
         return language, doc, found
 
     def language(self, text: str) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import pytest
 
 from bot.evaluation import metamorphic, variants as v
+from bot.safety.catalogue import catalogue_in
+from bot.safety.decision import RULES_DIR
 
 SHOWN = 25
 #: Target of issue 14: false escalations of ordinary questions at most 2 %, variants included.
@@ -27,6 +29,7 @@ def _failures(result: metamorphic.Result) -> str:
 
 @pytest.mark.parametrize("key, min_cases, min_variants", [
     ("a", 3000, 7000), ("b", 200, 1500), ("c1", 40, 350), ("c2", 40, 200), ("d", 100, 300),
+    ("e", 90, 340), ("f1", 200, 1000), ("f2", 100, 100),
 ])
 def test_each_invariant_is_checked_on_enough_variants(metamorphic_results, key, min_cases, min_variants):
     # A relation whose premise the screen breaks on the seeds would pass vacuously.
@@ -62,6 +65,31 @@ def test_d_a_negated_finding_never_escalates_on_its_own(metamorphic_results):
     result = metamorphic_results["d"]
     if result.failures:
         pytest.fail(_failures(result), pytrace=False)
+
+
+def test_e_a_catalogue_report_stays_an_emergency_in_shorthand_and_told_by_someone_else(metamorphic_results):
+    result = metamorphic_results["e"]
+    if result.failures:
+        pytest.fail(_failures(result), pytrace=False)
+
+
+def test_f1_a_red_flag_reported_in_another_language_is_an_emergency(metamorphic_results):
+    result = metamorphic_results["f1"]
+    if result.failures:
+        pytest.fail(_failures(result), pytrace=False)
+
+
+def test_f2_a_question_negation_or_ordinary_message_in_another_language_is_not(metamorphic_results):
+    result = metamorphic_results["f2"]
+    if result.failures:
+        pytest.fail(_failures(result), pytrace=False)
+
+
+def test_every_red_flag_class_has_full_recall_in_english_and_other_languages(metamorphic_results):
+    recall = metamorphic.recall_by_class(metamorphic_results)
+    assert set(recall["e"]) == set(catalogue_in(RULES_DIR).classes)
+    missed = {(key, name): (hit, total) for key, rows in recall.items() for name, (hit, total) in rows.items() if hit < total}
+    assert missed == {}
 
 
 def test_false_escalations_of_ordinary_variants_are_at_most_2_percent(metamorphic_results):
