@@ -22,6 +22,7 @@ not the only one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -33,6 +34,8 @@ from sanic.response import HTTPResponse
 logger = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
+#: How long stopping waits for the web app's open calls before cutting them.
+STOP_SECONDS = 3.0
 STAFF_PREFIXES = ("/webhooks/staff_bridge/", "/webhooks/twilio/staff/")
 
 
@@ -104,4 +107,9 @@ class StaffListener:
         server.close()
         for connection in list(server.connections):
             connection.close_if_idle()
-        await server.wait_closed()
+        try:
+            # A keep-alive or half-finished call would hold wait_closed open: give it a moment, then cut it.
+            await asyncio.wait_for(server.wait_closed(), STOP_SECONDS)
+        except asyncio.TimeoutError:
+            for connection in list(server.connections):
+                connection.abort()

@@ -66,6 +66,7 @@ class BridgeServer:
     agent: TrackerAgent
     sessions: Any
     sio: Any
+    staff: Any = None
 
     async def call(self, operation: str, body: Any, secret: str | None = SECRET, raw: bytes | None = None):
         headers = {"Content-Type": "application/json"}
@@ -122,7 +123,7 @@ async def bridge(db_url, sessions):
     await server.start_serving()
     await server.after_start()  # the staff listener starts here
     yield BridgeServer(url=f"http://127.0.0.1:{port}", staff_url=f"http://127.0.0.1:{staff.port}", agent=agent,
-                       sessions=sessions, sio=socketio_channel.sio)
+                       sessions=sessions, sio=socketio_channel.sio, staff=staff)
     await socketio_channel.sio.shutdown()
     await server.before_stop()
     server.close()
@@ -441,3 +442,4 @@ def test_the_staff_port_must_differ_from_the_patient_port():
 
     with pytest.raises(RuntimeError, match="STAFF_BRIDGE_PORT"):
         asyncio.run(listener.start(App(), None))
+
