@@ -26,6 +26,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from zxcvbn import zxcvbn
 
 from bot.staff import clock
 from bot.staff import sessions as staff_sessions
@@ -79,14 +80,6 @@ def check_password(password: str, username: str) -> None:
 
 def check_strength(password: str, username: str = "") -> None:
     """:class:`AccountError` if zxcvbn rates ``password`` below :data:`MIN_PASSWORD_SCORE`, saying why."""
-    try:
-        from zxcvbn import zxcvbn  # in the web app's environment (.venv-web) only, with the dashboard
-    except ImportError:
-        # Never accept a password nobody rated: say where the check runs instead.
-        raise AccountError(
-            "Setting a password needs the strength check of the web app's environment: "
-            "run this with .venv-web/bin/python."
-        ) from None
     rating = zxcvbn(password[:STRENGTH_CHECKED_CHARS], user_inputs=[username, *PROJECT_WORDS])
     if rating["score"] >= MIN_PASSWORD_SCORE:
         return

@@ -197,11 +197,6 @@ def test_the_command_runs_in_both_environments(python, tmp_path, db_url):
     listed = subprocess.run([str(python), "-m", "bot.staff", "list-users"], env=env,
                             capture_output=True, text=True, timeout=120)
 
-    if python.parent.parent.name == ".venv":
-        # Rasa's environment has no password-strength estimator: setting a password says where to do it.
-        assert created.returncode == 1 and ".venv-web/bin/python" in created.stderr
-        assert "Traceback" not in created.stderr and listed.returncode == 0
-    else:
-        assert created.returncode == 0, created.stderr
-        assert "rita" in listed.stdout
+    assert created.returncode == 0, created.stderr
+    assert "rita" in listed.stdout
     assert PASSWORD not in created.stdout + created.stderr + listed.stdout + listed.stderr
