@@ -54,8 +54,10 @@ LANGUAGE_RATIONALE = (
     "A red flag reported in another language (data/safety/languages/): urgent guidance in that "
     "language first, an urgent escalation, whatever the class."
 )
-#: Findings whose clause the semantic detector leaves alone (the listed wording decides).
-SEMANTIC_LEAVES = frozenset({"RED_FLAG", "CONDITION", "MEDICATION", "DEVICE"})
+#: Findings whose clause the semantic detector leaves alone: it reads only clauses in which no
+#: listed health word was found (a listed after-effect, "my arm is really sore", is placed
+#: by its wording; meaning alone would bring an arm that is sore near an arm that is weak).
+SEMANTIC_LEAVES = frozenset({"RED_FLAG", "SYMPTOM", "CONDITION", "MEDICATION", "DEVICE"})
 #: Categories that make a message a question (for the routing of unrelated health questions).
 QUESTION_CATEGORIES = frozenset({"HYPOTHETICAL", "RISK_QUESTION", "TREATMENT_SEEKING"})
 
@@ -295,8 +297,8 @@ class Screen:
         """A finding per clause the semantic detector reads as a red flag, spanning the clause:
         ConText's triggers inside it ("I'm not ...") and around it ("what if ...", "... is
         that normal?") reach it as they reach a listed wording."""
-        # Clauses with a listed red flag or health situation are the lexical detector's: a
-        # condition ("I faint at the sight of needles") is not to be read again as a symptom.
+        # Clauses with a listed health word are the lexical detector's: a condition ("I faint
+        # at the sight of needles") or an after-effect is not to be read again as a red flag.
         lexical = [(f.start, f.end) for f in found if f.label in SEMANTIC_LEAVES]
         return [
             Finding(label="RED_FLAG", start=p.span.start, end=p.span.end, category=p.concept,

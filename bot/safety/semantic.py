@@ -6,9 +6,9 @@ of every red-flag class, as sentence embeddings (all-MiniLM-L6-v2, the encoder t
 pipeline already runs), and proposes a ``RED_FLAG`` finding for the nearest class when the
 similarity reaches the threshold in ``data/safety/semantic.yml``. It never decides anything
 itself: ConText gives the proposed finding its context (negated, a question, history,
-someone else) and the decision table decides, exactly as for a lexical finding. Where the
-lexical detector already found a red flag in a clause, the clause is left to it; elsewhere a
-proposal only adds a finding, so the safer route wins.
+someone else) and the decision table decides, exactly as for a lexical finding. It reads
+only the clauses in which the lexical detector found no health word at all, where a listed
+wording cannot speak; there a proposal only adds a finding, so the safer route wins.
 
 The encoder is passed in (``encode(texts) -> unit vectors``), so this module stays on the
 safety package's ground floor; :mod:`bot.nlp.safety_component` hands it the pipeline's.

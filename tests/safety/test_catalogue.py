@@ -164,7 +164,7 @@ def test_a_red_flag_in_words_no_list_holds_is_found_by_meaning(screen, text, red
 
 @pytest.mark.parametrize(
     "text",
-    ["i'm not struggling to get air, just sore", "can needling make it hard to get air?"],
+    ["i'm not struggling to get air at all", "my tongue doesn't feel huge or anything", "can needling make it hard to get air?"],
 )
 def test_context_rules_a_semantic_finding_out_as_it_does_a_listed_one(screen, text):
     verdict = screen(text)
