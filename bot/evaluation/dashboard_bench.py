@@ -170,7 +170,7 @@ async def run(escalations: int, messages: int, requests: int, warmup: int) -> di
         token = await api_token(store)
         settings = Settings(
             var_dir=var, database_url=store, tracker_store_url=tracker_url, public_web_url="http://127.0.0.1",
-            session_secret="bench", staff_bridge_secret="bench", rasa_internal_url="http://127.0.0.1:9",
+            session_secret="bench", staff_bridge_secret="bench", staff_bridge_url="http://127.0.0.1:9",
             notify_interval_seconds=3600, log_level="WARNING",
         )
         server = TestServer(create_app(settings), host="127.0.0.1")

@@ -1,7 +1,7 @@
 """Staff in a patient's web chat: take over, write, hand back (the web app's side).
 
 The Rasa server owns the patient's socket, so this module asks it to act through
-the staff bridge (:mod:`bot.channels.staff_bridge`, ``POST {RASA_INTERNAL_URL}
+the staff bridge (:mod:`bot.channels.staff_bridge`, ``POST {STAFF_BRIDGE_URL}
 /webhooks/staff_bridge/<operation>`` with ``X-Bridge-Secret``). Order of work, so
 nothing is lost and nothing is claimed falsely:
 
