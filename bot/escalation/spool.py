@@ -24,17 +24,15 @@ retried). Files are 0600 and the folder 0700: they hold patient data.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Awaitable, Callable, Iterator, Optional
+from typing import Awaitable, Callable, Optional
 
-from bot.files import private_directory
+from bot.files import append_lines, count_lines, file_lock
 from bot.store.models import Priority, Reason, utcnow
 from bot.store.repository import EscalationInput
 
@@ -45,7 +43,6 @@ BATCH_FILE = "escalations.replaying"
 UNREADABLE_FILE = "escalations.unreadable"
 LOCK_FILE = "escalations.lock"
 REPLAY_LOCK_FILE = "escalations.replay.lock"
-FILE_MODE = 0o600
 
 
 @dataclass(frozen=True)
@@ -74,14 +71,6 @@ def decode(line: str) -> EscalationInput:
     return EscalationInput(**raw)
 
 
-def _count_lines(path: Path) -> int:
-    try:
-        with path.open("rb") as handle:
-            return sum(1 for line in handle if line.strip())
-    except FileNotFoundError:
-        return 0
-
-
 class Spool:
     """Append-only JSON Lines spool with lock-protected, batch-by-rename replay.
 
@@ -99,63 +88,29 @@ class Spool:
         self.replay_failures = 0
         self.last_replay_error_at: Optional[datetime] = None
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self):
         """Hold the spool file's lock (writers wait for each other and for replay's rename)."""
-        private_directory(self.directory)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing the descriptor releases the lock
+        return file_lock(self.lock_path)
 
-    @contextlib.contextmanager
-    def _replaying(self) -> Iterator[bool]:
+    def _replaying(self):
         """Hold the replay lock if no other replay does; yields whether it was acquired."""
-        private_directory(self.directory)
-        fd = os.open(self.replay_lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            yield True
-        finally:
-            os.close(fd)
+        return file_lock(self.replay_lock_path, blocking=False)
 
     def append(self, data: EscalationInput) -> None:
         """Durably append one escalation (raises ``OSError`` if the disk fails too)."""
         line = encode(data)
         with self._locked():
-            self._append_lines(self.path, line)
-
-    @staticmethod
-    def _append_lines(path: Path, lines: bytes) -> None:
-        """Append whole lines with fsync; a line left torn by a full disk is ended first."""
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, FILE_MODE)
-        try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                lines = b"\n" + lines
-            view = memoryview(lines)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            append_lines(self.path, line)
 
     def pending(self) -> int:
         """How many escalations wait in the spool (including a batch being replayed)."""
-        return _count_lines(self.path) + _count_lines(self.batch_path)
+        return count_lines(self.path) + count_lines(self.batch_path)
 
     def status(self) -> SpoolStatus:
         """Backlog, unreadable lines, and this process's replay failures."""
         return SpoolStatus(
             backlog=self.pending(),
-            unreadable=_count_lines(self.unreadable_path),
+            unreadable=count_lines(self.unreadable_path),
             replay_failures=self.replay_failures,
             last_replay_error_at=self.last_replay_error_at,
         )
@@ -166,7 +121,7 @@ class Spool:
             if self.path.exists():
                 if self.batch_path.exists():
                     # An earlier replay was interrupted: its batch keeps its lines and gains the new ones.
-                    self._append_lines(self.batch_path, self.path.read_bytes())
+                    append_lines(self.batch_path, self.path.read_bytes())
                     self.path.unlink()
                 else:
                     os.rename(self.path, self.batch_path)
@@ -175,11 +130,11 @@ class Spool:
     def _finish_batch(self, failed: list[bytes]) -> None:
         with self._locked():
             if failed:
-                self._append_lines(self.path, b"".join(failed))
+                append_lines(self.path, b"".join(failed))
             self.batch_path.unlink()
 
     def _set_aside(self, line: bytes) -> None:
-        self._append_lines(self.unreadable_path, line.rstrip(b"\n") + b"\n")
+        append_lines(self.unreadable_path, line.rstrip(b"\n") + b"\n")
 
     async def replay(self, store: Callable[[EscalationInput], Awaitable[None]]) -> int:
         """Store every spooled escalation; keep the ones that still fail for the next replay.

@@ -22,16 +22,15 @@ Files are 0600 and the folder 0700: they hold numbers and patient text.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Awaitable, Callable, Iterator, Optional
+from typing import Awaitable, Callable, Optional
 
-from bot.files import private_directory
+from bot.files import append_lines, count_lines, file_lock
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +39,6 @@ BATCH_FILE = "sms_inbound.replaying"
 UNREADABLE_FILE = "sms_inbound.unreadable"
 LOCK_FILE = "sms_inbound.lock"
 REPLAY_LOCK_FILE = "sms_inbound.replay.lock"
-FILE_MODE = 0o600
 
 
 @dataclass(frozen=True)
@@ -54,29 +52,6 @@ class SpooledText:
     received_at: str
 
 
-def _count_lines(path: Path) -> int:
-    try:
-        with path.open("rb") as handle:
-            return sum(1 for line in handle if line.strip())
-    except FileNotFoundError:
-        return 0
-
-
-def _append_lines(path: Path, lines: bytes) -> None:
-    """Append whole lines with fsync; a line left torn by a full disk is ended first."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, FILE_MODE)
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            lines = b"\n" + lines
-        view = memoryview(lines)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class InboundSpool:
     """Append-only JSON Lines spool of incoming texts, replayed in order."""
 
@@ -88,29 +63,15 @@ class InboundSpool:
         self.lock_path = directory / LOCK_FILE
         self.replay_lock_path = directory / REPLAY_LOCK_FILE
 
-    @contextlib.contextmanager
-    def _flock(self, path: Path, blocking: bool = True) -> Iterator[bool]:
-        private_directory(self.directory)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            yield True
-        finally:
-            os.close(fd)  # closing the descriptor releases the lock
-
     def append(self, text: SpooledText) -> None:
         """Durably append one text (raises ``OSError`` if the disk fails too)."""
         line = (json.dumps(asdict(text), ensure_ascii=False) + "\n").encode("utf-8")
-        with self._flock(self.lock_path):
-            _append_lines(self.path, line)
+        with file_lock(self.lock_path):
+            append_lines(self.path, line)
 
     def pending(self) -> int:
         """How many texts wait to be replayed (including a batch being replayed)."""
-        return _count_lines(self.path) + _count_lines(self.batch_path)
+        return count_lines(self.path) + count_lines(self.batch_path)
 
     def oldest(self) -> Optional[datetime]:
         """When the oldest waiting text came (``None``: nothing waits, or it cannot be read)."""
@@ -128,10 +89,10 @@ class InboundSpool:
         return None
 
     def _take_batch(self) -> bool:
-        with self._flock(self.lock_path):
+        with file_lock(self.lock_path):
             if self.path.exists():
                 if self.batch_path.exists():
-                    _append_lines(self.batch_path, self.path.read_bytes())
+                    append_lines(self.batch_path, self.path.read_bytes())
                     self.path.unlink()
                 else:
                     os.rename(self.path, self.batch_path)
@@ -139,13 +100,13 @@ class InboundSpool:
 
     def _finish_batch(self, left: list[bytes]) -> None:
         """Put the lines not replayed back in front of any written meanwhile, and drop the batch."""
-        with self._flock(self.lock_path):
+        with file_lock(self.lock_path):
             if left:
                 newer = self.path.read_bytes() if self.path.exists() else b""
                 tmp = self.directory / (SPOOL_FILE + ".tmp")
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
-                _append_lines(tmp, b"".join(left) + newer)
+                append_lines(tmp, b"".join(left) + newer)
                 os.replace(tmp, self.path)
             self.batch_path.unlink()
 
@@ -155,7 +116,7 @@ class InboundSpool:
         Returns:
             How many texts were handled.
         """
-        with self._flock(self.replay_lock_path, blocking=False) as mine:
+        with file_lock(self.replay_lock_path, blocking=False) as mine:
             if not mine or not self._take_batch():
                 return 0
             lines = [line if line.endswith(b"\n") else line + b"\n"
@@ -165,7 +126,7 @@ class InboundSpool:
                 try:
                     item = SpooledText(**json.loads(line.decode("utf-8")))
                 except (ValueError, TypeError, UnicodeDecodeError):
-                    _append_lines(self.unreadable_path, line)
+                    append_lines(self.unreadable_path, line)
                     logger.error("an unreadable line in the SMS spool was moved to %s", UNREADABLE_FILE)
                     continue
                 try:
