@@ -1,10 +1,11 @@
 """The evidence behind the semantic red-flag detector's threshold (``data/safety/semantic.yml``).
 
-For a range of thresholds it prints, from the training data and the red-flag catalogue only
+For a range of global thresholds, and for the thresholds as set (global and per class), it prints, from the training data and the red-flag catalogue only
 (no evaluation set is read):
 
 * ``ordinary proposed``: ordinary training messages (``data/nlu``, every intent that is not
-  staff-bound) in which the detector proposes a red flag at all;
+  staff-bound) in which the detector proposes a red flag in any clause (before the screen
+  leaves clauses with a listed health word to the lexical detector);
 * ``ordinary emergency``: of those, how many the whole screen then sends down the emergency
   path (ConText and the table may still rule a proposal out);
 * ``examples alone``: the catalogue's report examples the detector finds on its own, with
@@ -51,14 +52,20 @@ def main(argv: list[str] | None = None) -> None:
     ordinary_best = [_best(screen, detector, text) for text in ordinary]
     example_best = [(cls, _best_per_class(screen, detector, text)) for cls, text in examples]
     print(f"{'threshold':>9} {'ordinary proposed':>18} {'ordinary emergency':>19} {'examples alone':>15} {'not-emergency':>14}")
-    for threshold in (float(t) for t in args.thresholds.split(",")):
-        detector.config = replace(base, threshold=threshold, class_thresholds={})
-        candidates = [text for text, best in zip(ordinary, ordinary_best) if best >= threshold]
+    settings = [(f"{t:.2f}", replace(base, threshold=float(t), class_thresholds={})) for t in args.thresholds.split(",")]
+    for label, config in settings + [("as set", base)]:
+        detector.config = config
+        candidates = [text for text, best in zip(ordinary, ordinary_best) if best >= min(_thresholds(config))]
+        proposed = sum(bool(detector.propose(screen.parse(text))) for text in candidates)
         emergency = sum(_semantic_decided(screen(text)) for text in candidates)
-        alone = sum(scores.get(cls, 0.0) >= threshold for cls, scores in example_best)
+        alone = sum(scores.get(cls, 0.0) >= detector.threshold_for(cls) for cls, scores in example_best)
         wrong = sum(screen(text).reason == "emergency" for text in not_emergency)
-        print(f"{threshold:>9.2f} {len(candidates):>18} {emergency:>19} {alone:>9}/{len(examples):<5} {wrong:>14}")
+        print(f"{label:>9} {proposed:>18} {emergency:>19} {alone:>9}/{len(examples):<5} {wrong:>14}")
     detector.config = base
+
+
+def _thresholds(config) -> list[float]:
+    return [config.threshold, *config.class_thresholds.values()]
 
 
 def _best(screen, detector, text: str) -> float:

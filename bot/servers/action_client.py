@@ -17,6 +17,7 @@ Rasa server (:mod:`bot.servers.rasa`) calls the action server through
   hung action server costs one timeout, not one per action; and a watcher asks its
   ``/health`` every second: after two checks in a row unanswered within 2 s it is skipped
   until it answers again, so a patient writing while it is hung waits for no timeout at all.
+  A refused check (the process is dead or restarting) marks nothing: calls fail at once.
 
 The urgent guidance itself never depends on this: it is a response the Rasa server
 renders before any custom action runs (``utter_adverse_event``, :mod:`bot.nlg`).
@@ -180,8 +181,15 @@ class GuardedActionEndpoint(EndpointConfig):
                 try:
                     async with session.get(self.health_url) as reply:
                         answered = reply.status == 200
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except asyncio.TimeoutError:
                     answered = False
+                except aiohttp.ClientError:
+                    # Refused: the process is gone or restarting. A call fails at once and is
+                    # answered here, so there is nothing to skip, and nothing stale to clear
+                    # when it is back.
+                    misses = 0
+                    self.hung = False
+                    continue
                 misses = 0 if answered else misses + 1
                 if answered and (self.hung or self.skip_until):
                     logger.info("action server answers again")
