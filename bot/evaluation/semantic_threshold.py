@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     ordinary_best = [_best(screen, detector, text) for text in ordinary]
     example_best = [(cls, _best_per_class(screen, detector, text)) for cls, text in examples]
     print(f"{'threshold':>9} {'ordinary proposed':>18} {'ordinary emergency':>19} {'examples alone':>15} {'not-emergency':>14}")
-    settings = [(f"{t:.2f}", replace(base, threshold=float(t), class_thresholds={})) for t in args.thresholds.split(",")]
+    settings = [(f"{float(t):.2f}", replace(base, threshold=float(t), class_thresholds={})) for t in args.thresholds.split(",")]
     for label, config in settings + [("as set", base)]:
         detector.config = config
         candidates = [text for text, best in zip(ordinary, ordinary_best) if best >= min(_thresholds(config))]
