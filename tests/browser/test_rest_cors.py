@@ -22,6 +22,7 @@ import pytest
 
 from bot.launch import free_port
 from tests.channels.conftest import SOCKETIO_CREDENTIALS, EchoAgent, build_app, channel_settings
+from tests.support.sanic_server import start_sanic, stop_sanic
 
 pytestmark = pytest.mark.browser
 
@@ -77,20 +78,11 @@ def served() -> Iterator[Served]:
     async def start():
         listener = socket.socket()
         listener.bind(("127.0.0.1", port))
-        server = await app.create_server(sock=listener, return_asyncio_server=True, access_log=False)
-        await server.startup()
-        await server.before_start()  # Rasa's leftover Sanic-Cors goes live here, as in the real server
-        await server.after_start()
-        return server
+        # Rasa's leftover Sanic-Cors goes live in the start-up listeners, as in the real server.
+        return await start_sanic(app, listener)
 
     async def stop(server):
-        await socketio.sio.shutdown()
-        await server.before_stop()
-        server.close()
-        for connection in list(server.connections):
-            connection.close()
-        await server.wait_closed()
-        await server.after_stop()
+        await stop_sanic(server, socketio.sio)
 
     server = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
     try:

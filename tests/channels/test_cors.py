@@ -12,6 +12,7 @@ import pytest
 
 from bot.channels.cors import CorsPolicy
 from tests.channels.conftest import CLINIC_ORIGIN, FOREIGN_ORIGIN
+from tests.support.sanic_server import start_sanic, stop_sanic
 
 POLICY = CorsPolicy.of(["https://www.example-clinic.org", "http://127.0.0.1:8000/"])
 POLLING = "/socket.io/?EIO=4&transport=polling"
@@ -144,18 +145,9 @@ async def rasa_like_server():
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    server = await app.create_server(sock=listener, return_asyncio_server=True, access_log=False)
-    await server.startup()
-    await server.before_start()
-    await server.after_start()
+    server = await start_sanic(app, listener)
     yield f"http://127.0.0.1:{port}/webhooks/rest/webhook"
-    await socketio.sio.shutdown()
-    await server.before_stop()
-    server.close()
-    for connection in list(server.connections):
-        connection.close()
-    await server.wait_closed()
-    await server.after_stop()
+    await stop_sanic(server, socketio.sio)
 
 
 async def test_with_rasas_leftover_cors_live_the_preflight_is_the_channels_own(rasa_like_server):

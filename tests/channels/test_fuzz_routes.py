@@ -35,6 +35,7 @@ from bot.launch import free_port
 from bot.servers.staff_port import StaffListener
 from tests.channels.conftest import CLINIC_ORIGIN, FOREIGN_ORIGIN, SOCKETIO_CREDENTIALS
 from tests.support.malformed import MALFORMED, Tally, bodies, send
+from tests.support.sanic_server import start_sanic, stop_sanic
 from tests.support.sms_channel import BRIDGE_SECRET, ScriptedAgent, sms_settings
 
 TALLY = Tally()
@@ -98,22 +99,13 @@ def served(tmp_path_factory) -> Iterator[Served]:
     async def start():
         listener = socket.socket()
         listener.bind(("127.0.0.1", port))
-        server = await app.create_server(sock=listener, return_asyncio_server=True, access_log=False)
-        await server.startup()
-        await server.before_start()
-        await server.after_start()
+        server = await start_sanic(app, listener)
         await sms.start()
         return server
 
     async def stop(server):
         await sms.stop()
-        await socketio.sio.shutdown()
-        await server.before_stop()
-        server.close()
-        for connection in list(server.connections):
-            connection.close()
-        await server.wait_closed()
-        await server.after_stop()
+        await stop_sanic(server, socketio.sio)
 
     server = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
     try:

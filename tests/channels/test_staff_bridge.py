@@ -32,6 +32,7 @@ from bot.servers.staff_port import StaffListener
 from bot.store import chat
 from bot.store.models import ChatLineKind, Escalation, Priority, Reason, StaffChatLine, utcnow
 from tests.channels.conftest import CLINIC_ORIGIN, SOCKETIO_CREDENTIALS, channel_settings
+from tests.support.sanic_server import start_sanic, stop_sanic
 from tests.support.socketio_client import Patient
 
 SECRET = "test-bridge-secret"
@@ -117,20 +118,12 @@ async def bridge(db_url, sessions):
     port = listener.getsockname()[1]
     staff = StaffListener(free_port())
     staff.install(app)
-    server = await app.create_server(sock=listener, return_asyncio_server=True, access_log=False)
-    await server.startup()
-    await server.before_start()  # as Rasa starts it: Sanic-Cors and every channel's listeners run
-    await server.start_serving()
-    await server.after_start()  # the staff listener starts here
+    # As Rasa starts it: Sanic-Cors and every channel's listeners run; the staff listener
+    # starts in the after-start listeners.
+    server = await start_sanic(app, listener, serving=True)
     yield BridgeServer(url=f"http://127.0.0.1:{port}", staff_url=f"http://127.0.0.1:{staff.port}", agent=agent,
                        sessions=sessions, sio=socketio_channel.sio, staff=staff)
-    await socketio_channel.sio.shutdown()
-    await server.before_stop()
-    server.close()
-    for connection in list(server.connections):
-        connection.close()
-    await server.wait_closed()
-    await server.after_stop()
+    await stop_sanic(server, socketio_channel.sio)
     engine_sessions = socketio_channel.chat_lines._sessions
     if engine_sessions is not None:
         await engine_sessions.kw["bind"].dispose()
