@@ -28,6 +28,7 @@ import spacy
 import yaml
 from spacy.language import Language
 
+from bot.paths import SPACY_PIPELINE_DIR
 from bot.safety.catalogue import catalogue_in
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PATTERN_DIR = REPO_ROOT / "data" / "patterns"
 LEMMA_FILE = PATTERN_DIR / "lemmas.yml"
 SAFETY_DIR = REPO_ROOT / "data" / "safety"
-DEFAULT_OUTPUT = REPO_ROOT / "build" / "spacy" / "en_dry_needling"
+DEFAULT_OUTPUT = SPACY_PIPELINE_DIR
 
 #: Entity labels the ruler may emit. The first six are the safety screen's health terms
 #: (and Rasa entities, see config.yml); OTHER_TREATMENT names treatments other than dry

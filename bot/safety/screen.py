@@ -33,6 +33,7 @@ from spacy.lookups import Lookups, Table
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc
 
+from bot.paths import SPACY_PIPELINE_DIR
 from bot.safety.context import ConText, load_rules
 from bot.safety.decision import RULES_DIR, TABLE_FILE, DecisionTable, default_table, load_table
 from bot.safety.findings import Finding, FindingMatcher, load_patterns
@@ -148,9 +149,7 @@ def pipeline() -> Language:
     """The project's spaCy pipeline (``build/spacy/en_dry_needling``), loaded once per process."""
     import spacy
 
-    from bot.nlp.pipeline import DEFAULT_OUTPUT
-
-    return spacy.load(DEFAULT_OUTPUT)
+    return spacy.load(SPACY_PIPELINE_DIR)
 
 
 class Screen:
