@@ -26,7 +26,7 @@ from bot.escalation.service import EscalationService, staff_can_be_notified
 from bot.notify.worker import Notifier
 from bot.settings import Settings
 from bot.store.db import create_engine, session_factory
-from bot.web import admin_users, api, auth, bodies, pages, security, sms_replies, takeover
+from bot.web import admin_users, api, auth, bodies, login, pages, security, sms_replies, takeover
 from bot.web.health import HEALTH, HealthSources, healthz, staff_health
 from bot.web.keys import CLINIC, DB, ENGINE, SETTINGS
 
@@ -138,6 +138,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/staff/api/health", staff_health, name="staff_api_health")
     app.router.add_get("/static/{name:.+}", static_file, name="static")
     auth.setup(app)
+    login.setup(app)
     admin_users.setup(app)
     api.setup(app)
     pages.setup(app)

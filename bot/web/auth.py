@@ -236,9 +236,10 @@ async def template_context(request: web.Request) -> dict[str, Any]:
 
 
 def setup(app: web.Application) -> None:
-    """Install sessions, authentication, CSRF, the template context and the sign-in routes."""
-    from bot.web import login
+    """Install sessions, authentication, CSRF and the template context.
 
+    The sign-in routes are :mod:`bot.web.login`'s (it uses this module, never the reverse).
+    """
     app[SESSION_STORAGE] = DatabaseStorage(app[SETTINGS])
     aiohttp_session.setup(app, app[SESSION_STORAGE])
     app.middlewares.append(authenticate)
@@ -247,4 +248,3 @@ def setup(app: web.Application) -> None:
     if not processors:
         app.middlewares.append(aiohttp_jinja2.context_processors_middleware)
     app[aiohttp_jinja2.APP_CONTEXT_PROCESSORS_KEY] = [*processors, template_context]
-    login.setup(app)
