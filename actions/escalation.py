@@ -8,7 +8,7 @@ the clinic's phone number.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
@@ -21,6 +21,7 @@ from actions.sms_contact import on_messaging, text_follow_up
 from bot.escalation import record
 from bot.safety.decision import default_table
 from bot.safety.routing import is_emergency
+from bot.store.chat import PENDING_WINDOW
 from bot.store.repository import EscalationInput
 
 logger = logging.getLogger(__name__)
@@ -71,11 +72,31 @@ def escalation_input(
     return record.escalation_input(tracker.current_state(), reason, consent, trigger, contact_given=contact_given)
 
 
-def chat_follow_up(possible: bool) -> str:
-    """What a patient who chose a reply in this chat is told: "it will appear here" only if someone can write it."""
-    if possible:
-        return " Keep this chat open or come back to it: the reply will appear here."
+def spoken_duration(window: timedelta) -> str:
+    """A delivery window as a patient reads it: "hour", "2 hours", "90 minutes"."""
+    minutes = max(1, int(window.total_seconds() // 60))
+    if minutes % 60:
+        return f"{minutes} minutes" if minutes != 1 else "minute"
+    hours = minutes // 60
+    return "hour" if hours == 1 else f"{hours} hours"
+
+
+def chat_follow_up(possible: bool, window: timedelta = PENDING_WINDOW) -> str:
+    """What a patient who chose a reply in this chat is told: "it will appear here" only if someone can write it.
+
+    A staff line reaches the website chat at once while it is open, and otherwise waits
+    ``window`` (:data:`bot.store.chat.PENDING_WINDOW`, what the delivery itself uses) for
+    the patient's browser to come back; after that it is never sent to the chat. So the
+    promise names that window and says what to do once it has passed: call the clinic.
+    """
     clinic = deps.clinic()
+    if possible:
+        span = spoken_duration(window)
+        return (
+            f" If the team replies within the next {span}, the reply will appear here while this chat is open, "
+            f"or when you come back to it within the {span}. After that we can't be sure a reply will reach "
+            f"you here, so if you haven't heard from us, please call us on {clinic.phone} ({clinic.hours_text()})."
+        )
     return (
         " Nobody from the team is signed in to reply in this chat just now, so please call us on "
         f"{clinic.phone} ({clinic.hours_text()})."
