@@ -170,3 +170,10 @@ def configure(level: str = "INFO") -> None:
     logging.getLogger().setLevel(level)
     sys.excepthook = _log_uncaught
     install()
+
+
+def short_id(sender_id: Optional[str]) -> str:
+    """A sender id shortened for logs (ids may be phone numbers on some channels)."""
+    if not sender_id:
+        return "?"
+    return sender_id[:4] + "…" if len(sender_id) > 8 else sender_id

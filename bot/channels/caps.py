@@ -9,7 +9,7 @@ for the life of the conversation, so nothing a client sends may be unbounded:
   default of 1 MB;
 * a sender id is at most :data:`MAX_SENDER_CHARS` characters;
 * metadata, serialised as JSON, is at most :data:`MAX_METADATA_BYTES`;
-* message text is cut at ``MAX_MESSAGE_CHARS`` by :func:`bot.channels.guard.clean_text`.
+* message text is cut at ``MAX_MESSAGE_CHARS`` by :func:`bot.channels.text_input.clean_text`.
 """
 
 from __future__ import annotations

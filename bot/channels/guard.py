@@ -1,18 +1,17 @@
 """What every patient-facing channel does before and after Rasa sees a message.
 
-* :func:`clean_text` makes any input safe to process: binary and control
-  characters removed, length capped, empty input recognised, and ``/intent``
-  payloads accepted only from a short allow-list (the payloads our own buttons
-  send), so a patient cannot force an intent or set a slot by typing one.
+* every message is first made safe to process (:mod:`bot.channels.text_input`).
 * :func:`guard` wraps Rasa's ``on_new_message`` so that a patient never gets
   silence: if processing fails or produces no reply (for instance because the
   action server is down), a true fallback message with the clinic's phone
-  number is sent instead, and the failure is logged without the patient's text.
+  number is sent instead (:mod:`bot.channels.replies`), and the failure is logged
+  without the patient's text. A custom action that failed mid-turn is noticed from
+  Rasa's log record (:mod:`bot.channels.action_failures`).
   The one silence that is right: a conversation staff have taken over (Rasa's
   ``ConversationPaused``), where Rasa logs the message and a person answers it;
   even then a red flag (the safety screen's ``safety.reason`` is ``emergency``)
   gets the urgent guidance at once, as it would from the assistant.
-* A message in another language (:mod:`bot.safety.languages`) gets, in that language
+* A message in another language (:mod:`bot.channels.other_language`) gets, in that language
   where there is a catalogue, "this assistant answers in English only" with the clinic's
   phone and the emergency number; a red flag in it gets the urgent guidance in that
   language first and then goes on to Rasa, so the safety screen and the escalation see it.
@@ -25,65 +24,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import unicodedata
-from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
+from bot.channels.action_failures import Turn, install_watch, watching
+from bot.channels.other_language import other_language
+from bot.channels.replies import empty_reply, failure_reply, language_reply, other_language_reply
+from bot.channels.text_input import clean_text
 from bot.clinic import Clinic
-from bot.privacy import mark_sensitive
-from bot.safety.languages import LanguageNet, default_net, warm_up
-from bot.safety.screen import message_language
+from bot.privacy import mark_sensitive, short_id
+from bot.safety.languages import default_net, warm_up
 
 logger = logging.getLogger(__name__)
-
-ALLOWED_PAYLOADS = re.compile(
-    r"^/(greet|affirm|deny|stop|correct_details|request_human|book_appointment)$"
-)
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
-ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
-
-
-@dataclass(frozen=True)
-class CleanText:
-    """A patient message made safe to process."""
-
-    text: str
-    empty: bool = False
-    truncated: bool = False
-    payload_blocked: bool = False
-
-
-def clean_text(raw: Any, max_chars: int) -> CleanText:
-    """Normalise untrusted message text.
-
-    Args:
-        raw: whatever arrived in the message field (may be bytes, a number, None).
-        max_chars: longest text passed on; longer messages are cut at a word boundary.
-    """
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", errors="replace")
-    if not isinstance(raw, str):
-        raw = "" if raw is None else str(raw)
-    text = unicodedata.normalize("NFC", raw)
-    text = ZERO_WIDTH.sub("", CONTROL.sub(" ", text)).replace("\ufffd", " ")
-    text = " ".join(text.split())
-    if not text:
-        return CleanText(text="", empty=True)
-    truncated = len(text) > max_chars
-    if truncated:
-        cut = text[:max_chars]
-        text = cut.rsplit(" ", 1)[0] if " " in cut[max_chars // 2:] else cut
-    payload_blocked = False
-    if text.startswith("/") and not ALLOWED_PAYLOADS.match(text):
-        # Not one of our buttons: treat it as words, never as an intent payload.
-        text = re.sub(r"^[/\s]+", "", text) or "slash"
-        payload_blocked = True
-    return CleanText(text=text, truncated=truncated, payload_blocked=payload_blocked)
-
 
 class CountingOutput(OutputChannel):
     """Wraps an output channel and counts the replies sent through it."""
@@ -102,85 +55,6 @@ class CountingOutput(OutputChannel):
     async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
         self.sent += 1
         await self.inner.send_response(recipient_id, message)
-
-
-@dataclass
-class Turn:
-    """What happened while Rasa handled one patient message."""
-
-    action_failed: bool = False
-
-
-_current_turn: ContextVar[Optional[Turn]] = ContextVar("current_turn", default=None)
-ACTION_FAILURE = "Encountered an exception while running action"
-
-
-class ActionFailureWatch(logging.Filter):
-    """Notices Rasa's log record of a failed custom action (e.g. action server down).
-
-    Rasa logs the failure and carries on with the next prediction, so a patient
-    could get a follow-up question without the answer it follows. The guard uses
-    this to add a true message with the clinic's phone number to that turn.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg and str(record.msg).startswith(ACTION_FAILURE):
-            turn = _current_turn.get()
-            if turn is not None:
-                turn.action_failed = True
-        return True
-
-
-_watch = ActionFailureWatch()
-
-
-def _install_watch() -> None:
-    processor_logger = logging.getLogger("rasa.core.processor")
-    if _watch not in processor_logger.filters:
-        processor_logger.addFilter(_watch)
-
-
-def empty_reply() -> str:
-    """What the assistant says to an empty message."""
-    return "I didn't receive any text. What would you like to know about dry needling?"
-
-
-def language_reply(net: LanguageNet, clinic: Clinic, language: str, key: str) -> str:
-    """Reply ``key`` (``other_language``, ``emergency``, ``emergency_third_party``) in ``language``, else in English."""
-    values = {"clinic_name": clinic.name, "clinic_phone": clinic.phone, "emergency_number": clinic.emergency_number}
-    return net.reply(language, key, values) or net.reply("en", key, values) or ""
-
-
-def other_language_reply(clinic: Clinic, language: str = "en") -> str:
-    """What the assistant says to a message in another language (in that language where it can)."""
-    return language_reply(default_net(), clinic, language, "other_language")
-
-
-def failure_reply(clinic: Clinic) -> str:
-    """What the assistant says when it could not process a message."""
-    return (
-        "Sorry, I'm having a technical problem and can't answer right now. "
-        f"Please try again in a few minutes, or call {clinic.name} on {clinic.phone}. "
-        f"If you feel unwell or it's an emergency, call {clinic.emergency_number}."
-    )
-
-
-def rate_limited_reply(clinic: Clinic) -> str:
-    """What the assistant says to a message over the rate limit (:mod:`bot.channels.limits`)."""
-    return (
-        "You're sending messages faster than I can answer, so I didn't read that one. "
-        "Please wait a minute and send it again. "
-        f"If you need help now, call {clinic.name} on {clinic.phone}. "
-        f"If you feel unwell or it's an emergency, call {clinic.emergency_number}."
-    )
-
-
-def session_refused_reply() -> str:
-    """What a browser hears when it posts into a conversation that is not its own."""
-    return (
-        "I couldn't match that message to this chat, so I didn't read it. "
-        "Please reload the page and send it again."
-    )
 
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
@@ -237,7 +111,7 @@ def guard(
     if held is None and paused is not None:
         held = _held_from(paused)
 
-    _install_watch()
+    install_watch()
     net = default_net()
     warm_up()  # lingua's models load now, not on a patient's first message
 
@@ -248,35 +122,28 @@ def guard(
         if cleaned.empty:
             await out.send_response(message.sender_id, {"text": empty_reply()})
             return
-        language = message_language(cleaned.text)
-        if language != "en":
-            reports = [f for f in net.findings(cleaned.text, language) if f.is_report]
-            if reports:
+        foreign = other_language(net, cleaned.text)
+        if foreign is not None:
+            if foreign.reports_red_flag:
                 # Urgent guidance in the patient's language first (sent past the counter: it is
                 # not Rasa's reply), then on to Rasa, so the screen and the escalation see it.
-                key = "emergency_third_party" if any(f.third_party for f in reports) else "emergency"
-                classes = ",".join(sorted({f.red_flag_class for f in reports}))
                 logger.warning("red flag (%s) in a message in '%s' from sender %s: urgent guidance sent in it",
-                               classes, language, short_id(message.sender_id))
+                               ",".join(foreign.red_flag_classes), foreign.language, short_id(message.sender_id))
                 await message.output_channel.send_response(
-                    message.sender_id, {"text": language_reply(net, clinic, language, key)}
+                    message.sender_id, {"text": language_reply(net, clinic, foreign.language, foreign.urgent_reply_key)}
                 )
             elif await _held_by_staff(held, message.sender_id) is None:
-                await out.send_response(message.sender_id, {"text": other_language_reply(clinic, language)})
+                await out.send_response(message.sender_id, {"text": other_language_reply(clinic, foreign.language)})
                 return
         if cleaned.payload_blocked:
             logger.info("blocked an intent payload typed by sender %s", short_id(message.sender_id))
         message.text = cleaned.text
         message.output_channel = out
-        turn = Turn()
-        token = _current_turn.set(turn)
-        try:
+        with watching(Turn()) as turn:
             # Its own task (it copies the context, so the watch still sees this turn), shielded:
             # a client that disconnects cancels this handler, never the processing, so the
             # patient's message and whatever it triggered are kept in the tracker.
             processing = asyncio.ensure_future(_process(on_new_message, message))
-        finally:
-            _current_turn.reset(token)
         try:
             await asyncio.shield(processing)
         except asyncio.CancelledError:
@@ -306,10 +173,3 @@ def guard(
                 logger.exception("could not send the fallback message")
 
     return handle
-
-
-def short_id(sender_id: Optional[str]) -> str:
-    """A sender id shortened for logs (ids may be phone numbers on some channels)."""
-    if not sender_id:
-        return "?"
-    return sender_id[:4] + "…" if len(sender_id) > 8 else sender_id

@@ -5,7 +5,7 @@ script repeating a red flag, or one machine opening conversation after
 conversation, is slowed down before Rasa sees the message. Both channels check
 two limits, from the settings: per sender (``RATE_SENDER_PER_MINUTE``) and per
 client address (``RATE_ADDRESS_PER_MINUTE``). A refused message gets a polite
-reply from the channel (:func:`bot.channels.guard.rate_limited_reply`), never
+reply from the channel (:func:`bot.channels.replies.rate_limited_reply`), never
 silence and never an error page.
 
 Each limit is a token bucket per key: a burst of up to ``per_minute`` messages,

@@ -28,8 +28,8 @@ from typing import Any, Optional
 import yaml
 from sqlalchemy.orm import sessionmaker
 
-from bot.channels.guard import short_id
 from bot.clinic import Clinic
+from bot.privacy import short_id
 from bot.settings import REPO_ROOT
 from bot.store import chat
 from bot.store.db import bounded, create_engine, session_factory

@@ -34,11 +34,13 @@ from sanic.response import HTTPResponse
 
 from bot.channels.caps import MAX_REQUEST_BYTES, MAX_SENDER_CHARS, parse_metadata
 from bot.channels.cors import CorsPolicy, retire_rasa_cors
-from bot.channels.guard import guard, rate_limited_reply, short_id
+from bot.channels.guard import guard
 from bot.channels.limits import MessageLimits, client_address
+from bot.channels.replies import rate_limited_reply
 from bot.channels.sessions import is_session_shaped
 from bot.clinic import load_clinic
 from bot.escalation.flood import with_client_key
+from bot.privacy import short_id
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)

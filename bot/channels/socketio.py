@@ -41,12 +41,14 @@ from socketio import AsyncServer
 
 from bot.channels.caps import MAX_REQUEST_BYTES, parse_metadata
 from bot.channels.cors import CorsPolicy
-from bot.channels.guard import guard, rate_limited_reply, session_refused_reply, short_id
+from bot.channels.guard import guard
 from bot.channels.limits import MessageLimits, client_address
 from bot.channels.live_chats import ChatLines, LiveChats, urgent_guidance
+from bot.channels.replies import rate_limited_reply, session_refused_reply
 from bot.channels.sessions import SessionTokens
 from bot.clinic import load_clinic
 from bot.escalation.flood import with_client_key
+from bot.privacy import short_id
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)

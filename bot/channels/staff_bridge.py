@@ -41,9 +41,9 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.channels.guard import short_id
 from bot.channels.live_chats import LiveChats, staff_metadata
 from bot.channels.sessions import is_session_shaped
+from bot.privacy import short_id
 from bot.settings import Settings
 from bot.store import chat
 from bot.store.db import bounded

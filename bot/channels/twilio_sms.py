@@ -60,9 +60,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
 from bot.channels.caps import MAX_REQUEST_BYTES
-from bot.channels.guard import clean_text, failure_reply, guard, is_red_flag, rate_limited_reply, short_id
+from bot.channels.guard import guard, is_red_flag
 from bot.channels.live_chats import urgent_guidance
+from bot.channels.replies import failure_reply, rate_limited_reply
 from bot.channels.sms_staff import add_staff_routes
+from bot.channels.text_input import clean_text
 from bot.clinic import Clinic, load_clinic
 from bot.messaging.addresses import parse_address
 from bot.messaging.choices import selected
@@ -74,7 +76,7 @@ from bot.messaging.replies import render_turn
 from bot.messaging.service import Intake, SmsService
 from bot.messaging.texts import SmsTexts, load_texts
 from bot.messaging.twilio_api import TwilioApi, status_callback_url
-from bot.privacy import mark_sensitive
+from bot.privacy import mark_sensitive, short_id
 from bot.settings import Settings
 from bot.store.db import bounded, create_engine, session_factory
 from bot.store.models import utcnow

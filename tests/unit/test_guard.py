@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
-from bot.channels.guard import clean_text, empty_reply, failure_reply, guard
+from bot.channels.guard import guard
+from bot.channels.replies import empty_reply, failure_reply
+from bot.channels.text_input import clean_text
 from bot.clinic import Clinic
 
 MAX = 2000

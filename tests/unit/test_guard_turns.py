@@ -10,7 +10,9 @@ import logging
 import pytest
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
-from bot.channels.guard import ACTION_FAILURE, failure_reply, guard
+from bot.channels.action_failures import ACTION_FAILURE
+from bot.channels.guard import guard
+from bot.channels.replies import failure_reply
 from bot.clinic import load_clinic
 from bot.settings import REPO_ROOT
 
