@@ -132,6 +132,8 @@ class AuditKind(str, enum.Enum):
     sms_reply_refused = "sms_reply_refused"
     # Flood guard (bot/escalation/flood.py): one client address passed its cap of urgent escalations.
     urgent_cap_reached = "urgent_cap_reached"
+    # A contact form (or the offer of one) left unanswered until a new session began (actions/session.py).
+    contact_form_abandoned = "contact_form_abandoned"
 
 
 class Outcome(str, enum.Enum):
@@ -231,7 +233,8 @@ class AuditEvent(Base):
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
     kind = Column(_enum(AuditKind, "audit_kind"), nullable=False, index=True)
     escalation_id = Column(String(36), index=True)
-    sender_id = Column(String(128))
+    #: Indexed (migration 0008): entries with no escalation are found by conversation.
+    sender_id = Column(String(128), index=True)
     actor = Column(String(128), nullable=False, default="assistant")
     detail = Column(JSON, nullable=False, default=dict)
 

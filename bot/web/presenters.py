@@ -231,9 +231,27 @@ def audit_sentence(entry: AuditEntry) -> str:
         return f"Staff notification by {TRANSPORTS.get(str(detail.get('transport')), 'notification')} failed"
     if kind == "recovered_from_spool":
         return "Stored after the database was back (held safely meanwhile)"
+    if kind == "contact_form_abandoned":
+        return _abandoned_sentence(detail)
     if kind.startswith("sms_"):
         return _sms_sentence(kind, detail)
     return kind.replace("_", " ").capitalize()
+
+
+#: What the contact form was asking for when the patient stopped answering (actions/session.py).
+FORM_QUESTIONS = {
+    "contact_name": "their name", "contact_method": "how to contact them",
+    "contact_detail": "their phone number or email", "contact_consent": "their consent to be contacted",
+}
+
+
+def _abandoned_sentence(detail: dict[str, Any]) -> str:
+    """A contact form or offer the patient left unanswered until the conversation started again."""
+    if detail.get("stage") == "offer":
+        return "The patient did not answer the offer to be contacted before the conversation started again"
+    asked = FORM_QUESTIONS.get(str(detail.get("asked_for")))
+    where = f" when asked for {asked}" if asked else ""
+    return f"The patient left the contact form unfinished{where}: none of its answers were kept"
 
 
 SMS_REASONS = {
