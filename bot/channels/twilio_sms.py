@@ -22,8 +22,10 @@ what the assistant is and that texts are not secure (the assistant's own opening
 that on SMS, else the channel adds it); HELP gets the clinic's name, phone and
 how to stop; a number over its rate limit gets one notice a minute; a picture with
 no text gets "I can only read text here"; a number or the words of a choice
-offered in the last turn select it; the rest goes to Rasa through
-:func:`bot.channels.guard.guard`, like every channel. The replies are queued in
+offered in the last turn select it; MORE after a short answer sends the full one
+(:mod:`bot.messaging.more`); the rest goes to Rasa through
+:func:`bot.channels.guard.guard`, like every channel. A curated FAQ answer goes out as
+its one-text short version with "Reply MORE for the full answer". The replies are queued in
 the store (:mod:`bot.messaging.service`) and sent by the SMS outbox
 (:mod:`bot.messaging.outbox`), which runs in this process: the webhook answers
 Twilio with an empty TwiML response at once.
@@ -71,6 +73,7 @@ from bot.messaging.choices import selected
 from bot.messaging.degraded import kept_for_later, red_flag_replies, twiml_messages
 from bot.messaging.inbound_spool import InboundSpool, SpooledText
 from bot.messaging.keywords import HELP, OPT_IN, OPT_OUT, keyword_of
+from bot.messaging.more import ShortAnswers, asks_for_more
 from bot.messaging.outbox import SmsSender
 from bot.messaging.replies import render_turn
 from bot.messaging.service import Intake, SmsService
@@ -188,6 +191,7 @@ class ClinicSmsInput(InputChannel):
         self._hook: Optional[Blueprint] = None
         self._on_new_message: Optional[Callable[[UserMessage], Awaitable[Any]]] = None
         self._urgent_guidance = urgent_guidance(clinic)
+        self.short_answers = ShortAnswers.load(clinic)
 
     @classmethod
     def name(cls) -> Text:
@@ -497,6 +501,9 @@ class ClinicSmsInput(InputChannel):
         if media and not text.strip():
             await bounded(service.queue_texts(intake, intro + [self.texts.render("media_only", self.clinic)]), timeout)
             return
+        if intake.more is not None and asks_for_more(text, self.texts.more):
+            await bounded(service.send_full_answer(intake), timeout)
+            return
         before = [{"text": self.texts.render("media_ignored", self.clinic)}] if media else []
         choice = selected(text, intake.choices)
         if choice is not None:
@@ -510,9 +517,11 @@ class ClinicSmsInput(InputChannel):
         )
         if intro and not any(message.get("utter_action") == DISCLOSURE for message in output.messages):
             before = [{"text": line} for line in intro] + before  # e.g. the guard answered without Rasa
-        messages = before + output.messages
+        messages, full = self.short_answers.shorten(
+            before + output.messages, self.texts.render("more_offer", self.clinic)
+        )
         try:
-            await bounded(service.queue_turn(intake, messages), timeout)
+            await bounded(service.queue_turn(intake, messages, more=full), timeout)
         except STORE_ERRORS as exc:
             raise NotQueued(render_turn(messages, self.texts.part_chars).parts) from exc
 

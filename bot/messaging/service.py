@@ -7,8 +7,10 @@ request, then asks this service to
   with a random conversation id), whether the ``MessageSid`` was already processed,
   the patient's count this minute, and the choices still open;
 * record an opt-out or opt-in (:meth:`opt_out`, :meth:`opt_in`), audited;
-* :meth:`queue_turn` the assistant's replies of one turn (numbered choices, parts,
-  the daily cap), or :meth:`queue_texts` a fixed text (HELP, a keyword confirmation);
+* :meth:`queue_turn` the assistant's replies of one turn (numbered choices, the full
+  answer MORE would send, parts, the daily cap), or :meth:`queue_texts` a fixed text
+  (HELP, a keyword confirmation);
+* :meth:`send_full_answer` when the patient replies MORE (:mod:`bot.messaging.more`);
 * :meth:`record_delivery` of a status callback.
 
 Nothing here holds state between requests: every replica reads and writes the store.
@@ -27,6 +29,7 @@ from bot.clinic import Clinic
 from bot.messaging import store
 from bot.messaging.addresses import Address
 from bot.messaging.choices import Choice
+from bot.messaging.more import FullAnswer, stored_full_answer
 from bot.messaging.outbox import OPT_OUT_CONFIRMATION
 from bot.messaging.replies import render_turn
 from bot.messaging.texts import SmsTexts
@@ -50,6 +53,8 @@ class Intake:
     choices: tuple[Choice, ...] = field(default_factory=tuple)
     #: The number's first text ever: the reply must start by saying what the assistant is.
     first: bool = False
+    #: The full answer a MORE would send now (``None``: no short answer is waiting for it).
+    more: Optional[FullAnswer] = None
 
 
 class SmsService:
@@ -81,15 +86,21 @@ class SmsService:
                 this_minute = await store.bump(
                     session, store.INBOUND_PER_MINUTE, contact.sender_id, store.minute_window(now), now
                 )
+                open_now = self._still_open(contact, now)
                 return Intake(
                     contact.id, contact.sender_id, contact.kind, False, contact.opted_out_at is not None,
                     this_minute, tuple(self._open_choices(contact, now)), first=contact.created_at == now,
+                    more=stored_full_answer(contact.choices) if open_now else None,
                 )
 
-    def _open_choices(self, contact: SmsContact, now: datetime) -> list[Choice]:
+    def _still_open(self, contact: SmsContact, now: datetime) -> bool:
+        """Whether what the last turn offered (numbered choices, MORE) may still be answered."""
         if not contact.choices or contact.choices_at is None:
-            return []
-        if now - contact.choices_at > timedelta(minutes=self.texts.choices_valid_minutes):
+            return False
+        return now - contact.choices_at <= timedelta(minutes=self.texts.choices_valid_minutes)
+
+    def _open_choices(self, contact: SmsContact, now: datetime) -> list[Choice]:
+        if not self._still_open(contact, now):
             return []
         return [choice for choice in map(Choice.from_dict, contact.choices) if choice is not None]
 
@@ -137,13 +148,19 @@ class SmsService:
         return await self.queue_turn(intake, messages, origin=origin, keep_choices=True)
 
     async def queue_turn(
-        self, intake: Intake, messages: Iterable[dict[str, Any]], origin: str = "assistant", keep_choices: bool = False
+        self,
+        intake: Intake,
+        messages: Iterable[dict[str, Any]],
+        origin: str = "assistant",
+        keep_choices: bool = False,
+        more: Optional[FullAnswer] = None,
     ) -> int:
         """Queue the replies of one turn, in order, within the daily cap; returns how many parts were queued.
 
-        The turn's choices replace the conversation's (none: no numbered answer is open),
-        unless ``keep_choices``. Past the cap, one notice with the clinic's phone number
-        goes out that day instead, and nothing more.
+        The turn's choices and ``more`` (the full answer a MORE will send) replace the
+        conversation's (none: no numbered answer and no MORE is open), unless
+        ``keep_choices``. Past the cap, one notice with the clinic's phone number goes out
+        that day instead, and nothing more.
         """
         turn = render_turn(messages, self.texts.part_chars)
         now = utcnow()
@@ -151,26 +168,50 @@ class SmsService:
             async with session.begin():
                 contact = await session.get(SmsContact, intake.contact_id, with_for_update=True)
                 if not keep_choices:
-                    contact.choices = [choice.to_dict() for choice in turn.choices] or None
-                    contact.choices_at = now if turn.choices else None
-                if not turn.parts:
+                    offered = [choice.to_dict() for choice in turn.choices] + ([more.to_dict()] if more else [])
+                    contact.choices = offered or None
+                    contact.choices_at = now if offered else None
+                return await self._queue_parts(session, contact, turn.parts, now, origin)
+
+    async def send_full_answer(self, intake: Intake) -> int:
+        """The patient replied MORE: queue the full answer in parts and close the offer (numbered choices stay).
+
+        Returns how many parts were queued; 0 if no full answer was waiting (another
+        replica's MORE got there first).
+        """
+        now = utcnow()
+        async with self.sessions() as session:
+            async with session.begin():
+                contact = await session.get(SmsContact, intake.contact_id, with_for_update=True)
+                full = stored_full_answer(contact.choices) if self._still_open(contact, now) else None
+                if full is None:
                     return 0
-                day = store.day_window(now)
-                used = await store.count(session, store.OUTBOUND_PER_DAY, contact.sender_id, day)
-                if used + len(turn.parts) <= self.daily_cap:
-                    await store.bump(session, store.OUTBOUND_PER_DAY, contact.sender_id, day, now, by=len(turn.parts))
-                    await store.queue(session, contact, turn.parts, now, origin=origin)
-                    return len(turn.parts)
-                reason = "daily_cap"
-                await store.queue(
-                    session, contact, turn.parts, now, origin=origin, status=SmsOutboundStatus.suppressed, reason=reason
-                )
-                notices = await store.bump(session, store.CAP_NOTICE, contact.sender_id, day, now)
-                logger.warning("daily text cap reached for conversation %s", contact.sender_id[:8])
-                if notices == 1:
-                    await store.queue(session, contact, [self.texts.render("daily_cap", self.clinic)], now, origin="keyword")
-                    return 1
-                return 0
+                kept = [raw for raw in contact.choices if Choice.from_dict(raw) is not None]
+                contact.choices = kept or None
+                contact.choices_at = contact.choices_at if kept else None
+                parts = render_turn([{"text": full.text}], self.texts.part_chars).parts
+                return await self._queue_parts(session, contact, parts, now, "assistant")
+
+    async def _queue_parts(self, session: Any, contact: SmsContact, parts: list[str], now: datetime, origin: str) -> int:
+        """Queue ``parts`` for the contact within the daily cap (inside the caller's transaction)."""
+        if not parts:
+            return 0
+        day = store.day_window(now)
+        used = await store.count(session, store.OUTBOUND_PER_DAY, contact.sender_id, day)
+        if used + len(parts) <= self.daily_cap:
+            await store.bump(session, store.OUTBOUND_PER_DAY, contact.sender_id, day, now, by=len(parts))
+            await store.queue(session, contact, parts, now, origin=origin)
+            return len(parts)
+        reason = "daily_cap"
+        await store.queue(
+            session, contact, parts, now, origin=origin, status=SmsOutboundStatus.suppressed, reason=reason
+        )
+        notices = await store.bump(session, store.CAP_NOTICE, contact.sender_id, day, now)
+        logger.warning("daily text cap reached for conversation %s", contact.sender_id[:8])
+        if notices == 1:
+            await store.queue(session, contact, [self.texts.render("daily_cap", self.clinic)], now, origin="keyword")
+            return 1
+        return 0
 
     async def record_delivery(
         self, message_sid: str, row_id: Optional[int], status: str, error_code: Optional[str]

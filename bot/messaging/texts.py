@@ -13,7 +13,7 @@ from bot.settings import REPO_ROOT
 
 DEFAULT_PATH = REPO_ROOT / "data" / "sms.yml"
 KEYWORD_KINDS = ("opt_out", "opt_in", "help")
-TEXTS = ("first_contact", "opted_out", "opted_in", "help", "media_only", "media_ignored", "daily_cap")
+TEXTS = ("first_contact", "opted_out", "opted_in", "help", "media_only", "media_ignored", "daily_cap", "more_offer")
 
 
 class SmsConfigError(ValueError):
@@ -28,6 +28,8 @@ class SmsTexts:
     texts: Mapping[str, str]
     part_chars: int = 320
     choices_valid_minutes: int = 60
+    #: Whole messages that ask for the full answer after a short one (bot/messaging/more.py).
+    more: frozenset[str] = frozenset()
 
     def render(self, name: str, clinic: Clinic) -> str:
         """Text ``name`` with the clinic's facts filled in, on one line."""
@@ -52,6 +54,9 @@ def load_texts(path: Path = DEFAULT_PATH) -> SmsTexts:
     limits = raw.get("limits") or {}
     missing = [f"keywords.{k}" for k in KEYWORD_KINDS if not keywords.get(k)]
     missing += [f"texts.{t}" for t in TEXTS if not isinstance(texts.get(t), str) or not texts[t].strip()]
+    more = raw.get("more") or []
+    if not isinstance(more, list) or not [phrase for phrase in more if str(phrase).strip()]:
+        missing.append("more")
     if missing:
         raise SmsConfigError(f"{path}: missing {', '.join(missing)}")
     seen: dict[str, str] = {}
@@ -69,4 +74,5 @@ def load_texts(path: Path = DEFAULT_PATH) -> SmsTexts:
         texts={name: str(texts[name]) for name in TEXTS},
         part_chars=part_chars,
         choices_valid_minutes=int(limits.get("choices_valid_minutes", 60)),
+        more=frozenset(str(phrase).strip() for phrase in more if str(phrase).strip()),
     )
