@@ -53,10 +53,13 @@ def test_a_faq_conversation_by_text_with_numbered_choices(sms_stack):
     opening = joined(first)
     assert "automated assistant" in opening and "not a secure channel" in opening
     assert 'Reply 1 for "What is it?"' in opening and "/request_human" not in opening
-    answer = sms_stack.text(patient, "2")  # "Does it hurt?"
+    answer = sms_stack.text(patient, "2")  # "Does it hurt?": its one-text version first
+    short = catalog.load().faq["does_it_hurt"].short.format(**clinic.template_values())
+    assert f"{short} Reply MORE for the full answer." in answer
+    full = sms_stack.text(patient, "MORE")
     expected = " ".join(catalog.load().faq["does_it_hurt"].text.format(**clinic.template_values()).split())
-    assert expected in joined(answer)
-    assert all(len(part) <= 320 for part in first + answer)
+    assert expected in joined(full)
+    assert all(len(part) <= 320 for part in first + answer + full)
     contact = sms_stack.contact(patient)
     assert contact.sender_id.startswith("sms-")
 
@@ -64,7 +67,8 @@ def test_a_faq_conversation_by_text_with_numbered_choices(sms_stack):
 def test_the_longest_answer_arrives_in_marked_parts_in_order(sms_stack):
     patient = number()
     sms_stack.text(patient, "hello")
-    parts = sms_stack.text(patient, "3")  # "Is it safe?": the longest curated answer
+    assert sms_stack.text(patient, "3")[-1].endswith("Reply MORE for the full answer.")  # "Is it safe?"
+    parts = sms_stack.text(patient, "tell me more")  # the longest curated answer in full
     clinic = load_clinic(sms_stack.stack.settings.clinic_config)
     expected = " ".join(catalog.load().faq["safety"].text.format(**clinic.template_values()).split())
 
