@@ -1,10 +1,16 @@
 """Shared fixtures: the trained model is built once by `make` before pytest runs;
-end-to-end tests share one running stack per session."""
+end-to-end tests share one running stack per session.
+
+Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) every worker is its own
+session: see :func:`pytest_collection_modifyitems` for which tests share a worker.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +27,60 @@ from tests.support.receivers import SMTPServer, WebhookReceiver
 from tests.support.silent_server import SilentServer
 
 MODEL_DIR = REPO_ROOT / "models"
+
+# Session fixtures that cost a whole stack start-up or a long run: every test using one runs
+# on the same xdist worker, so each is set up once per run rather than once per worker.
+ONE_WORKER_FIXTURES = {"live_stack": "live-stack", "metamorphic_results": "metamorphic"}
+# Module fixtures that start servers (PostgreSQL, the whole stack with the SMS channel, the
+# fuzzed apps): a module using one runs on one worker. Cheaper module fixtures (a loaded
+# pipeline) are set up once on each worker that runs the module's tests.
+ONE_WORKER_MODULE_FIXTURES = {"server", "sms_stack", "stack", "served"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini("serial_modules", "test modules whose tests are marked serial (timing-sensitive)", type="linelist")
+
+
+UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """A uuid parameter gets a fixed id: one drawn at collection differs between xdist workers,
+    and xdist refuses to run when workers collect different test ids."""
+    if isinstance(val, uuid.UUID) or (isinstance(val, str) and UUID_TEXT.match(val)):
+        return f"{argname}-uuid"
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep tests that share an expensive fixture on one xdist worker (``--dist loadgroup``).
+
+    - a test using a fixture of ``ONE_WORKER_FIXTURES`` joins that fixture's group, and so
+      does the rest of its module (its module fixtures, if any, are then set up once);
+    - otherwise a test using a module fixture of ``ONE_WORKER_MODULE_FIXTURES`` joins its
+      module's group.
+    Other tests go to whichever worker is free. Without xdist the marks change nothing.
+    Tests of the ``serial_modules`` (pyproject.toml) are marked ``serial``.
+    """
+    serial = {module.strip() for module in config.getini("serial_modules")}
+    module_group: dict[str, str] = {}
+    for item in items:
+        for fixture, group in ONE_WORKER_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                module_group.setdefault(item.nodeid.split("::")[0], group)
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        if module in serial:
+            item.add_marker(pytest.mark.serial)
+        group = module_group.get(module)
+        if group is None:
+            definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+            if any(definitions.get(name) and definitions[name][-1].scope == "module"
+                   for name in ONE_WORKER_MODULE_FIXTURES):
+                group = module
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture
