@@ -20,7 +20,7 @@ from bot.escalation.flood import client_key_of
 from bot.escalation.service import PRIORITY_FOR
 from bot.safety.decision import default_table
 from bot.store.models import Reason
-from bot.store.repository import EscalationInput
+from bot.store.repository import WRITE_KEY, EscalationInput
 
 CONTACT_SLOTS = ("contact_name", "contact_method", "contact_detail")
 #: Verdict fields the record keeps (the screen adds the class fields; older verdicts lack them).
@@ -95,7 +95,9 @@ def escalation_input(
     typed); ``consent`` is recorded as it is, so the record says whether staff may contact them.
     """
     trigger = trigger or slot(state, "escalation_trigger") or trigger_of(state, reason)
-    trigger = {**trigger, "contact_permission": _permission(consent)}
+    # WRITE_KEY: the patient message this write answers. The Rasa server and a late action server
+    # may both write it (bot/servers/action_client.py); the store keeps the first.
+    trigger = {**trigger, "contact_permission": _permission(consent), WRITE_KEY: message_id_of(state)}
     keep_contact = bool(consent) or contact_given
     contact = {name: (slot(state, name) if keep_contact else None) for name in CONTACT_SLOTS}
     return EscalationInput(
@@ -117,6 +119,14 @@ def _permission(consent: Optional[bool]) -> str:
     if consent is False:
         return "declined"
     return "not given: staff may contact the patient only if they ask to be contacted"
+
+
+def message_id_of(state: Mapping[str, Any]) -> Optional[str]:
+    """Rasa's id of the latest patient message (``None`` when the state has no user event)."""
+    for event in reversed(state.get("events") or []):
+        if event.get("event") == "user":
+            return str(event["message_id"]) if event.get("message_id") else None
+    return None
 
 
 def _latest_channel(state: Mapping[str, Any]) -> Optional[str]:

@@ -141,7 +141,13 @@ class EscalationService:
             async with session.begin():
                 routed = await self.flood.route(session, data, utcnow())
                 data = routed.data
-                record, created, raised = await repo.upsert_escalation(session, data)
+                upserted = await repo.upsert_escalation(session, data)
+                if upserted.repeat:
+                    # The other process already wrote this patient message (a hung action server
+                    # woke up after the Rasa server spooled it): nothing new to audit or notify.
+                    logger.info("escalation %s already holds this message's write", upserted.record.id)
+                    return upserted.record.id, False
+                record, created, raised = upserted
                 await self._audit(session, record.id, record.priority, data, created, recovered)
                 if created or (raised and record.priority == Priority.urgent):
                     # Once per episode, and once more if it becomes urgent: a red flag repeated

@@ -33,6 +33,10 @@ from bot.store.models import (
 PRIORITY_ORDER = [Priority.normal, Priority.high, Priority.urgent]
 #: Earlier triggers kept on an escalation; ``occurrences`` keeps the full count.
 TRIGGER_HISTORY_LIMIT = 50
+#: The trigger's key naming the patient message a write answers (Rasa's message id, set by
+#: bot/escalation/record.py): the Rasa server (action server hung) and the action server (late)
+#: may both write the same message; the open record takes it once.
+WRITE_KEY = "written_for"
 #: Any constant: serialises the "unusual volume" check across action-server processes on PostgreSQL.
 VOLUME_LOCK_KEY = 120_001
 
@@ -117,6 +121,23 @@ class Upserted(NamedTuple):
     created: bool
     priority_raised: bool = False
 
+    #: Whether the record already held this write (see :class:`Repeat`).
+    repeat = False
+
+
+class Repeat(Upserted):
+    """A write for a patient message the open record already holds: nothing was changed."""
+
+    __slots__ = ()
+    repeat = True
+
+
+def written_for(record: Escalation) -> set[str]:
+    """The patient messages whose writes the record holds (its trigger's and its history's keys)."""
+    trigger = record.trigger if isinstance(record.trigger, dict) else {}
+    triggers = [trigger] + [item for item in trigger.get("history") or [] if isinstance(item, dict)]
+    return {str(item[WRITE_KEY]) for item in triggers if item.get(WRITE_KEY)}
+
 
 async def upsert_escalation(session: AsyncSession, data: EscalationInput) -> Upserted:
     """Create the conversation's open escalation for this reason, or merge into it.
@@ -125,7 +146,8 @@ async def upsert_escalation(session: AsyncSession, data: EscalationInput) -> Ups
     unique index of open episodes, then the open row is read (``FOR UPDATE`` on
     PostgreSQL) and merged. An update adds the new transcript turns, keeps earlier
     triggers in ``trigger["history"]``, counts the occurrence, never lowers the
-    priority and never erases contact details.
+    priority and never erases contact details. A write for a patient message the record already
+    holds (``trigger[WRITE_KEY]``) changes nothing and returns a :class:`Repeat`.
 
     Returns:
         The record, whether it was created (``False``: merged into the open one), and
@@ -168,6 +190,9 @@ async def upsert_escalation(session: AsyncSession, data: EscalationInput) -> Ups
     record = (await session.execute(query.execution_options(populate_existing=True))).scalar_one()
     if record.id == new_id:
         return Upserted(record, True)
+    key = data.trigger.get(WRITE_KEY)
+    if key and str(key) in written_for(record):
+        return Repeat(record, False)
     earlier = record.priority
     _merge(record, data, now)
     await session.flush()
