@@ -143,6 +143,8 @@ class Settings:
     store_timeout_seconds: float = 8.0
     #: Longest wait for the action server per call before the Rasa server answers without it.
     action_timeout_seconds: float = 3.0
+    #: Longest wait for the action server recording an emergency when its health check does not answer either.
+    urgent_action_timeout_seconds: float = 1.0
     #: Unverified urgent escalations one client address may create in an hour (bot/escalation/flood.py).
     urgent_per_address_per_hour: int = 5
     staff_idle_minutes: int = 15
@@ -228,6 +230,7 @@ class Settings:
             escalations_per_hour_warning=int(env.get("ESCALATIONS_PER_HOUR_WARNING", "20")),
             store_timeout_seconds=float(env.get("STORE_TIMEOUT_SECONDS", "8")),
             action_timeout_seconds=float(env.get("ACTION_TIMEOUT_SECONDS", "3")),
+            urgent_action_timeout_seconds=float(env.get("URGENT_ACTION_TIMEOUT_SECONDS", "1")),
             urgent_per_address_per_hour=int(env.get("URGENT_PER_ADDRESS_PER_HOUR", "5")),
             staff_idle_minutes=int(env.get("STAFF_IDLE_MINUTES", "15")),
             staff_session_hours=int(env.get("STAFF_SESSION_HOURS", "12")),

@@ -13,6 +13,15 @@ Rasa server (:mod:`bot.servers.rasa`) calls the action server through
   store) and the patient is given the clinic's phone number; a contact form's
   result and a declined offer are spooled the same way. Any other action fails as
   before and the channel's guard sends its true fallback message;
+* the call that records an emergency (:data:`URGENT_ACTION` on a message the screen routed
+  as an emergency) is raced against a ``/health`` check: past ``URGENT_ACTION_TIMEOUT_SECONDS``
+  (1 s) with no answer to either, the action server counts as hung and the Rasa process
+  spools the record itself, so the REST and SMS answers, which wait for the whole turn, still
+  come within 2 s when the action server hangs at that very moment. If its health check
+  answered, it is only slow: the call keeps its ``ACTION_TIMEOUT_SECONDS`` and the patient is
+  told what really happened, not that the team could not be reached. A hung action server that
+  wakes up later may still store the record it was sent: the store keeps one record per
+  patient message (``WRITE_KEY``, :mod:`bot.store.repository`), whoever writes it first;
 * after a timeout the action server is skipped for :data:`RETRY_AFTER_SECONDS` (5 s), so a
   hung action server costs one timeout, not one per action; and a watcher asks its
   ``/health`` every second: after two checks in a row unanswered within 2 s it is skipped
@@ -45,6 +54,8 @@ PROBE_INTERVAL_SECONDS = 1.0
 PROBE_TIMEOUT_SECONDS = 2.0
 #: Unanswered health checks in a row before the action server counts as hung.
 PROBE_MISSES = 2
+#: The action that records an emergency: bounded by the urgent timeout when its health check is silent too.
+URGENT_ACTION = "action_handle_adverse_event"
 #: The action server refused the action's input (a form's validation): Rasa handles it, not us.
 REJECTED = 400
 FORM_SLOTS = ("contact_name", "contact_method", "contact_detail", "contact_consent", "requested_slot")
@@ -148,12 +159,15 @@ class LocalFallback:
 class GuardedActionEndpoint(EndpointConfig):
     """Rasa's action endpoint with a short timeout and the :class:`LocalFallback`."""
 
-    def __init__(self, base: EndpointConfig, timeout: float, fallback: LocalFallback) -> None:
+    def __init__(
+        self, base: EndpointConfig, timeout: float, fallback: LocalFallback, urgent_timeout: Optional[float] = None
+    ) -> None:
         super().__init__(
             base.url, params=base.params, headers=base.headers, basic_auth=base.basic_auth,
             token=base.token, token_name=base.token_name, cafile=base.cafile, **base.kwargs,
         )
         self.timeout = timeout
+        self.urgent_timeout = min(timeout, urgent_timeout if urgent_timeout is not None else timeout)
         self.fallback = fallback
         self.skip_until = 0.0
         self.hung = False
@@ -215,19 +229,58 @@ class GuardedActionEndpoint(EndpointConfig):
         if time.monotonic() < self.skip_until:
             return await self._without_server(action, body, "skipped after a recent timeout")
         kwargs["timeout"] = aiohttp.ClientTimeout(total=self.timeout)
+        call = asyncio.ensure_future(asyncio.wait_for(
+            super().request(method, subpath, content_type, compress=compress, **kwargs), self.timeout + 0.5
+        ))
+        waited = self.timeout
         try:
-            return await asyncio.wait_for(
-                super().request(method, subpath, content_type, compress=compress, **kwargs), self.timeout + 0.5
-            )
+            if self._urgent(action, body):
+                waited = self.urgent_timeout
+                return await self._unless_hung(call)
+            return await call
         except ClientResponseError as error:
             if error.status == REJECTED:
                 raise
             return await self._without_server(action, body, f"answered {error.status}")
         except asyncio.TimeoutError:
             self.skip_until = time.monotonic() + RETRY_AFTER_SECONDS
-            return await self._without_server(action, body, f"no answer within {self.timeout:g} s")
+            return await self._without_server(action, body, f"no answer within {waited:g} s")
         except aiohttp.ClientError as error:
             return await self._without_server(action, body, type(error).__name__)
+
+    def _urgent(self, action: Optional[str], body: dict[str, Any]) -> bool:
+        """Whether this call records an emergency (the screen's verdict on the latest message)."""
+        return (
+            action == URGENT_ACTION and self.urgent_timeout < self.timeout
+            and record.is_emergency(body.get("tracker") or {})
+        )
+
+    async def _unless_hung(self, call: "asyncio.Future[Any]") -> Any:
+        """The call's answer; ``asyncio.TimeoutError`` after the urgent timeout if ``/health`` is silent too.
+
+        A slow action server still answers its health check (it only reads a route), so the call
+        keeps its full timeout; a hung or stopped one answers neither.
+        """
+        probe = asyncio.ensure_future(self._answers_health(self.urgent_timeout))
+        try:
+            done, _ = await asyncio.wait({call}, timeout=self.urgent_timeout)
+            if call in done or (probe.done() and probe.result()):
+                return await call
+            call.cancel()
+            await asyncio.gather(call, return_exceptions=True)
+            raise asyncio.TimeoutError
+        finally:
+            probe.cancel()
+            await asyncio.gather(probe, return_exceptions=True)
+
+    async def _answers_health(self, within: float) -> bool:
+        """Whether the action server's ``/health`` answers 200 within ``within`` seconds."""
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=within)) as session:
+                async with session.get(self.health_url) as reply:
+                    return reply.status == 200
+        except (asyncio.TimeoutError, aiohttp.ClientError):
+            return False
 
     async def _without_server(self, action: Optional[str], body: dict[str, Any], why: str) -> dict[str, Any]:
         if action and self.fallback.handles(action):

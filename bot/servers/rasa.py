@@ -9,8 +9,9 @@ in-process with Rasa's own ``serve_application``:
 * with no app-wide CORS: the channels apply the origin allow-list themselves,
   once (``bot/channels``);
 * with the action server called through :mod:`bot.servers.action_client`: a short
-  timeout (``ACTION_TIMEOUT_SECONDS``), and an emergency spooled by this process
-  itself when the action server is down, hung or failing;
+  timeout (``ACTION_TIMEOUT_SECONDS``; ``URGENT_ACTION_TIMEOUT_SECONDS`` for recording an
+  emergency while the action server's health check is silent too), and an emergency spooled
+  by this process itself when the action server is down, hung or failing;
 * with the HTTP API only when ``RASA_API=true`` (nothing in ``make run`` needs
   it; the benchmark does), and then JWT-protected only
   (:mod:`bot.servers.rasa_api`): no ``--auth-token``, which Rasa reads from URLs.
@@ -66,7 +67,10 @@ def guarded_action_endpoint(endpoint: Any, settings: Settings) -> Any:
 
     if endpoint is None:
         return None
-    return GuardedActionEndpoint(endpoint, settings.action_timeout_seconds, LocalFallback(Spool(settings.spool_dir)))
+    return GuardedActionEndpoint(
+        endpoint, settings.action_timeout_seconds, LocalFallback(Spool(settings.spool_dir)),
+        urgent_timeout=settings.urgent_action_timeout_seconds,
+    )
 
 
 def main() -> None:

@@ -226,3 +226,72 @@ async def test_a_working_action_server_answers_as_usual(spool):
     finally:
         await runner.cleanup()
     assert "alerted" in texts(events) and spool.pending() == 0
+
+
+URGENT = 0.4
+
+
+def urgent_endpoint(url: str, spool: Spool, timeout: float = 3.0) -> GuardedActionEndpoint:
+    made = GuardedActionEndpoint(EndpointConfig(url), timeout, LocalFallback(spool), urgent_timeout=URGENT)
+    MADE.append(made)
+    return made
+
+
+async def slow_action_server(delay: float) -> tuple[web.AppRunner, str]:
+    """An action server that takes ``delay`` seconds per action and answers its health check at once."""
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(delay)
+        return web.json_response({"events": [], "responses": [{"response": "utter_emergency_flagged"}]})
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_post("/webhook", slow)
+    app.router.add_get("/health", health)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}/webhook"
+
+
+async def test_an_emergency_waits_only_the_urgent_timeout_for_an_action_server_that_hangs_as_it_is_called(spool):
+    silent = SilentServer().start()  # accepts connections, answers nothing: neither the action nor /health
+    try:
+        where = urgent_endpoint(f"http://127.0.0.1:{silent.port}/webhook", spool)
+        started = time.monotonic()
+        events = await run("action_handle_adverse_event", where, tracker(EMERGENCY))
+        waited = time.monotonic() - started
+    finally:
+        silent.stop()
+    assert URGENT <= waited < URGENT + 1.0, waited  # not the 3 s action timeout
+    assert SlotSet("emergency", True) in events and "couldn't pass this to the clinic team" in texts(events)
+    assert spool.pending() == 1
+    assert where.skip_until > time.monotonic()  # the rest of the turn does not wait for it again
+
+
+async def test_a_slow_action_server_that_answers_its_health_check_records_the_emergency_itself(spool):
+    runner, url = await slow_action_server(delay=URGENT + 0.8)
+    try:
+        started = time.monotonic()
+        events = await run("action_handle_adverse_event", urgent_endpoint(url, spool), tracker(EMERGENCY))
+        waited = time.monotonic() - started
+    finally:
+        await runner.cleanup()
+    assert waited >= URGENT + 0.8
+    assert "alerted" in texts(events) and "couldn't pass" not in texts(events)  # no false "could not reach"
+    assert spool.pending() == 0  # and no second copy
+
+
+async def test_the_urgent_timeout_is_for_emergencies_only(spool):
+    silent = SilentServer().start()
+    try:
+        where = urgent_endpoint(f"http://127.0.0.1:{silent.port}/webhook", spool, timeout=1.2)
+        started = time.monotonic()
+        await run("action_handle_adverse_event", where, tracker({"reason": "adverse_event", "adverse_class": "tingling"}))
+        waited = time.monotonic() - started
+    finally:
+        silent.stop()
+    assert waited >= 1.2  # an adverse event that is not an emergency keeps the ordinary timeout
+    assert spool.pending() == 1
