@@ -20,6 +20,7 @@ from bot.staff import accounts
 from bot.store.models import StaffRole, StaffUser
 from bot.web import auth
 from bot.web.keys import DB
+from bot.web.urls import url_for
 
 PAGE = "/staff/admin/users"
 API = "/staff/api/users"
@@ -144,7 +145,7 @@ async def _page_with_users(request: web.Request, **context: Any) -> web.Response
 async def _redirect_with(request: web.Request, flash: dict) -> web.Response:
     session = await aiohttp_session.get_session(request)
     session[FLASH] = flash
-    return auth.see_other(PAGE)
+    return auth.see_other(url_for(request, auth.ACCOUNTS_ROUTE))
 
 
 @auth.require_role("admin")
@@ -233,7 +234,7 @@ def _api_action(name: str) -> Callable[[web.Request], Awaitable[web.StreamRespon
 def setup(app: web.Application) -> None:
     """Add the admin page and API routes."""
     one = r"/{user_id:\d+}"
-    app.router.add_get(PAGE, users_page, name="staff_admin_users")
+    app.router.add_get(PAGE, users_page, name=auth.ACCOUNTS_ROUTE)
     app.router.add_post(PAGE, create_from_form, name="staff_admin_users_create")
     app.router.add_post(PAGE + one + "/reset-password", reset_from_form, name="staff_admin_users_reset")
     app.router.add_get(API, list_api, name="staff_api_users")

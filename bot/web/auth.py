@@ -34,6 +34,7 @@ from bot.staff import clock, tokens
 from bot.staff import sessions as staff_sessions
 from bot.web.keys import DB, SETTINGS
 from bot.web.session_storage import COOKIE_NAME, COOKIE_PATH, LIVE, DatabaseStorage
+from bot.web.urls import has_route, url_for
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -43,7 +44,10 @@ CSRF_HEADER = "X-CSRF-Token"
 LOGIN_PATH = "/staff/login"
 PASSWORD_PATH = "/staff/account/password"
 LOGOUT_PATH = "/staff/logout"
-ACCOUNTS_PATH = "/staff/admin/users"
+#: Route names (:mod:`bot.web.login`, :mod:`bot.web.admin_users`) of the pages this module sends people to.
+LOGIN_ROUTE = "staff_login"
+PASSWORD_ROUTE = "staff_password"
+ACCOUNTS_ROUTE = "staff_admin_users"
 STATIC_PREFIX = "/staff/static/"
 API_PREFIX = "/staff/api/"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -101,11 +105,11 @@ def has_role(identity: StaffIdentity, role: str) -> bool:
     return role == "staff" or identity.role == role
 
 
-def login_url(next_path: Optional[str] = None) -> str:
+def login_url(request: web.Request, next_path: Optional[str] = None) -> str:
     """The sign-in page, with where to go afterwards when that is a plain dashboard path."""
     if next_path and next_path != LOGIN_PATH and SAFE_NEXT.match(next_path):
-        return f"{LOGIN_PATH}?next={next_path}"
-    return LOGIN_PATH
+        return url_for(request, LOGIN_ROUTE, query={"next": next_path})
+    return url_for(request, LOGIN_ROUTE)
 
 
 def see_other(location: str) -> web.Response:
@@ -121,7 +125,7 @@ def unauthenticated(request: web.Request) -> web.Response:
             headers={"WWW-Authenticate": 'Bearer realm="staff"'},
         )
     else:
-        response = see_other(login_url(request.path if request.method == "GET" else None))
+        response = see_other(login_url(request, request.path if request.method == "GET" else None))
     if COOKIE_NAME in request.cookies:
         response.del_cookie(COOKIE_NAME, path=COOKIE_PATH)
     return response
@@ -171,7 +175,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if request.get("staff_must_change_password") and request.path not in (PASSWORD_PATH, LOGOUT_PATH):
         if is_api(request):
             return forbidden(request, "Choose a new password on the dashboard first.")
-        return see_other(PASSWORD_PATH)
+        return see_other(url_for(request, PASSWORD_ROUTE))
     return await handler(request)
 
 
@@ -231,7 +235,8 @@ async def template_context(request: web.Request) -> dict[str, Any]:
     identity: Optional[StaffIdentity] = request.get(STAFF)
     return {
         STAFF: identity, CSRF: request.get(CSRF, ""),
-        "accounts_url": ACCOUNTS_PATH if identity is not None and identity.is_admin else None,
+        "accounts_url": (url_for(request, ACCOUNTS_ROUTE)
+                         if identity is not None and identity.is_admin and has_route(request, ACCOUNTS_ROUTE) else None),
     }
 
 

@@ -27,6 +27,7 @@ from bot.staff.conversation import Conversation, TrackerUnavailable, Turn, mark
 from bot.store.models import Outcome, Status
 from bot.web import auth, live, presenters
 from bot.web.keys import CLINIC, DB
+from bot.web.urls import url_for
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 CaseContext = Callable[[web.Request, CaseDetail], Awaitable[dict[str, Any]]]
 CASE_CONTEXT = web.AppKey("staff_case_context", list)
 CASE_PATH = "/staff/escalations/{id:[0-9a-fA-F-]{36}}"
+#: The conversation view's route name: links to a case are built from it (:mod:`bot.web.urls`).
+CASE_ROUTE = "staff_case"
 #: Messages after a form's redirect (``?done=<key>``: a fixed word, never data).
 DONE = {
     "assigned": "Assignment saved.",
@@ -210,9 +213,9 @@ def add_case_context(app: web.Application, provider: CaseContext) -> None:
 # --- the conversation view's forms -------------------------------------------------------------
 
 
-def _done(case_id: str, key: str) -> web.Response:
+def _done(request: web.Request, case_id: str, key: str) -> web.Response:
     # No #fragment: the confirmation takes the focus (autofocus), which a fragment would cancel.
-    return auth.see_other(f"/staff/escalations/{case_id}?done={key}")
+    return auth.see_other(url_for(request, CASE_ROUTE, id=case_id, query={"done": key}))
 
 
 async def _act(request: web.Request, action: Callable[[MultiDictProxy[Any]], Awaitable[web.Response]]) -> web.Response:
@@ -246,7 +249,7 @@ async def assign_form(request: web.Request) -> web.Response:
         else:
             raise InvalidInput("choose who should hold the case")
         await cases.assign(request.config_dict[DB], case_id, staff, assignee)
-        return _done(case_id, "assigned" if assignee is not None else "unassigned")
+        return _done(request, case_id, "assigned" if assignee is not None else "unassigned")
 
     return await _act(request, act)
 
@@ -257,7 +260,7 @@ async def status_form(request: web.Request) -> web.Response:
 
     async def act(form: MultiDictProxy[Any]) -> web.Response:
         summary = await cases.set_status(request.config_dict[DB], case_id, _staff(request), form.get("status"))
-        return _done(case_id, f"status_{summary.status.value}")
+        return _done(request, case_id, f"status_{summary.status.value}")
 
     return await _act(request, act)
 
@@ -268,7 +271,7 @@ async def note_form(request: web.Request) -> web.Response:
 
     async def act(form: MultiDictProxy[Any]) -> web.Response:
         await cases.add_note(request.config_dict[DB], case_id, _staff(request), form.get("body"))
-        return _done(case_id, "note")
+        return _done(request, case_id, "note")
 
     return await _act(request, act)
 
@@ -285,7 +288,7 @@ async def outcome_form(request: web.Request) -> web.Response:
                 raise InvalidInput(f"contact attempts must be a whole number from 0 to {cases.MAX_ATTEMPTS}")
             attempts = int(raw.strip())
         await cases.record_outcome(request.config_dict[DB], case_id, _staff(request), form.get("outcome"), attempts)
-        return _done(case_id, "outcome")
+        return _done(request, case_id, "outcome")
 
     return await _act(request, act)
 
@@ -294,7 +297,7 @@ def setup(app: web.Application) -> None:
     """Register the conversation view and its forms."""
     app.setdefault(CASE_CONTEXT, [])
     router = app.router
-    router.add_get(CASE_PATH, case_page, name="staff_case")
+    router.add_get(CASE_PATH, case_page, name=CASE_ROUTE)
     router.add_post(CASE_PATH + "/assign", assign_form, name="staff_case_assign")
     router.add_post(CASE_PATH + "/status", status_form, name="staff_case_status")
     router.add_post(CASE_PATH + "/notes", note_form, name="staff_case_note")

@@ -28,12 +28,14 @@ from bot.staff import sessions as staff_sessions
 from bot.web import auth
 from bot.web.keys import DB, SETTINGS
 from bot.web.session_storage import LIVE
+from bot.web.urls import url_for
 
 logger = logging.getLogger(__name__)
 
 LOGIN_COOKIE = "staff_login"
 LOGIN_COOKIE_SECONDS = 3600
-HOME = "/staff/"
+#: Where a sign-in lands when it was not sent from a dashboard page: the queue (bot/web/pages.py).
+HOME_ROUTE = "staff_queue"
 FAILED = (
     "The username or password is not right, or this account cannot sign in now. "
     "After {failures} failed attempts, sign-in pauses for {minutes} minutes."
@@ -106,7 +108,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     await aiohttp_session.get_session(request)
     next_path = _next_path(request.query.get("next"))
     if request.get(LIVE) is not None:
-        return auth.see_other(next_path or HOME)
+        return auth.see_other(next_path or url_for(request, HOME_ROUTE))
     notice = next((text for key, text in NOTICES.items() if request.query.get(key) == "1"), "")
     return _login_page(request, notice=notice, next_path=next_path)
 
@@ -146,7 +148,10 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     session[signin.USUAL_ADDRESS] = signin.address_key(
         client_address(request, settings.web_proxies_count), settings.session_secret)
     logger.info("staff account %s signed in", attempt.user.id)
-    target = auth.PASSWORD_PATH if attempt.user.must_change_password else (next_path or HOME)
+    if attempt.user.must_change_password:
+        target = url_for(request, auth.PASSWORD_ROUTE)
+    else:
+        target = next_path or url_for(request, HOME_ROUTE)
     response = auth.see_other(target)
     response.del_cookie(LOGIN_COOKIE, path=auth.LOGIN_PATH)
     return response
@@ -156,7 +161,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     """POST /staff/logout: end the session on the server and forget the cookie."""
     session = await aiohttp_session.get_session(request)
     session.invalidate()
-    return auth.see_other(f"{auth.LOGIN_PATH}?signed_out=1")
+    return auth.see_other(url_for(request, auth.LOGIN_ROUTE, query={"signed_out": 1}))
 
 
 async def password_form(request: web.Request) -> web.StreamResponse:
@@ -195,7 +200,7 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
     if checked is signin.Outcome.locked:
         session = await aiohttp_session.get_session(request)
         session.invalidate()
-        return auth.see_other(f"{auth.LOGIN_PATH}?locked=1")
+        return auth.see_other(url_for(request, auth.LOGIN_ROUTE, query={"locked": 1}))
     if checked is signin.Outcome.throttled:
         minutes = int(limits.address_window.total_seconds() // 60)
         return _password_page(request, status=429, error=THROTTLED.format(minutes=minutes))
@@ -215,7 +220,7 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
     session = await aiohttp_session.new_session(request)
     session["user_id"] = identity.id
     session[signin.USUAL_ADDRESS] = signin.address_key(client_address(request, settings.web_proxies_count), limits.secret)
-    return auth.see_other(HOME)
+    return auth.see_other(url_for(request, HOME_ROUTE))
 
 
 async def whoami(request: web.Request) -> web.Response:
@@ -229,9 +234,9 @@ async def whoami(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """Add the sign-in, sign-out and password routes."""
-    app.router.add_get(auth.LOGIN_PATH, login_form, name="staff_login")
+    app.router.add_get(auth.LOGIN_PATH, login_form, name=auth.LOGIN_ROUTE)
     app.router.add_post(auth.LOGIN_PATH, login_submit, name="staff_login_submit")
     app.router.add_post(auth.LOGOUT_PATH, logout, name="staff_logout")
-    app.router.add_get(auth.PASSWORD_PATH, password_form, name="staff_password")
+    app.router.add_get(auth.PASSWORD_PATH, password_form, name=auth.PASSWORD_ROUTE)
     app.router.add_post(auth.PASSWORD_PATH, password_submit, name="staff_password_submit")
     app.router.add_get("/staff/api/me", whoami, name="staff_api_me")

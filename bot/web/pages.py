@@ -21,7 +21,6 @@ import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping, Optional
-from urllib.parse import urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -35,6 +34,7 @@ from bot.store.models import Escalation, Priority, Reason, Status
 from bot.web import auth, case_page, live, presenters
 from bot.web.case_page import CASE_CONTEXT, CaseContext, add_case_context  # noqa: F401 - the seam others use
 from bot.web.keys import CLINIC, DB
+from bot.web.urls import url_for
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ STAFF_ASSETS = web.AppKey("staff_assets", frozenset)
 
 #: The admins' account page (bot/web/admin_users.py), linked from the header when it exists.
 ACCOUNTS_ROUTE = "staff_admin_users"
+#: The queue, the page every filter, tab and page link goes to.
+QUEUE_ROUTE = "staff_queue"
 PER_PAGE = 25
 #: Query keys of the queue's GET form (never search text).
 FILTER_KEYS = ("status", "reason", "priority", "channel", "from", "to", "assignee", "mine")
@@ -93,11 +95,11 @@ def _params(source: Mapping[str, Any], keys: tuple[str, ...] = FILTER_KEYS) -> M
     return found
 
 
-def _query(params: MultiDict[str], **changes: Optional[str]) -> str:
-    """``params`` with some keys replaced (``None`` drops them), as ``?query`` (or ``""``)."""
+def _queue_url(request: web.Request, params: MultiDict[str], **changes: Optional[str]) -> str:
+    """The queue with ``params`` as its query, some keys replaced (``None`` drops them)."""
     items = [(key, value) for key, value in params.items() if key not in changes]
     items += [(key, value) for key, value in changes.items() if value is not None]
-    return f"?{urlencode(items)}" if items else ""
+    return url_for(request, QUEUE_ROUTE, query=items)
 
 
 # --- the queue ------------------------------------------------------------------------------
@@ -163,7 +165,7 @@ async def queue_context(request: web.Request, source: Mapping[str, Any], search:
              for s in Status]
     for tab in tabs:
         tab["current"] = tab["value"] == current_status
-        tab["url"] = "/staff/" + _query(params, status=tab["value"] or None, page=None)
+        tab["url"] = _queue_url(request, params, status=tab["value"] or None, page=None)
     filtered = any(key != "status" for key in params.keys())
     context = {
         "section": "queue",
@@ -180,9 +182,9 @@ async def queue_context(request: web.Request, source: Mapping[str, Any], search:
         "channel_label": presenters.channel_label,
         "reasons": [(r.value, presenters.REASONS[r.value]) for r in Reason],
         "priorities": [(p.value, presenters.PRIORITIES[p.value]) for p in Priority],
-        "page_url": lambda number: "/staff/" + _query(params, page=str(number)),
-        "plain_url": "/staff/" + _query(params),
-        "clear_url": "/staff/" + _query(MultiDict({"status": current_status}) if current_status else MultiDict()),
+        "page_url": lambda number: _queue_url(request, params, page=str(number)),
+        "plain_url": _queue_url(request, params),
+        "clear_url": _queue_url(request, MultiDict({"status": current_status}) if current_status else MultiDict()),
         "tz_name": clinic.timezone,
     }
     return context, status
@@ -214,7 +216,7 @@ async def search_page(request: web.Request) -> web.Response:
         context["error"] = f"The search could not be run: {exc}."
         return aiohttp_jinja2.render_template("staff/queue.html", request, context, status=400)
     if not search:
-        raise web.HTTPSeeOther("/staff/" + _query(_params(form)))
+        raise web.HTTPSeeOther(_queue_url(request, _params(form)))
     context, status = await queue_context(request, form, search)
     return aiohttp_jinja2.render_template("staff/queue.html", request, context, status=status)
 
@@ -234,7 +236,7 @@ async def queue_results(request: web.Request) -> web.Response:
 
 async def staff_root(request: web.Request) -> web.Response:
     """``/staff`` without the slash: the queue."""
-    return auth.see_other("/staff/")
+    return auth.see_other(url_for(request, QUEUE_ROUTE))
 
 
 def setup(app: web.Application) -> None:
@@ -247,7 +249,7 @@ def setup(app: web.Application) -> None:
     router = app.router
     router.add_get("/staff/static/{name}", static_file, name="staff_static")
     router.add_get("/staff", staff_root, name="staff_root")
-    router.add_get("/staff/", queue_page, name="staff_queue")
+    router.add_get("/staff/", queue_page, name=QUEUE_ROUTE)
     router.add_get("/staff/escalations", queue_page, name="staff_escalations")
     router.add_post("/staff/search", search_page, name="staff_search")
     router.add_get("/staff/queue/results", queue_results, name="staff_queue_results")

@@ -21,7 +21,9 @@ import aiohttp
 from aiohttp import web
 
 from bot.staff.takeover import TakeoverError
+from bot.web.case_page import CASE_ROUTE
 from bot.web.keys import SETTINGS
+from bot.web.urls import url_for
 
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 NO_STORE = {"Cache-Control": "no-store"}
@@ -71,13 +73,13 @@ class StaffTalk:
     done_key: str
     error_key: str
 
-    def page(self, case_id: str, key: str, value: str) -> web.Response:
-        return web.Response(status=303,
-                            headers={"Location": f"/staff/escalations/{case_id}?{key}={value}#{self.anchor}"})
+    def page(self, request: web.Request, case_id: str, key: str, value: str) -> web.Response:
+        location = url_for(request, CASE_ROUTE, id=case_id, query={key: value}, fragment=self.anchor)
+        return web.Response(status=303, headers={"Location": location})
 
     def error(self, request: web.Request, case_id: str, error: TakeoverError) -> web.Response:
         if is_form(request):
-            return self.page(case_id, self.error_key, error.code)
+            return self.page(request, case_id, self.error_key, error.code)
         return web.json_response({"error": error.code, "message": error.message}, status=error.status,
                                  headers=NO_STORE)
 
@@ -105,7 +107,7 @@ class StaffTalk:
             except TakeoverError as error:
                 return self.error(request, case_id, error)
             if is_form(request):
-                return self.page(case_id, self.done_key, done if isinstance(done, str) else done(result))
+                return self.page(request, case_id, self.done_key, done if isinstance(done, str) else done(result))
             return web.json_response(result.to_dict(), headers=NO_STORE)
 
         return handler
