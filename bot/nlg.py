@@ -18,6 +18,10 @@ the Rasa server, before any custom action runs (issues 20 and 21):
   someone else.
 * After an emergency (slot ``emergency``), every way out of the conversation
   (declining, goodbye, stop, thanks) opens with the emergency line again.
+* A curated answer that ends with an offer ("Would you like to know ...?",
+  ``metadata.kb.follow_up``) gets the buttons of ``utter_follow_up_choices`` (Yes/No; none
+  in its SMS variant), except while a form is open, where a yes answers the form. (Read
+  from the tracker: Rasa's agent builds this generator before it loads the domain.)
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ USUAL_CARE = {
     "retained_needle": "111",
 }
 LIFE_THREATENING = "999"
+#: The response whose buttons go under a curated answer's follow-up offer (domain.yml).
+FOLLOW_UP_CHOICES = "utter_follow_up_choices"
 
 
 def verdict_of(tracker: DialogueStateTracker) -> Dict[str, Any]:
@@ -160,7 +166,15 @@ class ClinicNLG(TemplatedNaturalLanguageGenerator):
             reminder = self.generate_from_slots(REMINDER, filled, output_channel, **phrases)
             if reminder and reminder.get("text"):
                 message["text"] = f"{reminder['text']}\n\n{message.get('text') or ''}".strip()
+        if message is not None and self._offers_follow_up(name) and not tracker.active_loop_name:
+            choices = self.generate_from_slots(FOLLOW_UP_CHOICES, filled, output_channel) or {}
+            if choices.get("buttons") and not message.get("buttons"):
+                message["buttons"] = choices["buttons"]
         return message
+
+    def _offers_follow_up(self, name: str) -> bool:
+        """Whether a curated answer ends with an offer of another answer (``metadata.kb.follow_up``)."""
+        return any(((variant.get("metadata") or {}).get("kb") or {}).get("follow_up") for variant in self.responses.get(name) or [])
 
     def adverse_event_response(self, verdict: Mapping[str, Any]) -> tuple[str, bool]:
         """The response for a problem after treatment, and whether it speaks of someone else."""
