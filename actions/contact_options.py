@@ -20,12 +20,13 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import deps
 from actions.sms_contact import on_messaging, text_reply_possible
+from bot.channel_names import Channel
 from bot.staff.presence import staff_signed_in
 from bot.store.db import bounded
 
 logger = logging.getLogger(__name__)
 
-WEB_CHAT = "socketio"
+WEB_CHAT = Channel.socketio.value
 #: Seconds to wait for the store's answer before asking without the chat option.
 PRESENCE_TIMEOUT = 2.0
 

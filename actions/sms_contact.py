@@ -24,13 +24,13 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import deps
+from bot.channel_names import MESSAGING
 from bot.messaging import store
 from bot.messaging.addresses import WHATSAPP, Address, parse_address
 from bot.store.db import bounded
 
 logger = logging.getLogger(__name__)
 
-MESSAGING = frozenset({"sms", "whatsapp"})
 LOOKUP_TIMEOUT = 2.0
 CONFIRMATION = re.compile(
     r"^(yes|yeah|yep|yup|y|ok|okay|sure|correct|that'?s (right|fine|it|correct)|that one|this one|"

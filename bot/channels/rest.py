@@ -32,6 +32,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channel_names import Channel
 from bot.channels.caps import MAX_REQUEST_BYTES, MAX_SENDER_CHARS, parse_metadata
 from bot.channels.cors import CorsPolicy, retire_rasa_cors
 from bot.channels.guard import guard
@@ -58,7 +59,7 @@ class PatientRestInput(RestInput):
     @classmethod
     def name(cls) -> Text:
         """Keeps Rasa's channel name, so the webhook URL is unchanged."""
-        return "rest"
+        return Channel.rest.value
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:

@@ -39,6 +39,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
+from bot.channel_names import Channel
 from bot.channels.caps import MAX_REQUEST_BYTES, parse_metadata
 from bot.channels.cors import CorsPolicy
 from bot.channels.guard import guard
@@ -63,7 +64,7 @@ class PatientSocketIOInput(SocketIOInput):
     @classmethod
     def name(cls) -> Text:
         """Keeps Rasa's channel name, so the path and events are unchanged."""
-        return "socketio"
+        return Channel.socketio.value
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:

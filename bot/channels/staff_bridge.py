@@ -41,6 +41,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channel_names import Channel
 from bot.channels.live_chats import LiveChats, staff_metadata
 from bot.channels.sessions import is_session_shaped
 from bot.privacy import short_id
@@ -266,7 +267,7 @@ class StaffBridgeInput(InputChannel):
     @classmethod
     def name(cls) -> Text:
         """Served at ``/webhooks/staff_bridge/``."""
-        return "staff_bridge"
+        return Channel.staff_bridge.value
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:

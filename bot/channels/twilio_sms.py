@@ -61,6 +61,7 @@ from sanic.response import HTTPResponse
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
+from bot.channel_names import Channel
 from bot.channels.caps import MAX_REQUEST_BYTES
 from bot.channels.guard import guard, is_red_flag
 from bot.channels.live_chats import urgent_guidance
@@ -86,7 +87,7 @@ from bot.store.models import utcnow
 
 logger = logging.getLogger(__name__)
 
-CHANNEL_NAME = "clinic_sms"
+CHANNEL_NAME = Channel.clinic_sms.value
 #: The response that opens every conversation (action_session_start); on SMS it says texts are not secure.
 DISCLOSURE = "utter_disclosure"
 #: The response the rules run for a problem after treatment; the Rasa server's NLG picks its text by verdict.

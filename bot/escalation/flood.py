@@ -39,6 +39,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.channel_names import MESSAGING
 from bot.store import repository as repo
 from bot.store.models import AuditKind, Escalation, EscalationSource, Priority
 from bot.store.repository import EscalationInput
@@ -53,7 +54,7 @@ GROUP_PREFIX = "flood-"
 #: them (every conversation stays whole in the tracker store).
 ATTACHED_LIMIT = 200
 #: Channels whose patients staff can reach without contact details (they text back the number).
-MESSAGING_CHANNELS = frozenset({"sms", "whatsapp"})
+MESSAGING_CHANNELS = MESSAGING
 WINDOW = timedelta(hours=1)
 KEY_SHAPE = re.compile(r"^[0-9a-f]{32}$")
 

@@ -10,8 +10,10 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-SMS = "sms"
-WHATSAPP = "whatsapp"
+from bot.channel_names import Channel
+
+SMS = Channel.sms.value
+WHATSAPP = Channel.whatsapp.value
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 MAX_ADDRESS_CHARS = 64
 

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
+from bot.channel_names import MESSAGING
 from bot.clinic import Clinic
 from bot.messaging import store
 from bot.messaging.addresses import WHATSAPP, parse_address
@@ -63,7 +64,7 @@ from bot.store.models import (
 
 logger = logging.getLogger(__name__)
 
-SMS_CHANNELS = frozenset({"sms", "whatsapp"})
+SMS_CHANNELS = MESSAGING
 SMS_BRIDGE_PATH = "/webhooks/twilio/staff/"
 #: What the dashboard shows for a template line.
 TEMPLATE_NOTE = "[Approved WhatsApp template sent, inviting the patient to reply]"

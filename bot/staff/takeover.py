@@ -35,6 +35,7 @@ import aiohttp
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
+from bot.channel_names import Channel
 from bot.clinic import Clinic
 from bot.staff import cases
 from bot.store import chat
@@ -42,7 +43,7 @@ from bot.store.models import AuditEvent, AuditKind, ChatLineKind, ChatTakeover, 
 
 logger = logging.getLogger(__name__)
 
-WEB_CHAT = "socketio"
+WEB_CHAT = Channel.socketio.value
 SECRET_HEADER = "X-Bridge-Secret"
 BRIDGE_PATH = "/webhooks/staff_bridge/"
 MAX_MESSAGE_CHARS = 2000
