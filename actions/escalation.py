@@ -20,7 +20,7 @@ from actions.contact_options import chat_reply_possible
 from actions.sms_contact import on_messaging, text_follow_up
 from bot.escalation import record
 from bot.safety.decision import default_table
-from bot.safety.routing import is_emergency
+from bot.safety.verdict import SafetyVerdict
 from bot.store.chat import PENDING_WINDOW
 from bot.store.repository import EscalationInput
 
@@ -29,9 +29,9 @@ logger = logging.getLogger(__name__)
 FORM_SLOTS = ("contact_name", "contact_method", "contact_detail", "contact_consent", "requested_slot")
 
 
-def safety_of(tracker: Tracker) -> Dict[Text, Any]:
+def verdict_of(tracker: Tracker) -> SafetyVerdict:
     """The safety screen's verdict on the latest message (``reason`` is what the assistant acts on)."""
-    return tracker.latest_message.get("safety") or {}
+    return SafetyVerdict.from_parse_data(tracker.latest_message)
 
 
 def trigger_of(tracker: Tracker, reason: str) -> Dict[Text, Any]:
@@ -110,8 +110,7 @@ class ActionHandleContraindication(Action):
         return "action_handle_contraindication"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict) -> List[EventType]:
-        safety = safety_of(tracker)
-        personal = bool(safety.get("personal"))
+        personal = bool(verdict_of(tracker).personal)
         dispatcher.utter_message(
             response="utter_contraindication_personal" if personal else "utter_contraindication_general"
         )
@@ -133,7 +132,7 @@ class ActionHandleAdverseEvent(Action):
         return "action_handle_adverse_event"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict) -> List[EventType]:
-        reason = "emergency" if is_emergency(tracker.latest_message) else "adverse_event"
+        reason = "emergency" if verdict_of(tracker).emergency else "adverse_event"
         trigger = trigger_of(tracker, reason)
         consent = tracker.get_slot("contact_consent")
         data = escalation_input(tracker, reason, consent, trigger, contact_given=True)

@@ -36,6 +36,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
 from bot.clinic import Clinic, load_clinic
+from bot.safety.verdict import SafetyVerdict
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -60,18 +61,21 @@ LIFE_THREATENING = "999"
 FOLLOW_UP_CHOICES = "utter_follow_up_choices"
 
 
-def verdict_of(tracker: DialogueStateTracker) -> Dict[str, Any]:
+def verdict_of(tracker: DialogueStateTracker) -> SafetyVerdict:
     """The safety screen's verdict on the latest message (empty when there is none)."""
-    safety = (tracker.latest_message.parse_data or {}).get("safety") if tracker.latest_message else None
-    return dict(safety) if isinstance(safety, Mapping) else {}
+    return SafetyVerdict.from_parse_data(tracker.latest_message.parse_data if tracker.latest_message else None)
 
 
-def care_of(verdict: Mapping[str, Any]) -> str:
-    """``"999"`` or ``"111"``: the verdict's level of care, else the class's usual one."""
-    care = verdict.get("care")
+def care_of(about: Any) -> str:
+    """``"999"`` or ``"111"``: the level of care of a verdict (or of the slot ``emergency_info``),
+    else its class's usual one."""
+    if isinstance(about, SafetyVerdict):
+        care, red_flag_class = about.care, about.red_flag_class
+    else:
+        care, red_flag_class = about.get("care"), about.get("red_flag_class")
     if care in ("999", "111"):
         return str(care)
-    return USUAL_CARE.get(str(verdict.get("red_flag_class")), LIFE_THREATENING)
+    return USUAL_CARE.get(str(red_flag_class), LIFE_THREATENING)
 
 
 def call_now(care: str, third_party: bool, emergency_number: str) -> Dict[str, str]:
@@ -97,7 +101,7 @@ def call_now(care: str, third_party: bool, emergency_number: str) -> Dict[str, s
     }
 
 
-def emergency_candidates(verdict: Mapping[str, Any]) -> list[str]:
+def emergency_candidates(verdict: SafetyVerdict) -> list[str]:
     """The emergency responses for a verdict, best first.
 
     The class's own text when the verdict's level of care is the class's usual one;
@@ -105,7 +109,7 @@ def emergency_candidates(verdict: Mapping[str, Any]) -> list[str]:
     verdict the class's own (999) text next: saying 999 when 111 would do is the safe
     mistake. Last, the general 999 text.
     """
-    kind = verdict.get("red_flag_class")
+    kind = verdict.red_flag_class
     names: list[str] = []
     if kind:
         care = care_of(verdict)
@@ -157,10 +161,11 @@ class ClinicNLG(TemplatedNaturalLanguageGenerator):
         filled = tracker.current_slot_values()
         verdict = verdict_of(tracker)
         name, about = utter_action, filled.get("emergency_info") or {}
+        third_party = bool(about.get("third_party"))
         if utter_action == ADVERSE_EVENT:
-            name, _ = self.adverse_event_response(verdict)
+            name, third_party = self.adverse_event_response(verdict)
             about = verdict
-        phrases = call_now(care_of(about), bool(about.get("third_party")), self.clinic.emergency_number)
+        phrases = call_now(care_of(about), third_party, self.clinic.emergency_number)
         message = self.generate_from_slots(name, filled, output_channel, **{**phrases, **kwargs})
         if message is not None and utter_action in EXIT_RESPONSES and filled.get("emergency"):
             reminder = self.generate_from_slots(REMINDER, filled, output_channel, **phrases)
@@ -176,17 +181,17 @@ class ClinicNLG(TemplatedNaturalLanguageGenerator):
         """Whether a curated answer ends with an offer of another answer (``metadata.kb.follow_up``)."""
         return any(((variant.get("metadata") or {}).get("kb") or {}).get("follow_up") for variant in self.responses.get(name) or [])
 
-    def adverse_event_response(self, verdict: Mapping[str, Any]) -> tuple[str, bool]:
+    def adverse_event_response(self, verdict: SafetyVerdict) -> tuple[str, bool]:
         """The response for a problem after treatment, and whether it speaks of someone else."""
-        third_party = bool(verdict.get("third_party"))
-        if verdict.get("reason") == "emergency":
+        third_party = bool(verdict.third_party)
+        if verdict.emergency:
             name = self._first_written(emergency_candidates(verdict))
         else:
-            kind = verdict.get("adverse_class")
+            kind = verdict.adverse_class
             name = self._first_written([f"utter_adverse_{kind}"] if kind else []) or ADVERSE_EVENT
         if third_party and name + OTHER_SUFFIX in self.responses:
             name += OTHER_SUFFIX
-        return localised(self.responses, name, verdict.get("language")), third_party
+        return localised(self.responses, name, verdict.language), third_party
 
     def _first_written(self, names: list[str]) -> str:
         return next((name for name in names if name in self.responses), "")

@@ -35,6 +35,7 @@ from bot.channels.text_input import clean_text
 from bot.clinic import Clinic
 from bot.privacy import mark_sensitive, short_id
 from bot.safety.languages import default_net, warm_up
+from bot.safety.verdict import SafetyVerdict
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +85,7 @@ async def _held_by_staff(held: Optional[HeldBy], sender_id: str) -> Optional[Dic
 
 def is_red_flag(parse_data: Dict[str, Any]) -> bool:
     """Whether the safety screen routed the message as an emergency (``safety.reason``)."""
-    safety = parse_data.get("safety")
-    return isinstance(safety, dict) and safety.get("reason") == "emergency"
+    return SafetyVerdict.from_parse_data(parse_data).emergency
 
 
 async def _process(on_new_message: OnNewMessage, message: UserMessage) -> None:

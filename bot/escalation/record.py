@@ -7,8 +7,10 @@ Both see the same tracker state, the JSON Rasa sends with every action call
 rasa_sdk's ``Tracker.current_state()`` has the same keys), so the record is built
 here once and both write the same thing.
 
-The safety screen's verdict on the latest message is in ``latest_message["safety"]``;
-whether a message is an emergency is read from it, never worked out again here.
+The safety screen's verdict on the latest message is in ``latest_message["safety"]``, read as a
+:class:`~bot.safety.verdict.SafetyVerdict`; whether a message is an emergency is read from it,
+never worked out again here. The stored priority is the decision table's for the reason
+escalated (:mod:`bot.vocabulary`), the same the verdict carries.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
+from bot.channel_names import Channel
 from bot.escalation.flood import client_key_of
-from bot.escalation.service import PRIORITY_FOR
 from bot.safety.decision import default_table
-from bot.store.models import Reason
+from bot.safety.verdict import SafetyVerdict
+from bot.store.models import Priority, Reason
 from bot.store.repository import WRITE_KEY, EscalationInput
 
 CONTACT_SLOTS = ("contact_name", "contact_method", "contact_detail")
@@ -30,15 +33,14 @@ TRANSCRIPT_LIMIT = 60
 INCIDENT_REASONS = ("emergency", "adverse_event")
 
 
-def safety_of(state: Mapping[str, Any]) -> dict[str, Any]:
+def verdict_of(state: Mapping[str, Any]) -> SafetyVerdict:
     """The safety screen's verdict on the latest message (empty when there is none)."""
-    safety = (state.get("latest_message") or {}).get("safety")
-    return dict(safety) if isinstance(safety, Mapping) else {}
+    return SafetyVerdict.from_parse_data(state.get("latest_message"))
 
 
 def is_emergency(state: Mapping[str, Any]) -> bool:
     """Whether the screen routed the latest message as an emergency (``safety.reason``)."""
-    return safety_of(state).get("reason") == "emergency"
+    return verdict_of(state).emergency
 
 
 def slot(state: Mapping[str, Any], name: str) -> Any:
@@ -62,21 +64,21 @@ def transcript(events: list[dict[str, Any]], limit: int = TRANSCRIPT_LIMIT) -> l
 def trigger_of(state: Mapping[str, Any], reason: str) -> dict[str, Any]:
     """What triggered the escalation: intent, confidence, matched terms, the screen's classes."""
     message = state.get("latest_message") or {}
-    safety = safety_of(state)
+    verdict = verdict_of(state)
     intent = message.get("intent") or {}
     trigger = {
         "reason": reason,
         "intent": intent.get("name"),
         "confidence": intent.get("confidence"),
-        "model_intent": (safety.get("model_intent") or {}).get("name"),
-        "rerouted": bool(safety.get("rerouted")),
-        "matched_terms": safety.get("matched_terms", []),
-        "personal": safety.get("personal"),
-        "third_party": safety.get("third_party"),
+        "model_intent": verdict.model_intent,
+        "rerouted": verdict.rerouted,
+        "matched_terms": list(verdict.matched_terms),
+        "personal": verdict.personal,
+        "third_party": verdict.third_party,
         "message": message.get("text"),
         "at": datetime.now(timezone.utc).isoformat(),
     }
-    trigger.update({name: safety.get(name) for name in VERDICT_FIELDS if safety.get(name) is not None})
+    trigger.update({name: getattr(verdict, name) for name in VERDICT_FIELDS if getattr(verdict, name) is not None})
     return trigger
 
 
@@ -102,9 +104,9 @@ def escalation_input(
     contact = {name: (slot(state, name) if keep_contact else None) for name in CONTACT_SLOTS}
     return EscalationInput(
         sender_id=str(state.get("sender_id")),
-        channel=state.get("latest_input_channel") or _latest_channel(state) or "unknown",
+        channel=state.get("latest_input_channel") or _latest_channel(state) or Channel.unknown.value,
         reason=Reason(reason),
-        priority=PRIORITY_FOR[Reason(reason)],
+        priority=Priority(default_table().priority[reason]),
         trigger=trigger,
         transcript=transcript(state.get("events") or []),
         consent_given=consent,
@@ -147,11 +149,11 @@ def incident_slots(state: dict[str, Any], reason: str, trigger: dict[str, Any]) 
     if kept == reason:
         values["escalation_trigger"] = trigger
     if reason == "emergency":
-        safety = safety_of(state)
+        verdict = verdict_of(state)
         values["emergency"] = True
         values["emergency_info"] = {
-            "red_flag_class": safety.get("red_flag_class"),
-            "care": safety.get("care"),
-            "third_party": bool(safety.get("third_party")),
+            "red_flag_class": verdict.red_flag_class,
+            "care": verdict.care,
+            "third_party": bool(verdict.third_party),
         }
     return values

@@ -34,14 +34,6 @@ from bot.store.repository import EscalationInput
 
 logger = logging.getLogger(__name__)
 
-PRIORITY_FOR = {
-    Reason.emergency: Priority.urgent,
-    Reason.adverse_event: Priority.high,
-    Reason.contraindication: Priority.normal,
-    Reason.human_request: Priority.normal,
-}
-
-
 @dataclass(frozen=True)
 class Outcome:
     """What happened to an escalation."""

@@ -44,9 +44,10 @@ from bot.staff import accounts, tokens
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade
 from bot.store.models import Escalation, StaffRole
+from bot.vocabulary import vocabulary
 
-REASONS = [("emergency", "urgent", 0.05), ("adverse_event", "high", 0.15), ("contraindication", "normal", 0.5),
-           ("human_request", "normal", 0.3)]
+#: Reasons and how often each is seeded; their priorities are the decision table's (bot/vocabulary.py).
+REASONS = [("emergency", 0.05), ("adverse_event", 0.15), ("contraindication", 0.5), ("human_request", 0.3)]
 STATUSES = [("new", 0.3), ("in_progress", 0.2), ("resolved", 0.5)]
 PATIENT = ["is dry needling safe for me", "I'm on blood thinners", "my shoulder is still sore",
            "can I have it while pregnant", "I felt dizzy after the session", "can someone call me back"]
@@ -74,7 +75,8 @@ def seed_store(url: str, count: int, rng: random.Random, now: datetime) -> list[
     upgrade(url)
     rows, pairs = [], []
     for index in range(count):
-        reason, priority, _ = _pick(rng, REASONS)
+        reason, _ = _pick(rng, REASONS)
+        priority = vocabulary().priority[reason]
         status, _ = _pick(rng, STATUSES)
         created = now - timedelta(minutes=rng.randint(0, 30 * 24 * 60))
         case_id, sender = str(uuid.uuid4()), f"bench-{index:05d}"

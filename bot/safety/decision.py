@@ -8,7 +8,6 @@ most serious of its findings' reasons, in the table's severity order.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -17,10 +16,9 @@ from typing import Iterable, Optional, Sequence
 import yaml
 
 from bot.safety.catalogue import CATALOGUE_DIR, catalogue_in
+from bot.vocabulary import RULES_DIR, TABLE_FILE, Vocabulary, VocabularyError, parse_reasons
 
-#: Where the screen's rule files live: ``SAFETY_RULES_DIR``, or ``data/safety`` of the repository.
-RULES_DIR = Path(os.environ.get("SAFETY_RULES_DIR") or Path(__file__).resolve().parents[2] / "data" / "safety")
-TABLE_FILE = "decision_table.yml"
+__all__ = ["RULES_DIR", "TABLE_FILE", "DecisionTable", "Row", "TableError", "default_table", "load_table", "parse_table"]
 
 #: A row's outcome when the finding is judged ordinary (and a staff-bound guess of the model is overruled).
 REASON_NONE = "none"
@@ -58,7 +56,8 @@ class Row:
 
 @dataclass
 class DecisionTable:
-    """The rows, the severity order of reasons and each reason's priority and intent."""
+    """The rows, and the clinical vocabulary: the severity order of reasons and each reason's
+    priority and intent (:mod:`bot.vocabulary`, from the table's ``reasons``)."""
 
     rows: list[Row]
     severity: tuple[str, ...]
@@ -110,11 +109,15 @@ def parse_table(data: dict, extra_groups: Optional[dict[str, list[str]]] = None)
         raw_rows = data["rows"]
     except (KeyError, TypeError) as exc:
         raise TableError(f"decision table needs 'reasons' and 'rows' ({exc})") from exc
+    try:
+        vocabulary: Vocabulary = parse_reasons(reasons)
+    except VocabularyError as exc:
+        raise TableError(str(exc)) from exc
     for name, members in (extra_groups or {}).items():
         if name in groups:
             raise TableError(f"group {name} is defined by the red-flag catalogue, not the table")
         groups[name] = list(members)
-    severity = tuple(reasons)
+    severity = vocabulary.severity
     seen: set[str] = set()
     rows = [_row(item, f"row {index} ({item.get('id', '?')})", groups, severity, seen) for index, item in enumerate(raw_rows)]
     signal_rows = [
@@ -126,8 +129,8 @@ def parse_table(data: dict, extra_groups: Optional[dict[str, list[str]]] = None)
     return DecisionTable(
         rows=rows,
         severity=severity,
-        priority={name: spec["priority"] for name, spec in reasons.items()},
-        intent={name: spec["intent"] for name, spec in reasons.items()},
+        priority=vocabulary.priority,
+        intent=vocabulary.intent,
         signals=frozenset(row.signal for row in rows + signal_rows if row.signal),
         signal_rows=signal_rows,
     )

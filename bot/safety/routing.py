@@ -30,19 +30,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
-from bot.safety.verdict import Verdict
+from bot.safety.verdict import SafetyVerdict, Verdict
+from bot.vocabulary import vocabulary
 
 if TYPE_CHECKING:
     from bot.safety.catalogue import Catalogue
 
 INTENT_NAME = "name"
 OUT_OF_SCOPE = "out_of_scope"
-#: The staff-bound intents and the reason each stands for when the model alone chose it.
-INTENT_REASONS = {
-    "report_adverse_event": "adverse_event",
-    "ask_contraindication": "contraindication",
-    "request_human": "human_request",
-}
+#: The staff-bound intents and the reason each stands for when the model alone chose it: the
+#: least serious reason the decision table routes to the intent (never an emergency).
+INTENT_REASONS = vocabulary().reason_of_intent
 #: The findings that could explain each staff-bound guess of the model: the guess is overruled
 #: only when the screen judged all of them ordinary.
 EXPLAINS = {
@@ -114,11 +112,11 @@ def route(
         verdict: the screen's verdict.
         model: the model's intent (``{"name", "confidence"}``); ``None`` for the screen alone.
         ranking: the model's intent ranking.
-        staff_intent: reason -> intent (the decision table's); the defaults otherwise.
+        staff_intent: reason -> intent (a decision table's); the table in force's otherwise.
     """
     model = model or {}
     predicted = model.get(INTENT_NAME)
-    targets = dict(staff_intent or {r: i for i, r in INTENT_REASONS.items()} | {"emergency": "report_adverse_event"})
+    targets = dict(staff_intent or vocabulary().intent)
     ranking = [dict(r) for r in ranking]
     if verdict.language != "en" and not verdict.reason:
         # Another language with no red flag: the model read English-shaped features of it.
@@ -145,7 +143,7 @@ def staff_bound(verdict: Verdict, model: Optional[Mapping[str, Any]] = None) -> 
 
 def is_emergency(parse_data: Mapping[str, Any]) -> bool:
     """Whether a parsed message gets urgent guidance first (the verdict in ``parse_data["safety"]``)."""
-    return ((parse_data.get("safety") or {}).get("reason")) == "emergency"
+    return SafetyVerdict.from_parse_data(parse_data).emergency
 
 
 def describe(verdict: Verdict, reason: Optional[str], catalogue: "Catalogue") -> Verdict:

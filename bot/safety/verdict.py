@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
+
+from bot.vocabulary import Priority, Reason, vocabulary
+
+logger = logging.getLogger(__name__)
+
+#: Where the parse data carries the verdict (set by :mod:`bot.nlp.safety_component`).
+PARSE_DATA_KEY = "safety"
 
 
 @dataclass
@@ -102,3 +110,112 @@ class Verdict:
             "matched_terms": self.matched_terms,
         }
 
+
+
+def _flag(value: Any) -> Optional[bool]:
+    return bool(value) if value is not None else None
+
+
+def _text(value: Any) -> Optional[str]:
+    return str(value) if value is not None and value != "" else None
+
+
+@dataclass(frozen=True)
+class SafetyVerdict:
+    """The verdict as it crosses from the Rasa server into the channels, the actions and the
+    dashboard: ``parse_data["safety"]``, read once into typed fields.
+
+    ``reason`` is the reason the assistant acts on (the screen's, or the model's staff-bound
+    guess the screen did not clear); ``priority`` is the decision table's for that reason,
+    the one the escalation store keeps. A message with no verdict (a button payload, an
+    older tracker) reads as an empty verdict: no reason, nothing personal.
+    """
+
+    reason: Optional[Reason] = None
+    #: The screen's own reason, before the model's guess was weighed.
+    screen_reason: Optional[Reason] = None
+    personal: Optional[bool] = None
+    third_party: Optional[bool] = None
+    #: For an emergency: the red-flag class and its level of care (``"999"``, ``"111"``).
+    red_flag_class: Optional[str] = None
+    care: Optional[str] = None
+    #: For an adverse event: the after-effect reported, or ``"unplaced"``.
+    adverse_class: Optional[str] = None
+    language: Optional[str] = None
+    matched_terms: tuple[str, ...] = ()
+    #: The NLU model's own intent name and confidence, kept for audit.
+    model_intent: Optional[str] = None
+    model_confidence: Optional[float] = None
+    rerouted: bool = False
+    demoted: bool = False
+
+    @property
+    def priority(self) -> Optional[Priority]:
+        """How soon staff act on this message (the decision table's priority of ``reason``)."""
+        name = vocabulary().priority_of(self.reason)
+        return Priority(name) if name else None
+
+    @property
+    def emergency(self) -> bool:
+        """The message gets urgent guidance first."""
+        return self.reason == Reason.emergency
+
+    @classmethod
+    def from_parse_data(cls, parse_data: Any) -> "SafetyVerdict":
+        """The verdict in a message's parse data (``latest_message`` of a tracker)."""
+        safety = parse_data.get(PARSE_DATA_KEY) if isinstance(parse_data, Mapping) else None
+        return cls.from_dict(safety)
+
+    @classmethod
+    def from_dict(cls, safety: Any) -> "SafetyVerdict":
+        """The verdict from its dictionary form (``parse_data["safety"]``); anything else is empty."""
+        if not isinstance(safety, Mapping):
+            return cls()
+        model = safety.get("model_intent")
+        model = model if isinstance(model, Mapping) else {}
+        terms = safety.get("matched_terms")
+        confidence = model.get("confidence")
+        return cls(
+            reason=_reason(safety.get("reason")),
+            screen_reason=_reason(safety.get("screen_reason")),
+            personal=_flag(safety.get("personal")),
+            third_party=_flag(safety.get("third_party")),
+            red_flag_class=_text(safety.get("red_flag_class")),
+            care=_text(safety.get("care")),
+            adverse_class=_text(safety.get("adverse_class")),
+            language=_text(safety.get("language")),
+            matched_terms=tuple(str(t) for t in terms) if isinstance(terms, (list, tuple)) else (),
+            model_intent=_text(model.get("name")),
+            model_confidence=float(confidence) if isinstance(confidence, (int, float)) else None,
+            rerouted=bool(safety.get("rerouted")),
+            demoted=bool(safety.get("demoted")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (enum members as their names)."""
+        return {
+            "reason": self.reason.value if self.reason else None,
+            "screen_reason": self.screen_reason.value if self.screen_reason else None,
+            "priority": self.priority.value if self.priority else None,
+            "personal": self.personal,
+            "third_party": self.third_party,
+            "red_flag_class": self.red_flag_class,
+            "care": self.care,
+            "adverse_class": self.adverse_class,
+            "language": self.language,
+            "matched_terms": list(self.matched_terms),
+            "model_intent": {"name": self.model_intent, "confidence": self.model_confidence},
+            "rerouted": self.rerouted,
+            "demoted": self.demoted,
+        }
+
+
+def _reason(value: Any) -> Optional[Reason]:
+    if value is None or value == "":
+        return None
+    try:
+        return Reason(value)
+    except ValueError:
+        # Not a reason of the table in force (an older tracker after a rename): no reason to act on.
+        logger.warning("safety verdict with a reason the decision table does not define; read as none")
+        return None

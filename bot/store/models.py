@@ -34,6 +34,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import declarative_base, relationship
 
+from bot import vocabulary
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -68,21 +70,10 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-class Reason(str, enum.Enum):
-    """Why a conversation was escalated."""
-
-    contraindication = "contraindication"
-    adverse_event = "adverse_event"
-    emergency = "emergency"
-    human_request = "human_request"
-
-
-class Priority(str, enum.Enum):
-    """How soon staff should act."""
-
-    urgent = "urgent"
-    high = "high"
-    normal = "normal"
+# Why a conversation was escalated and how soon staff should act: the decision table's
+# vocabulary (data/safety/decision_table.yml, read by bot/vocabulary.py), stored by value.
+Reason = vocabulary.Reason
+Priority = vocabulary.Priority
 
 
 class Status(str, enum.Enum):
@@ -147,8 +138,8 @@ class Outcome(str, enum.Enum):
     no_answer = "no_answer"
 
 
-#: Delivery order of the outbox: lower ranks are sent first.
-PRIORITY_RANK = {Priority.urgent: 0, Priority.high: 1, Priority.normal: 2}
+#: Delivery order of the outbox: lower ranks are sent first (the table's urgency order).
+PRIORITY_RANK = {Priority(name): rank for name, rank in vocabulary.vocabulary().priority_rank.items()}
 
 #: The one episode per conversation and reason that is still open (see the module docstring).
 OPEN_EPISODE = text("status <> 'resolved'")

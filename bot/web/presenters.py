@@ -12,16 +12,14 @@ from datetime import datetime, timedelta
 from typing import Any, Optional
 from zoneinfo import ZoneInfo
 
-from bot.staff.cases import AuditEntry, CaseSummary
+from bot.channel_names import Channel
+from bot.staff.case_views import AuditEntry, CaseSummary
 from bot.staff.waiting import describe
+from bot.vocabulary import vocabulary
 
-REASONS = {
-    "emergency": "Red flag: possible emergency",
-    "adverse_event": "Problem after treatment",
-    "contraindication": "Is needling safe for me? (health question)",
-    "human_request": "Asked to talk to someone",
-}
-PRIORITIES = {"urgent": "Urgent", "high": "High", "normal": "Normal"}
+#: Reasons and priorities as staff read them: the decision table's labels (bot/vocabulary.py).
+REASONS = vocabulary().labels
+PRIORITIES = vocabulary().priority_labels
 STATUSES = {"new": "New", "in_progress": "In progress", "resolved": "Resolved"}
 #: What the button that moves a case to each status says.
 STATUS_ACTIONS = {"new": "Put back to New", "in_progress": "Start working on it", "resolved": "Mark as resolved"}
@@ -34,8 +32,8 @@ OUTCOMES = {
     "referred_emergency": "Referred to emergency care",
     "no_answer": "No answer",
 }
-CHANNELS = {"socketio": "Website chat", "rest": "REST API", "sms": "SMS", "whatsapp": "WhatsApp",
-            "unknown": "Unknown channel"}
+CHANNELS = {Channel.socketio.value: "Website chat", Channel.rest.value: "REST API", Channel.sms.value: "SMS",
+            Channel.whatsapp.value: "WhatsApp", Channel.unknown.value: "Unknown channel"}
 CONTACT_METHODS = {"phone": "Phone", "email": "Email", "chat": "Reply in the web chat"}
 TRANSPORTS = {"email": "email", "webhook": "webhook"}
 #: Flags of cases the flood guard marks (bot/escalation/flood.py), as the queue shows them.
@@ -47,7 +45,7 @@ WROTE_AGAIN_AFTER = timedelta(seconds=5)
 
 def channel_label(channel: Optional[str]) -> str:
     """``socketio`` -> "Website chat"; unknown channel names as they are."""
-    return CHANNELS.get(channel or "unknown", channel or "Unknown channel")
+    return CHANNELS.get(channel or Channel.unknown.value, channel or CHANNELS[Channel.unknown.value])
 
 
 def label(table: dict[str, str], value: Any) -> str:
