@@ -120,8 +120,9 @@ test: ## Everything above, non-zero on any failure
 	$(MAKE) -j2 --output-sync=target setup system-deps $(AXE) validate test-stories
 	$(MAKE) pytest
 
-# No trained model, no running stack, no browser, no PostgreSQL: what an edit needs checked.
-FAST := not e2e and not postgres
+# No trained model, no running stack, no browser, no PostgreSQL, not the 16,000-message
+# metamorphic run (tests/conftest.py marks it slow): what an edit needs checked.
+FAST := not e2e and not postgres and not slow
 test-fast: $(VENV)/.installed $(VENV_WEB)/.installed $(SPACY_MODEL) $(MINILM) ## Unit, screen, store, channel and web app tests (under 2 min)
 	$(PY) -m pytest --ignore=tests/browser --ignore=tests/web --ignore=tests/staff $(XDIST) -m "$(FAST) and not serial"
 	$(PY_WEB) -m pytest tests/web $(wildcard tests/staff) $(XDIST) -m "$(FAST) and not serial"

@@ -56,8 +56,9 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Keep tests that share an expensive fixture on one xdist worker (``--dist loadgroup``).
 
-    - a test using a fixture of ``ONE_WORKER_FIXTURES`` joins that fixture's group, and so
-      does the rest of its module (its module fixtures, if any, are then set up once);
+    - a test using a fixture of ``ONE_WORKER_FIXTURES`` joins that fixture's group (and is
+      marked ``slow``), and so does the rest of its module (its module fixtures, if any, are
+      then set up once);
     - otherwise a test using a module fixture of ``ONE_WORKER_MODULE_FIXTURES`` joins its
       module's group.
     Other tests go to whichever worker is free. Without xdist the marks change nothing.
@@ -73,6 +74,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         module = item.nodeid.split("::")[0]
         if module in serial:
             item.add_marker(pytest.mark.serial)
+        if any(fixture in getattr(item, "fixturenames", ()) for fixture in ONE_WORKER_FIXTURES):
+            item.add_marker(pytest.mark.slow)
         group = module_group.get(module)
         if group is None:
             definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
