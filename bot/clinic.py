@@ -161,6 +161,14 @@ class Clinic:
         local = when.astimezone(self.tz)
         return next((start for start, _ in self._open_periods(local)), None)
 
+    def opening_text(self, when: datetime) -> Optional[str]:
+        """The next opening after ``when`` as a patient reads it: ``08:00 tomorrow``, ``08:00 on Monday``.
+
+        ``None`` when no opening is known (no hours configured, or none within the look-ahead).
+        """
+        opening = self.next_opening(when)
+        return None if opening is None else self._moment(opening, when.astimezone(self.tz))
+
     def reply_by(self, when: datetime) -> Optional[datetime]:
         """When staff should have replied to a message left at ``when``, in clinic time.
 

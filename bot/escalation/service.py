@@ -13,17 +13,23 @@ store counts the occurrences) and notifies staff once per episode, not once per
 message. Unusually many new escalations in an hour are logged and audited, and urgent
 escalations without contact details past a client address's hourly cap go into that
 address's one "possible abuse" case (:mod:`bot.escalation.flood`).
+
+Whether an urgent escalation stored now also reaches someone now (the clinic open, a
+transport configured and delivering) is :meth:`EscalationService.urgent_alert`, the check
+in :mod:`bot.escalation.alerting`: the patient hears "alerted as urgent" only on its word.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any, Iterable, Optional
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable, Optional
 
 from sqlalchemy.orm import sessionmaker
 
+from bot.clinic import Clinic, load_clinic
+from bot.escalation.alerting import AlertCheck, UrgentAlertRoute
 from bot.escalation.flood import FloodGuard
 from bot.escalation.spool import Spool
 from bot.settings import Settings
@@ -82,6 +88,9 @@ class EscalationService:
         store_timeout: float = 8.0,
         volume_warning_per_hour: int = 20,
         urgent_per_address_per_hour: int = 5,
+        clinic: Optional[Clinic] = None,
+        urgent_alert_after: timedelta = timedelta(seconds=300),
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessions = sessions
         self.spool = spool
@@ -89,10 +98,16 @@ class EscalationService:
         self.store_timeout = store_timeout
         self.volume_warning_per_hour = volume_warning_per_hour
         self.flood = FloodGuard(urgent_per_address_per_hour)
+        # Without a clinic nobody knows whether anyone is there: the route never claims "alerted".
+        self.alert_route = UrgentAlertRoute(
+            sessions, self.transports, clinic, overdue_after=urgent_alert_after, clock=clock
+        )
 
     @classmethod
-    def from_settings(cls, settings: Settings, sessions: sessionmaker) -> "EscalationService":
-        """The service as every process configures it."""
+    def from_settings(
+        cls, settings: Settings, sessions: sessionmaker, clinic: Optional[Clinic] = None
+    ) -> "EscalationService":
+        """The service as every process configures it (the clinic from ``CLINIC_CONFIG`` unless given)."""
         return cls(
             sessions,
             Spool(settings.spool_dir),
@@ -100,7 +115,13 @@ class EscalationService:
             store_timeout=settings.store_timeout_seconds,
             volume_warning_per_hour=settings.escalations_per_hour_warning,
             urgent_per_address_per_hour=settings.urgent_per_address_per_hour,
+            clinic=clinic or load_clinic(settings.clinic_config),
+            urgent_alert_after=timedelta(seconds=settings.urgent_notify_alert_seconds),
         )
+
+    async def urgent_alert(self) -> AlertCheck:
+        """Whether an urgent escalation stored now reaches staff now (:mod:`bot.escalation.alerting`)."""
+        return await self.alert_route.check()
 
     async def escalate(self, data: EscalationInput) -> Outcome:
         """Store (or update) the escalation; spool it if the store fails. Never raises."""

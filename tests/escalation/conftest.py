@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -11,11 +12,24 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import sessionmaker
 
+from bot.clinic import Clinic
 from bot.escalation.service import EscalationService
 from bot.escalation.spool import Spool
 from bot.store.db import create_engine, session_factory
 
 TRANSPORTS = ("email", "webhook")
+
+
+def clinic_open_now() -> Clinic:
+    """A clinic open now, whatever the time: every day 06:00-18:00 in the fixed-offset zone where it is about noon.
+
+    The urgent alert route says "alerted" only while the clinic is open (bot/escalation/alerting.py).
+    """
+    offset = 12 - datetime.now(timezone.utc).hour  # Etc/GMT names the offset with the sign reversed
+    zone = "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+    every_day = {day: ["06:00", "18:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    return Clinic(name="Riverside Physiotherapy", phone="020 7946 0958", booking_url="https://clinic.example/book",
+                  timezone=zone, opening_hours=every_day, bank_holidays="none")
 
 
 def _aiosqlite_workers() -> set[threading.Thread]:
@@ -55,7 +69,7 @@ def spool(tmp_path: Path) -> Spool:
 
 @pytest.fixture
 def service(sessions: sessionmaker, spool: Spool) -> EscalationService:
-    return EscalationService(sessions, spool, TRANSPORTS)
+    return EscalationService(sessions, spool, TRANSPORTS, clinic=clinic_open_now())
 
 
 @pytest.fixture
