@@ -19,6 +19,7 @@ from actions import deps
 from actions.contact_options import chat_reply_possible
 from actions.sms_contact import on_messaging, text_follow_up
 from bot.escalation import record
+from bot.escalation.alerting import AlertCheck, Route
 from bot.safety.decision import default_table
 from bot.safety.verdict import SafetyVerdict
 from bot.store.chat import PENDING_WINDOW
@@ -103,6 +104,19 @@ def chat_follow_up(possible: bool, window: timedelta = PENDING_WINDOW) -> str:
     )
 
 
+def emergency_stored_message(alert: AlertCheck) -> Dict[Text, Any]:
+    """What a patient whose emergency is stored reads next, from the alert route's state now.
+
+    "Alerted as urgent" only when the route is alerting (clinic open, a transport delivering);
+    out of hours, when the team will see it (the next opening); otherwise stored, not alerted.
+    """
+    if alert.route == Route.alerting:
+        return {"response": "utter_emergency_flagged"}
+    if alert.route == Route.closed and alert.opens:
+        return {"response": "utter_emergency_stored_closed", "clinic_opens": alert.opens}
+    return {"response": "utter_emergency_stored"}
+
+
 class ActionHandleContraindication(Action):
     """General information, or a personal question passed towards staff; never 'you are fine'."""
 
@@ -142,12 +156,8 @@ class ActionHandleAdverseEvent(Action):
         events: List[EventType] = [SlotSet(name, value) for name, value in values.items()]
         events.append(SlotSet("escalation_id", outcome.escalation_id))
         if reason == "emergency":
-            # "Alerted as urgent" only when a notification route exists: the service queued
-            # an urgent notification for each of its transports in the same transaction.
-            if outcome.stored and service.transports:
-                dispatcher.utter_message(response="utter_emergency_flagged")
-            elif outcome.stored:
-                dispatcher.utter_message(response="utter_emergency_stored")
+            if outcome.stored:
+                dispatcher.utter_message(**emergency_stored_message(await service.urgent_alert()))
             elif outcome.spooled:
                 dispatcher.utter_message(response="utter_emergency_not_flagged")
             else:

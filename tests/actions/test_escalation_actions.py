@@ -17,6 +17,7 @@ from actions.escalation import (
     ActionStopContact,
     ActionSubmitEscalation,
 )
+from bot.escalation.alerting import AlertCheck, Route
 from bot.escalation.service import Outcome
 from bot.store.models import Priority, Reason
 
@@ -36,6 +37,11 @@ class FakeService:
             return Outcome(stored=False, spooled=True)
         self.stored.append(data)
         return Outcome(stored=True, escalation_id="esc-1", created=True)
+
+    async def urgent_alert(self) -> AlertCheck:
+        # The clinic open and delivery working; only the transports vary here (the whole
+        # check: tests/escalation/test_alerting.py; its branches: test_emergency_alert_text.py).
+        return AlertCheck(Route.alerting if self.transports else Route.not_working)
 
     async def consent_declined(self, sender_id: str, reason: Optional[str]) -> bool:
         self.declined.append((sender_id, reason))

@@ -16,6 +16,7 @@ from actions.escalation import ActionHandleAdverseEvent
 from bot.escalation import record
 from bot.escalation.flood import METADATA_KEY
 from bot.escalation.service import EscalationService
+from tests.escalation.conftest import clinic_open_now
 from tests.escalation.flood_cases import FLOODER, PATIENT_ADDRESS, RED_FLAG, TRANSPORTS, escalations
 
 
@@ -37,7 +38,9 @@ def test_the_record_carries_the_client_key_of_the_latest_message():
 
 
 async def test_every_invented_sender_is_answered_the_same_and_the_real_patient_gets_its_own_case(sessions, spool):
-    deps.use_service(EscalationService(sessions, spool, TRANSPORTS, urgent_per_address_per_hour=5))
+    deps.use_service(
+        EscalationService(sessions, spool, TRANSPORTS, urgent_per_address_per_hour=5, clinic=clinic_open_now())
+    )
     answers = []
     try:
         for n in range(100):
