@@ -120,14 +120,12 @@ test: ## Everything above, non-zero on any failure
 	$(MAKE) -j2 --output-sync=target setup system-deps $(AXE) validate test-stories
 	$(MAKE) pytest
 
-# No trained model, no running stack, no browser, no PostgreSQL, not the 16,000-message
-# metamorphic run (tests/conftest.py marks it slow): what an edit needs checked.
-FAST := not e2e and not postgres and not slow
-test-fast: $(VENV)/.installed $(VENV_WEB)/.installed $(SPACY_MODEL) $(MINILM) ## Unit, screen, store, channel and web app tests (under 2 min)
-	$(PY) -m pytest --ignore=tests/browser --ignore=tests/web --ignore=tests/staff $(XDIST) -m "$(FAST) and not serial"
-	$(PY_WEB) -m pytest tests/web $(wildcard tests/staff) $(XDIST) -m "$(FAST) and not serial"
-	$(PY) -m pytest --ignore=tests/browser --ignore=tests/web --ignore=tests/staff -m "$(FAST) and serial"
-	$(PY_WEB) -m pytest tests/web $(wildcard tests/staff) -m "$(FAST) and serial"
+# The edit loop: unit, safety-screen, NLP component, knowledge base, action and messaging
+# tests. No trained model, running stack, browser or PostgreSQL, not the 16,000-message
+# metamorphic run (marked slow) nor the timing-sensitive modules (serial): 80 s on 2 cores.
+FAST_TESTS := tests/unit tests/safety tests/nlp tests/knowledge tests/actions tests/messaging
+test-fast: $(VENV)/.installed $(SPACY_MODEL) $(MINILM) ## Unit, screen, NLP, knowledge, action and messaging tests (under 2 min)
+	$(PY) -m pytest $(FAST_TESTS) $(XDIST) -m "not e2e and not postgres and not slow and not serial"
 
 eval: $(MODEL_STAMP) ## Held-out and cross-validated NLU evaluation, safety suite
 	$(PY) -m bot.evaluation.run
