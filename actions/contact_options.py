@@ -3,7 +3,7 @@
 "Reply in this chat" is offered only when someone can actually reply: the patient is
 in the website chat (the socket.io channel, the only one staff can write into from
 the dashboard) and at least one staff member is signed in to the dashboard right now
-(:func:`bot.staff.presence.staff_signed_in`, read from the shared store). Otherwise the
+(:func:`bot.core.store.presence.staff_signed_in`, read from the shared store). Otherwise the
 form offers a phone call or email only, and a patient who types "chat" anyway is told
 why it isn't available. If the store cannot be asked in time, chat is not offered:
 never promise what nobody may be there to do.
@@ -20,9 +20,9 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import deps
 from actions.sms_contact import on_messaging, text_reply_possible
-from bot.channel_names import Channel
-from bot.staff.presence import staff_signed_in
-from bot.store.db import bounded
+from bot.core.channel_names import Channel
+from bot.core.store.db import bounded
+from bot.core.store.presence import staff_signed_in
 
 logger = logging.getLogger(__name__)
 

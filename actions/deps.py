@@ -11,12 +11,12 @@ import logging
 from functools import lru_cache
 from typing import Any, Optional
 
-from bot.clinic import Clinic, load_clinic
-from bot.escalation import record
-from bot.escalation.service import EscalationService
-from bot.knowledge.catalog import KnowledgeBase, load
-from bot.settings import Settings
-from bot.store.db import create_engine, session_factory
+from bot.core.clinic import Clinic, load_clinic
+from bot.core.escalation import record
+from bot.core.escalation.service import EscalationService
+from bot.core.knowledge.catalog import KnowledgeBase, load
+from bot.core.settings import Settings
+from bot.core.store.db import create_engine, session_factory
 
 logger = logging.getLogger(__name__)
 
@@ -58,5 +58,5 @@ def use_service(replacement: Optional[EscalationService]) -> None:
 
 
 def transcript(events: list[dict[str, Any]], limit: int = 60) -> list[dict[str, Any]]:
-    """The conversation so far as a list of turns, for the escalation record (:func:`bot.escalation.record.transcript`)."""
+    """The conversation so far as a list of turns, for the escalation record (:func:`bot.core.escalation.record.transcript`)."""
     return record.transcript(events, limit)

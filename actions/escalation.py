@@ -1,6 +1,6 @@
 """Actions that hand a conversation to clinic staff.
 
-Thin: what to store lives in :mod:`bot.escalation`. The patient hears "the team
+Thin: what to store lives in :mod:`bot.core.escalation`. The patient hears "the team
 will contact you" only after the escalation is committed; otherwise they get
 the clinic's phone number.
 """
@@ -18,12 +18,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import deps
 from actions.contact_options import chat_reply_possible
 from actions.sms_contact import on_messaging, text_follow_up
-from bot.escalation import record
-from bot.escalation.alerting import AlertCheck, Route
-from bot.safety.decision import default_table
-from bot.safety.verdict import SafetyVerdict
-from bot.store.chat import PENDING_WINDOW
-from bot.store.repository import EscalationInput
+from bot.core.escalation import record
+from bot.core.escalation.alerting import AlertCheck, Route
+from bot.core.safety.decision import default_table
+from bot.core.safety.verdict import SafetyVerdict
+from bot.core.store.chat import PENDING_WINDOW
+from bot.core.store.repository import EscalationInput
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def escalation_input(
     *,
     contact_given: bool = False,
 ) -> EscalationInput:
-    """Build the record from the tracker (transcript snapshot taken now; see :mod:`bot.escalation.record`)."""
+    """Build the record from the tracker (transcript snapshot taken now; see :mod:`bot.core.escalation.record`)."""
     return record.escalation_input(tracker.current_state(), reason, consent, trigger, contact_given=contact_given)
 
 
@@ -86,7 +86,7 @@ def chat_follow_up(possible: bool, window: timedelta = PENDING_WINDOW) -> str:
     """What a patient who chose a reply in this chat is told: "it will appear here" only if someone can write it.
 
     A staff line reaches the website chat at once while it is open, and otherwise waits
-    ``window`` (:data:`bot.store.chat.PENDING_WINDOW`, what the delivery itself uses) for
+    ``window`` (:data:`bot.core.store.chat.PENDING_WINDOW`, what the delivery itself uses) for
     the patient's browser to come back; after that it is never sent to the chat. So the
     promise names that window and says what to do once it has passed: call the clinic.
     """
@@ -135,7 +135,7 @@ class ActionHandleAdverseEvent(Action):
     """A problem after treatment: recorded at once as an escalation (a clinical incident record).
 
     The patient has already read the guidance for it: ``utter_adverse_event``, which the
-    Rasa server renders from the screen's verdict before this action runs (:mod:`bot.nlg`).
+    Rasa server renders from the screen's verdict before this action runs (:mod:`bot.assistant.nlg`).
     An emergency is urgent and stored with whatever contact the patient already gave; the
     rules then end any contact form (none is offered after an emergency); any other adverse event is
     high priority, and the offer to be contacted follows (consent decides only contact).
@@ -221,7 +221,7 @@ async def record_declined(tracker: Tracker) -> None:
 class ActionStopContact(Action):
     """The patient stopped the contact form: an incident stays recorded, with the decision; phone number given.
 
-    After an emergency the reply opens with the emergency line again (:mod:`bot.nlg`).
+    After an emergency the reply opens with the emergency line again (:mod:`bot.assistant.nlg`).
     """
 
     def name(self) -> Text:

@@ -23,7 +23,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import deps
-from bot.settings import REPO_ROOT
+from bot.core.settings import REPO_ROOT
 
 FAQ_INTENT = "faq"
 RULES_FILE = REPO_ROOT / "data" / "contact_form.yml"

@@ -24,7 +24,7 @@ from actions import deps
 from actions.contact_options import chat_reply_possible
 from actions.faq import faq_question, form_rules
 from actions.sms_contact import confirms_number, known_address, on_messaging
-from bot.escalation.contact import CHAT_DETAIL, clean_email, clean_name, clean_phone, normalise_method
+from bot.core.escalation.contact import CHAT_DETAIL, clean_email, clean_name, clean_phone, normalise_method
 
 
 class ValidateContactForm(FormValidationAction):

@@ -14,7 +14,7 @@ session ended; never any answer the patient gave.
 Recording never holds up the disclosure: it is bounded well inside the Rasa server's
 action timeout, and a failure is logged and passed over. When the action server cannot
 run this action at all, the Rasa server says the disclosure itself
-(:class:`bot.servers.action_client.LocalFallback`) and nothing is recorded.
+(:class:`bot.assistant.servers.action_client.LocalFallback`) and nothing is recorded.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
 from actions import deps
-from bot.store import repository as repo
-from bot.store.db import bounded
-from bot.store.models import AuditEvent, AuditKind, Reason
+from bot.core.store import repository as repo
+from bot.core.store.db import bounded
+from bot.core.store.models import AuditEvent, AuditKind, Reason
 
 logger = logging.getLogger(__name__)
 

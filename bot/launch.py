@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
-from bot import process
-from bot.runtime import newest_model
-from bot.settings import REPO_ROOT, Settings
+from bot.assistant.runtime import newest_model
+from bot.core import process
+from bot.core.settings import REPO_ROOT, Settings
 
 __all__ = ["Backoff", "Service", "Stack", "Supervisor", "free_port", "newest_model"]
 
@@ -104,11 +104,11 @@ class Stack:
         s = self.settings
         host = local_address(s.bind_host)
         self.services = {
-            "rasa": Service("rasa", [PYTHON, "-m", "bot.servers.rasa"], f"http://{host}:{s.rasa_port}/"),
+            "rasa": Service("rasa", [PYTHON, "-m", "bot.assistant.servers.rasa"], f"http://{host}:{s.rasa_port}/"),
             "actions": Service(
-                "actions", [PYTHON, "-m", "bot.servers.actions"], f"http://{host}:{s.action_port}/health"
+                "actions", [PYTHON, "-m", "bot.assistant.servers.actions"], f"http://{host}:{s.action_port}/health"
             ),
-            "web": Service("web", [web_python(self.env), "-m", "bot.web"], f"http://{host}:{s.web_port}/healthz"),
+            "web": Service("web", [web_python(self.env), "-m", "bot.dashboard.web"], f"http://{host}:{s.web_port}/healthz"),
         }
 
     def start(self, *names: str, env: Optional[Mapping[str, str]] = None) -> None:

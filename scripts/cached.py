@@ -15,8 +15,8 @@ off (the command then always runs). The newest few entries of each kind are kept
 
 Usage (the Makefile's build rules)::
 
-    python scripts/cached.py spacy --input data/patterns --imports-of bot/nlp/pipeline.py \\
-        --output build/spacy -- .venv/bin/python -m bot.nlp.pipeline
+    python scripts/cached.py spacy --input data/patterns --imports-of bot/assistant/nlp/pipeline.py \\
+        --output build/spacy -- .venv/bin/python -m bot.assistant.nlp.pipeline
     python scripts/cached.py model --input config.yml ... --new-files 'models/*.tar.gz' \\
         -- .venv/bin/rasa train --quiet
 

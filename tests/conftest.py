@@ -18,10 +18,10 @@ from typing import Iterator
 import pytest
 import requests
 
+from bot.core.settings import REPO_ROOT
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.migrate import upgrade
 from bot.launch import Stack
-from bot.settings import REPO_ROOT
-from bot.store.db import create_engine, session_factory
-from bot.store.migrate import upgrade
 from bot.launch import free_port
 from tests.support.receivers import SMTPServer, WebhookReceiver
 from tests.support.silent_server import SilentServer
@@ -185,7 +185,7 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         "WEB_PORT": str(free_port()),
         # Every test talks from 127.0.0.1: the per-address limit is for the internet, not this suite.
         "RATE_ADDRESS_PER_MINUTE": "100000",
-        # Likewise the cap on urgent escalations per address (bot/escalation/flood.py): every red flag
+        # Likewise the cap on urgent escalations per address (bot/core/escalation/flood.py): every red flag
         # of the suite comes from 127.0.0.1, and each test checks its own case.
         "URGENT_PER_ADDRESS_PER_HOUR": "100000",
         "SMTP_HOST": "127.0.0.1",

@@ -8,8 +8,8 @@ import pytest
 
 from actions import deps
 from actions.escalation import chat_follow_up, spoken_duration
-from bot.store import chat
-from bot.store.models import StaffChatLine, utcnow
+from bot.core.store import chat
+from bot.core.store.models import StaffChatLine, utcnow
 from tests.support.cases import add_case
 
 

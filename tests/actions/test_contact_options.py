@@ -14,10 +14,10 @@ from actions import contact_options, deps
 from actions.contact_options import ActionAskContactMethod, chat_reply_possible
 from actions.escalation import ActionSubmitEscalation
 from actions.forms import ValidateContactForm
-from bot.escalation.service import EscalationService, Outcome
-from bot.escalation.spool import Spool
-from bot.staff import sessions as staff_sessions
-from bot.store.models import StaffUser, utcnow
+from bot.core.escalation.service import EscalationService, Outcome
+from bot.core.escalation.spool import Spool
+from bot.core.store import staff_sessions
+from bot.core.store.models import StaffUser, utcnow
 
 
 def tracker(channel: str = "socketio", slots: Optional[dict] = None, text: str = "chat") -> Tracker:

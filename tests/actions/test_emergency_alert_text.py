@@ -23,13 +23,13 @@ from sqlalchemy.orm import sessionmaker
 
 from actions import deps
 from actions.escalation import ActionHandleAdverseEvent
-from bot.clinic import Clinic, load_clinic
-from bot.escalation.service import EscalationService
-from bot.escalation.spool import Spool
-from bot.nlg import ClinicNLG
-from bot.settings import REPO_ROOT
-from bot.store import repository as repo
-from bot.store.models import OutboxStatus, Priority
+from bot.assistant.nlg import ClinicNLG
+from bot.core.clinic import Clinic, load_clinic
+from bot.core.escalation.service import EscalationService
+from bot.core.escalation.spool import Spool
+from bot.core.settings import REPO_ROOT
+from bot.core.store import repository as repo
+from bot.core.store.models import OutboxStatus, Priority
 from tests.escalation.conftest import down_sessions  # noqa: F401 - a store that cannot be opened
 
 LONDON = ZoneInfo("Europe/London")

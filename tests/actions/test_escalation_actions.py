@@ -17,9 +17,9 @@ from actions.escalation import (
     ActionStopContact,
     ActionSubmitEscalation,
 )
-from bot.escalation.alerting import AlertCheck, Route
-from bot.escalation.service import Outcome
-from bot.store.models import Priority, Reason
+from bot.core.escalation.alerting import AlertCheck, Route
+from bot.core.escalation.service import Outcome
+from bot.core.store.models import Priority, Reason
 
 
 class FakeService:
@@ -106,10 +106,10 @@ async def test_red_flag_with_database_down_gives_the_phone_route(service):
 
 
 async def test_model_routed_adverse_event_with_a_question_shaped_red_flag_is_still_urgent(service):
-    # The action reads the reason the safety component wrote (bot.safety.routing): a red flag
+    # The action reads the reason the safety component wrote (bot.core.safety.routing): a red flag
     # the screen made no judgement on, in a message the model routed to report_adverse_event.
-    from bot.safety.routing import route
-    from bot.safety.screen import screen_text
+    from bot.core.safety.routing import route
+    from bot.core.safety.screen import screen_text
 
     text = "my arm has gone numb, is that normal?"
     verdict = screen_text(text)

@@ -1,6 +1,6 @@
 """Follow-up offers ("Would you like to know ...?") carry Yes/No buttons, except by text and in the form.
 
-The buttons are added by the Rasa server's response generator (bot/nlg.py) from
+The buttons are added by the Rasa server's response generator (bot/assistant/nlg.py) from
 ``utter_follow_up_choices`` (domain.yml), so they are there for the first answer
 (``utter_faq``) and for a follow-up's follow-up (action_answer_follow_up) alike.
 """
@@ -14,11 +14,11 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActiveLoop, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.clinic import load_clinic
-from bot.knowledge import catalog
-from bot.messaging.replies import render_turn
-from bot.nlg import ClinicNLG
-from bot.settings import REPO_ROOT
+from bot.assistant.messaging.replies import render_turn
+from bot.assistant.nlg import ClinicNLG
+from bot.core.clinic import load_clinic
+from bot.core.knowledge import catalog
+from bot.core.settings import REPO_ROOT
 
 SMS = "clinic_sms"
 YES_NO = ["/affirm", "/deny"]
@@ -49,7 +49,7 @@ def payloads(message: Optional[dict[str, Any]]) -> list[str]:
 
 
 def test_every_answer_that_ends_with_an_offer_has_a_follow_up():
-    # What the buttons below rest on: the knowledge base marks every offer (bot/knowledge/catalog.py checks it).
+    # What the buttons below rest on: the knowledge base marks every offer (bot/core/knowledge/catalog.py checks it).
     assert len(OFFERING) >= 17
 
 

@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from actions import deps
 from actions.session import ActionSessionStart, abandoned_form
-from bot.escalation.service import EscalationService
-from bot.escalation.spool import Spool
-from bot.store.models import AuditEvent, AuditKind, Reason
+from bot.core.escalation.service import EscalationService
+from bot.core.escalation.spool import Spool
+from bot.core.store.models import AuditEvent, AuditKind, Reason
 from tests.support.cases import add_case
 
 SENDER = "web-abandon-1"

@@ -24,7 +24,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, WebSocketRoute, expect, sync_playwright
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-WIDGET_DIR = REPO_ROOT / "bot" / "web" / "static" / "widget"
+WIDGET_DIR = REPO_ROOT / "bot" / "dashboard" / "web" / "static" / "widget"
 AXE_JS = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

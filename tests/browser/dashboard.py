@@ -1,6 +1,6 @@
 """The staff dashboard as staff see it, for browser tests and the README screenshots.
 
-Accounts are made with the real command line (``python -m bot.staff create-user`` on
+Accounts are made with the real command line (``python -m bot.dashboard.staff create-user`` on
 the web app's interpreter) against the stack's own store; pages are driven the way a
 person uses them: labels, buttons and headings, not CSS selectors, wherever possible.
 """
@@ -16,9 +16,9 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from bot.core.settings import sync_db_url
+from bot.core.store.models import Escalation
 from bot.launch import web_python
-from bot.settings import sync_db_url
-from bot.store.models import Escalation
 
 RED_FLAG = "since my needling this morning i cant catch my breath and my chest hurts"
 
@@ -37,7 +37,7 @@ COLLEAGUE = Account("robin.reception", "a long test password for robin", "Robin 
 
 def create_account(env: Mapping[str, str], account: Account) -> None:
     """Create ``account`` in the store the environment points at (nothing if it exists already)."""
-    command = [web_python(env), "-m", "bot.staff", "create-user", account.username, "--role", account.role,
+    command = [web_python(env), "-m", "bot.dashboard.staff", "create-user", account.username, "--role", account.role,
                "--display-name", account.display_name]
     done = subprocess.run(command, env={**env, "STAFF_PASSWORD": account.password}, capture_output=True,
                           text=True, timeout=120)

@@ -24,11 +24,11 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
+from bot.core.store.migrate import upgrade  # noqa: E402
 from bot.launch import Stack, free_port  # noqa: E402
-from bot.store.migrate import upgrade  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from tests.browser.dashboard import STAFF, create_account, escalation_ids, sign_in, wait_live  # noqa: E402
 from tests.browser.dashboard import RED_FLAG  # noqa: E402
+from tests.browser.dashboard import STAFF, create_account, escalation_ids, sign_in, wait_live  # noqa: E402
 
 DESKTOP = {"width": 1280, "height": 800}
 CONVERSATIONS = [

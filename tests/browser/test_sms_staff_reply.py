@@ -18,8 +18,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import create_engine, select, update
 
-from bot.settings import sync_db_url
-from bot.store.models import Escalation, SmsContact
+from bot.core.settings import sync_db_url
+from bot.core.store.models import Escalation, SmsContact
 from tests.browser.conftest import DESKTOP
 from tests.browser.dashboard import STAFF, create_account, sign_in
 from tests.conftest import require_model

@@ -19,9 +19,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import create_engine, update
 
-from bot.clinic import load_clinic
-from bot.settings import sync_db_url
-from bot.store.models import StaffSession
+from bot.core.clinic import load_clinic
+from bot.core.settings import sync_db_url
+from bot.core.store.models import StaffSession
 from tests.browser.conftest import CHROMIUM_ARGS, DESKTOP, Chat  # noqa: F401 - CHROMIUM_ARGS documents the launch
 from tests.browser.dashboard import STAFF, create_account, escalation_ids, sign_in
 

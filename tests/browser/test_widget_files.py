@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-WIDGET_DIR = Path(__file__).resolve().parents[2] / "bot" / "web" / "static" / "widget"
+WIDGET_DIR = Path(__file__).resolve().parents[2] / "bot" / "dashboard" / "web" / "static" / "widget"
 HTML_SINKS = re.compile(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write")
 
 

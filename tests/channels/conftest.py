@@ -19,9 +19,9 @@ from rasa.core.channels.channel import UserMessage, register
 from rasa.server import configure_cors
 from sanic import Sanic
 
-from bot.channels.rest import PatientRestInput
-from bot.channels.socketio import PatientSocketIOInput
-from bot.settings import REPO_ROOT, Settings
+from bot.assistant.channels.rest import PatientRestInput
+from bot.assistant.channels.socketio import PatientSocketIOInput
+from bot.core.settings import REPO_ROOT, Settings
 
 CLINIC_ORIGIN = "http://clinic.test"
 FOREIGN_ORIGIN = "http://evil.test"

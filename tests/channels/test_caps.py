@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.channels.caps import MAX_METADATA_BYTES, parse_metadata
+from bot.assistant.channels.caps import MAX_METADATA_BYTES, parse_metadata
 
 
 def test_object_and_json_string_metadata_are_accepted():

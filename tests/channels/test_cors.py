@@ -10,7 +10,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bot.channels.cors import CorsPolicy
+from bot.assistant.channels.cors import CorsPolicy
 from tests.channels.conftest import CLINIC_ORIGIN, FOREIGN_ORIGIN
 from tests.support.sanic_server import start_sanic, stop_sanic
 
@@ -172,7 +172,7 @@ async def test_with_rasas_leftover_cors_live_the_preflight_is_the_channels_own(r
 def test_retiring_rasas_cors_leaves_it_nothing_to_match():
     from types import SimpleNamespace
 
-    from bot.channels.cors import retire_rasa_cors
+    from bot.assistant.channels.cors import retire_rasa_cors
 
     context = SimpleNamespace(resources=[("/*", {})], options={"automatic_options": True})
     app = SimpleNamespace(ctx=SimpleNamespace(sanic_cors=context))

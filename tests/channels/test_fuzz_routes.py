@@ -3,7 +3,7 @@
 One Sanic app holds every channel of ``credentials.yml`` (REST, socket.io, the staff
 bridge, the Twilio SMS channel configured against the fake Twilio API) and is started
 the way Rasa starts its server: Rasa's ``configure_cors``, every start listener, and
-the staff bridges on their own loopback port (:mod:`bot.servers.staff_port`). The model
+the staff bridges on their own loopback port (:mod:`bot.assistant.servers.staff_port`). The model
 is a scripted agent. The app runs in a thread with its own event loop; requests go out
 raw (:mod:`tests.support.malformed`). Twilio requests are signed whenever their body
 is a form, so fuzzed texts get past the signature check into the channel; staff-bridge
@@ -27,12 +27,12 @@ from rasa.core.channels.channel import register
 from rasa.server import configure_cors
 from sanic import Sanic
 
-from bot.channels.rest import PatientRestInput
-from bot.channels.socketio import PatientSocketIOInput
-from bot.channels.staff_bridge import SECRET_HEADER, StaffBridgeInput
-from bot.channels.twilio_sms import ClinicSmsInput
+from bot.assistant.channels.rest import PatientRestInput
+from bot.assistant.channels.socketio import PatientSocketIOInput
+from bot.assistant.channels.staff_bridge import SECRET_HEADER, StaffBridgeInput
+from bot.assistant.channels.twilio_sms import ClinicSmsInput
+from bot.assistant.servers.staff_port import StaffListener
 from bot.launch import free_port
-from bot.servers.staff_port import StaffListener
 from tests.channels.conftest import CLINIC_ORIGIN, FOREIGN_ORIGIN, SOCKETIO_CREDENTIALS
 from tests.support.malformed import MALFORMED, Tally, bodies, send
 from tests.support.sanic_server import start_sanic, stop_sanic
@@ -73,7 +73,7 @@ def _twilio_signature(url: str, headers: dict[str, str], body: bytes) -> dict[st
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[Served]:
-    from bot.store.migrate import upgrade
+    from bot.core.store.migrate import upgrade
     from tests.support.fake_twilio import FakeTwilio
 
     folder = tmp_path_factory.mktemp("rasa-fuzz")

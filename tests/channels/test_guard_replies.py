@@ -7,8 +7,8 @@ import logging
 import pytest
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
-from bot.channels.guard import guard
-from bot.clinic import Clinic
+from bot.assistant.channels.guard import guard
+from bot.core.clinic import Clinic
 
 CLINIC = Clinic(name="Test Physio", phone="0100 000 000", booking_url="https://book.example")
 
@@ -144,7 +144,7 @@ async def test_while_staff_hold_the_chat_another_language_reaches_rasa_and_a_red
 
 
 def test_names_drug_names_and_short_messages_are_not_taken_for_another_language():
-    from bot.safety.languages import identify
+    from bot.core.safety.languages import identify
 
     for text in ["José María García Pérez", "xarelto eliquis warfarin", "tom@example.com", "dry needling cost", "😀😀"]:
         assert identify(text) == "en", text
@@ -154,7 +154,7 @@ def test_names_drug_names_and_short_messages_are_not_taken_for_another_language(
 def _catalogue_cases(key: str) -> list[tuple[str, str]]:
     import yaml
 
-    from bot.safety.languages import LANGUAGES_DIR
+    from bot.core.safety.languages import LANGUAGES_DIR
 
     cases = []
     for path in sorted(LANGUAGES_DIR.glob("*.yml")):

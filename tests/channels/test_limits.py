@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.channels.limits import MessageLimits, RateLimiter
+from bot.assistant.channels.limits import MessageLimits, RateLimiter
 
 
 class Clock:

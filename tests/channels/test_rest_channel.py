@@ -6,9 +6,9 @@ import json
 
 import aiohttp
 
-from bot.channels.caps import MAX_METADATA_BYTES, MAX_REQUEST_BYTES, MAX_SENDER_CHARS
-from bot.channels.sessions import SessionTokens
-from bot.escalation.flood import METADATA_KEY, client_key
+from bot.assistant.channels.caps import MAX_METADATA_BYTES, MAX_REQUEST_BYTES, MAX_SENDER_CHARS
+from bot.assistant.channels.sessions import SessionTokens
+from bot.core.escalation.flood import METADATA_KEY, client_key
 from tests.channels.conftest import channel_settings
 
 

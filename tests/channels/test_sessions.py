@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.channels.sessions import SessionTokens, is_session_shaped
+from bot.assistant.channels.sessions import SessionTokens, is_session_shaped
 
 TOKENS = SessionTokens("secret-one")
 

@@ -12,9 +12,9 @@ import asyncio
 import pytest
 import socketio
 
-from bot.channels.caps import MAX_METADATA_BYTES, MAX_REQUEST_BYTES
-from bot.channels.sessions import SessionTokens
-from bot.escalation.flood import METADATA_KEY, client_key
+from bot.assistant.channels.caps import MAX_METADATA_BYTES, MAX_REQUEST_BYTES
+from bot.assistant.channels.sessions import SessionTokens
+from bot.core.escalation.flood import METADATA_KEY, client_key
 from tests.channels.conftest import CLINIC_ORIGIN, FOREIGN_ORIGIN, channel_settings
 from tests.support.socketio_client import Patient
 
@@ -116,7 +116,7 @@ async def test_oversized_metadata_is_dropped_and_the_message_still_answered(chan
     session_id = await patient.start()
     await patient.say("hi", session_id, metadata={"blob": "x" * MAX_METADATA_BYTES})
     assert await patient.next("bot_uttered") == {"text": "echo: hi"}
-    # The client's metadata is dropped; the channel's own client key (bot/escalation/flood.py) stays.
+    # The client's metadata is dropped; the channel's own client key (bot/core/escalation/flood.py) stays.
     assert channel_server.agent.received[0].metadata == {METADATA_KEY: client_key("127.0.0.1", "test-session-secret")}
 
 

@@ -25,12 +25,12 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import BotUttered, ConversationPaused, ConversationResumed, UserUttered
 from sanic import Sanic
 
-from bot.channels.socketio import PatientSocketIOInput
-from bot.channels.staff_bridge import SECRET_HEADER, StaffBridgeInput
+from bot.assistant.channels.socketio import PatientSocketIOInput
+from bot.assistant.channels.staff_bridge import SECRET_HEADER, StaffBridgeInput
+from bot.assistant.servers.staff_port import StaffListener
+from bot.core.store import chat
+from bot.core.store.models import ChatLineKind, Escalation, Priority, Reason, StaffChatLine, utcnow
 from bot.launch import free_port
-from bot.servers.staff_port import StaffListener
-from bot.store import chat
-from bot.store.models import ChatLineKind, Escalation, Priority, Reason, StaffChatLine, utcnow
 from tests.channels.conftest import CLINIC_ORIGIN, SOCKETIO_CREDENTIALS, channel_settings
 from tests.support.sanic_server import start_sanic, stop_sanic
 from tests.support.socketio_client import Patient
@@ -63,7 +63,7 @@ class TrackerAgent:
 @dataclass
 class BridgeServer:
     url: str  # the patient-facing port
-    staff_url: str  # the loopback staff port (bot.servers.staff_port)
+    staff_url: str  # the loopback staff port (bot.assistant.servers.staff_port)
     agent: TrackerAgent
     sessions: Any
     sio: Any

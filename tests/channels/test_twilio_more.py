@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bot.knowledge import catalog
+from bot.core.knowledge import catalog
 from tests.support.fake_twilio import inbound
 from tests.support.sms_channel import MENU, start_sms_server, stop_sms_server
 

@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from rasa.shared.core.events import BotUttered
 
-from bot.store import chat, repository as repo
-from bot.store.db import create_engine, session_factory
-from bot.store.models import ChatLineKind, Priority, Reason, SmsOutbound, SmsOutboundStatus, utcnow
+from bot.core.store import chat, repository as repo
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.models import ChatLineKind, Priority, Reason, SmsOutbound, SmsOutboundStatus, utcnow
 from tests.support.fake_twilio import inbound
 from tests.support.sms_channel import BRIDGE_SECRET, start_sms_server, stop_sms_server
 

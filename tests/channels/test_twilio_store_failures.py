@@ -19,8 +19,8 @@ from xml.sax.saxutils import escape
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from bot.messaging.inbound_spool import InboundSpool
-from bot.store.models import SmsInbound
+from bot.core.messaging.inbound_spool import InboundSpool
+from bot.core.store.models import SmsInbound
 from tests.support.fake_twilio import inbound, message_sid
 from tests.support.sms_channel import RED_FLAG, start_sms_server, stop_sms_server
 
@@ -36,7 +36,7 @@ async def serve(fake_twilio, monkeypatch):
 
     async def start(db_url, replay_every=3600.0, **overrides):
         """The channel on ``db_url``; it replays its spool at start, then every ``replay_every`` seconds."""
-        monkeypatch.setattr("bot.channels.twilio_sms.REPLAY_INTERVAL_SECONDS", replay_every)
+        monkeypatch.setattr("bot.assistant.channels.twilio_sms.REPLAY_INTERVAL_SECONDS", replay_every)
         fake_twilio.clear()
         sms, server = await start_sms_server(db_url, fake_twilio, sms_store_timeout_seconds=BOUND, **overrides)
         started.append((sms, server))
@@ -153,11 +153,11 @@ async def test_stop_sent_while_the_store_was_locked_opts_out_at_replay(serve, db
 async def test_a_text_whose_take_in_committed_after_the_time_out_is_still_read_at_replay(serve, db_url):
     sms = await serve(db_url)
     params = inbound(PATIENT, "hello")
-    from bot.messaging.addresses import parse_address
+    from bot.core.messaging.addresses import parse_address
 
     # The webhook gave up on the store, then the abandoned take-in committed after all.
     await sms.channel.service.take_in(parse_address(PATIENT), params["MessageSid"])
-    from bot.messaging.inbound_spool import SpooledText
+    from bot.core.messaging.inbound_spool import SpooledText
 
     sms.channel.spool.append(SpooledText(PATIENT, params["MessageSid"], "hello", 0, "2026-12-07T12:00:00+00:00"))
     assert await sms.channel.replay_spool() == 1
@@ -202,7 +202,7 @@ async def test_a_duplicate_message_sid_is_still_acknowledged_once(serve, db_url)
 
 
 def test_spool_files_are_private(tmp_path):
-    from bot.messaging.inbound_spool import SpooledText
+    from bot.core.messaging.inbound_spool import SpooledText
 
     spool = InboundSpool(tmp_path / "spool")
     spool.append(SpooledText(PATIENT, message_sid(), "hello", 0, "2026-12-07T12:00:00+00:00"))

@@ -11,8 +11,8 @@ import logging
 
 import pytest
 
-from bot.messaging.chunks import sentences
-from bot.store.models import AuditEvent, AuditKind, SmsInbound, SmsOutbound, SmsOutboundStatus
+from bot.assistant.messaging.chunks import sentences
+from bot.core.store.models import AuditEvent, AuditKind, SmsInbound, SmsOutbound, SmsOutboundStatus
 from tests.support.fake_twilio import FROM_NUMBER, WHATSAPP_FROM, inbound, message_sid
 from tests.support.sms_channel import LONG, MENU, start_sms_server, stop_sms_server
 
@@ -328,9 +328,9 @@ async def test_signed_delivery_callbacks_are_recorded_and_unsigned_ones_refused(
 
 
 async def test_an_undelivered_text_is_audited_on_the_conversations_escalation(sms):
-    from bot.store import repository as repo
-    from bot.store.db import create_engine, session_factory
-    from bot.store.models import Priority, Reason
+    from bot.core.store import repository as repo
+    from bot.core.store.db import create_engine, session_factory
+    from bot.core.store.models import Priority, Reason
 
     await sms.text(inbound(PATIENT, "hello"))
     await sms.sent_to(PATIENT, 1)

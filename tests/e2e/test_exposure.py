@@ -14,8 +14,8 @@ import jwt
 import pytest
 import requests
 
-from bot.runtime import ACTION_SECRET_HEADER
-from bot.servers.rasa_api import auth_header
+from bot.assistant.runtime import ACTION_SECRET_HEADER
+from bot.assistant.servers.rasa_api import auth_header
 from tests.e2e.test_rest_conversation import escalations
 
 pytestmark = pytest.mark.e2e

@@ -3,7 +3,7 @@
 Through the real Rasa server, action server and store, over the REST webhook:
 
 * per emergency class: the first reply is the class's text for the screen's verdict (the
-  one the Rasa server's NLG picks, bot/nlg.py), an urgent escalation is stored at once, no
+  one the Rasa server's NLG picks, bot/assistant/nlg.py), an urgent escalation is stored at once, no
   contact form follows, and every way out (no, goodbye, stop) repeats the emergency line;
 * per adverse-event message: a class-specific (never "Sorry you're sore") first reply with
   the emergency number, a high-priority record at once, and the offer; declining keeps the
@@ -21,10 +21,10 @@ from rasa.shared.core.events import UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import create_engine, select
 
-from bot.clinic import load_clinic
-from bot.nlg import ClinicNLG
-from bot.settings import REPO_ROOT, sync_db_url
-from bot.store.models import AuditKind, Priority, Reason
+from bot.assistant.nlg import ClinicNLG
+from bot.core.clinic import load_clinic
+from bot.core.settings import REPO_ROOT, sync_db_url
+from bot.core.store.models import AuditKind, Priority, Reason
 from tests.e2e.test_rest_conversation import audit_kinds, escalations, texts
 from tests.support.tracker import EVENTS
 

@@ -13,8 +13,8 @@ import uuid
 import pytest
 import requests
 
-from bot.clinic import load_clinic
-from bot.runtime import ACTION_SECRET_HEADER
+from bot.assistant.runtime import ACTION_SECRET_HEADER
+from bot.core.clinic import load_clinic
 from tests.e2e.test_rest_conversation import escalations, texts
 
 pytestmark = pytest.mark.e2e

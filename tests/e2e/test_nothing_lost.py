@@ -15,8 +15,8 @@ import time
 import uuid
 import pytest
 
-from bot.clinic import load_clinic
-from bot.store.models import AuditKind, Priority, Reason
+from bot.core.clinic import load_clinic
+from bot.core.store.models import AuditKind, Priority, Reason
 from tests.conftest import wait_for
 from tests.e2e.test_rest_conversation import audit_kinds, escalations, texts
 

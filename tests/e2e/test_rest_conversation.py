@@ -11,11 +11,11 @@ import requests
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from bot.clinic import load_clinic
-from bot.knowledge import catalog
-from bot.notify.worker import SIGNATURE_HEADER, sign
-from bot.settings import sync_db_url
-from bot.store.models import AuditEvent, AuditKind, Escalation, Priority, Reason
+from bot.core.clinic import load_clinic
+from bot.core.knowledge import catalog
+from bot.core.settings import sync_db_url
+from bot.core.store.models import AuditEvent, AuditKind, Escalation, Priority, Reason
+from bot.dashboard.notify.worker import SIGNATURE_HEADER, sign
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -108,7 +108,7 @@ def test_red_flag_gets_urgent_guidance_first_and_an_urgent_record_at_once(live_s
     clinic = load_clinic(live_stack.settings.clinic_config)
     first = replies[0]["text"] if "automated" not in replies[0]["text"] else replies[1]["text"]
     assert clinic.emergency_number in first
-    # "Alerted" only while the clinic is open (bot/escalation/alerting.py); out of hours, when it opens.
+    # "Alerted" only while the clinic is open (bot/core/escalation/alerting.py); out of hours, when it opens.
     assert ("alerted" if clinic.is_open(datetime.now(timezone.utc)) else "until we open at") in texts(replies)
     [record] = escalations(live_stack, who)
     assert record.reason == Reason.emergency

@@ -23,7 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from sqlalchemy import select
 
-from bot.store.models import Escalation, OutboxMessage, Priority, Reason, SmsContact
+from bot.core.store.models import Escalation, OutboxMessage, Priority, Reason, SmsContact
 from tests.conftest import require_model
 from tests.support.fake_twilio import inbound, signed_post, wait_until
 from tests.support.sms_stack import running_sms_stack

@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import select
 
-from bot.clinic import load_clinic
-from bot.knowledge import catalog
-from bot.store.models import Escalation, Priority, Reason, SmsContact, SmsOutbound, SmsOutboundStatus
+from bot.core.clinic import load_clinic
+from bot.core.knowledge import catalog
+from bot.core.store.models import Escalation, Priority, Reason, SmsContact, SmsOutbound, SmsOutboundStatus
 from tests.conftest import require_model
 from tests.support.fake_twilio import inbound, signed_post, wait_until
 from tests.support.sms_stack import running_sms_stack
@@ -123,7 +123,7 @@ def test_a_red_flag_by_text_is_an_urgent_escalation_on_the_sms_channel(sms_stack
     replies = joined(sms_stack.text(patient, "since my needling this morning i cant catch my breath and my chest hurts"))
     clinic = load_clinic(sms_stack.stack.settings.clinic_config)
     assert clinic.emergency_number in replies
-    # "Alerted" only while the clinic is open (bot/escalation/alerting.py); out of hours, when it opens.
+    # "Alerted" only while the clinic is open (bot/core/escalation/alerting.py); out of hours, when it opens.
     assert ("alerted" if clinic.is_open(datetime.now(timezone.utc)) else "until we open at") in replies
     [record] = sms_stack.query(select(Escalation).where(Escalation.sender_id == sms_stack.contact(patient).sender_id))
     assert record.reason == Reason.emergency and record.priority == Priority.urgent and record.channel == "sms"

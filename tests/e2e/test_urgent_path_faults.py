@@ -26,10 +26,10 @@ import requests
 from sqlalchemy import create_engine, select
 from xml.sax.saxutils import unescape
 
-from bot.clinic import load_clinic
-from bot.servers.action_client import PROBE_INTERVAL_SECONDS, PROBE_MISSES, PROBE_TIMEOUT_SECONDS
-from bot.settings import sync_db_url
-from bot.store.models import AuditKind, Escalation, Priority, Reason
+from bot.assistant.servers.action_client import PROBE_INTERVAL_SECONDS, PROBE_MISSES, PROBE_TIMEOUT_SECONDS
+from bot.core.clinic import load_clinic
+from bot.core.settings import sync_db_url
+from bot.core.store.models import AuditKind, Escalation, Priority, Reason
 from tests.conftest import require_model, wait_for
 from tests.e2e.test_rest_conversation import audit_kinds, escalations, texts
 from tests.support.fake_twilio import inbound, signed_post

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import sessionmaker
 
-from bot.clinic import Clinic
-from bot.escalation.service import EscalationService
-from bot.escalation.spool import Spool
-from bot.store.db import create_engine, session_factory
+from bot.core.clinic import Clinic
+from bot.core.escalation.service import EscalationService
+from bot.core.escalation.spool import Spool
+from bot.core.store.db import create_engine, session_factory
 
 TRANSPORTS = ("email", "webhook")
 
@@ -23,7 +23,7 @@ TRANSPORTS = ("email", "webhook")
 def clinic_open_now() -> Clinic:
     """A clinic open now, whatever the time: every day 06:00-18:00 in the fixed-offset zone where it is about noon.
 
-    The urgent alert route says "alerted" only while the clinic is open (bot/escalation/alerting.py).
+    The urgent alert route says "alerted" only while the clinic is open (bot/core/escalation/alerting.py).
     """
     offset = 12 - datetime.now(timezone.utc).hour  # Etc/GMT names the offset with the sign reversed
     zone = "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
@@ -40,7 +40,7 @@ def _aiosqlite_workers() -> set[threading.Thread]:
 async def down_sessions() -> AsyncIterator[sessionmaker]:
     """Sessions on a SQLite file that can never be opened (its folder cannot be created)."""
     before = _aiosqlite_workers()
-    # Not bot.store.db.create_engine: it would try (and fail) to create the folder up front.
+    # Not bot.core.store.db.create_engine: it would try (and fail) to create the folder up front.
     engine = create_async_engine("sqlite+aiosqlite:////proc/nope/x.db", future=True)
     try:
         yield session_factory(engine)

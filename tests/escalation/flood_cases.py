@@ -7,11 +7,11 @@ from typing import Optional
 
 from sqlalchemy import select
 
-from bot.escalation.flood import client_key
-from bot.escalation.service import EscalationService
-from bot.escalation.spool import Spool
-from bot.store.models import Escalation, OutboxMessage, Priority, Reason
-from bot.store.repository import EscalationInput
+from bot.core.escalation.flood import client_key
+from bot.core.escalation.service import EscalationService
+from bot.core.escalation.spool import Spool
+from bot.core.store.models import Escalation, OutboxMessage, Priority, Reason
+from bot.core.store.repository import EscalationInput
 
 SECRET = "test-session-secret"
 FLOODER = client_key("203.0.113.9", SECRET)

@@ -1,7 +1,7 @@
-"""The urgent alert route (bot/escalation/alerting.py): "alerted" only when someone is there and delivery works.
+"""The urgent alert route (bot/core/escalation/alerting.py): "alerted" only when someone is there and delivery works.
 
 The store is a real migrated SQLite file per test; the outbox rows are written the way the
-notifier writes them (:mod:`bot.notify.worker`), and one test drives the notifier itself
+notifier writes them (:mod:`bot.dashboard.notify.worker`), and one test drives the notifier itself
 against a webhook receiver that fails, then recovers.
 """
 
@@ -17,16 +17,16 @@ import aiohttp
 import pytest
 from sqlalchemy.orm import sessionmaker
 
-from bot.clinic import Clinic
-from bot.escalation.alerting import Route, UrgentAlertRoute
-from bot.escalation.service import EscalationService
-from bot.escalation.spool import Spool
-from bot.notify.worker import Notifier
-from bot.settings import Settings
-from bot.store import repository as repo
-from bot.store.db import create_engine, session_factory
-from bot.store.models import OutboxStatus, Priority, Reason
-from bot.store.repository import EscalationInput
+from bot.core.clinic import Clinic
+from bot.core.escalation.alerting import Route, UrgentAlertRoute
+from bot.core.escalation.service import EscalationService
+from bot.core.escalation.spool import Spool
+from bot.core.settings import Settings
+from bot.core.store import repository as repo
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.models import OutboxStatus, Priority, Reason
+from bot.core.store.repository import EscalationInput
+from bot.dashboard.notify.worker import Notifier
 from tests.escalation.conftest import clinic_open_now
 from tests.support.receivers import WebhookReceiver
 

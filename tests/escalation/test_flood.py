@@ -11,10 +11,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from bot.escalation.flood import ATTACHED_LIMIT, METADATA_KEY, client_key, client_key_of, with_client_key
-from bot.escalation.service import EscalationService
-from bot.escalation.spool import Spool
-from bot.store.models import AuditEvent, AuditKind, Escalation, Priority, Reason, utcnow
+from bot.core.escalation.flood import ATTACHED_LIMIT, METADATA_KEY, client_key, client_key_of, with_client_key
+from bot.core.escalation.service import EscalationService
+from bot.core.escalation.spool import Spool
+from bot.core.store.models import AuditEvent, AuditKind, Escalation, Priority, Reason, utcnow
 from tests.escalation.flood_cases import (
     FLOODER, PATIENT_ADDRESS, RED_FLAG, SECRET, TRANSPORTS, check_flood, escalations, flood, red_flag,
     run_flood_with_a_real_patient,
@@ -31,7 +31,7 @@ async def test_a_flood_of_100_invented_senders_makes_at_most_the_cap_plus_one_gr
 
 
 async def test_reaching_the_cap_is_audited_once_and_logged_without_patient_data(capped, sessions, caplog):
-    with caplog.at_level(logging.WARNING, logger="bot.escalation.flood"):
+    with caplog.at_level(logging.WARNING, logger="bot.core.escalation.flood"):
         await flood(capped, 12, concurrency=1)
 
     async with sessions() as session:
@@ -97,7 +97,7 @@ async def test_the_cap_is_a_setting(sessions, spool):
 
 
 async def test_past_the_attached_limit_messages_are_counted_not_attached(capped, sessions, monkeypatch):
-    monkeypatch.setattr("bot.escalation.flood.ATTACHED_LIMIT", 3)
+    monkeypatch.setattr("bot.core.escalation.flood.ATTACHED_LIMIT", 3)
     await flood(capped, 10, concurrency=1)
 
     [group] = [r for r in await escalations(sessions) if r.possible_abuse]

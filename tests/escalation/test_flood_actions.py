@@ -2,7 +2,7 @@
 
 The channels put the key in the metadata (tests/channels/test_rest_channel.py), Rasa sends
 the latest message with it to the action, and the record builder reads it
-(:func:`bot.escalation.record.escalation_input`). Every one of 100 invented senders still
+(:func:`bot.core.escalation.record.escalation_input`). Every one of 100 invented senders still
 gets the same answer from the action: its red flag is stored (own case or grouped).
 """
 
@@ -13,9 +13,9 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import deps
 from actions.escalation import ActionHandleAdverseEvent
-from bot.escalation import record
-from bot.escalation.flood import METADATA_KEY
-from bot.escalation.service import EscalationService
+from bot.core.escalation import record
+from bot.core.escalation.flood import METADATA_KEY
+from bot.core.escalation.service import EscalationService
 from tests.escalation.conftest import clinic_open_now
 from tests.escalation.flood_cases import FLOODER, PATIENT_ADDRESS, RED_FLAG, TRANSPORTS, escalations
 

@@ -6,7 +6,7 @@ import sqlite3
 
 from alembic import command
 
-from bot.store.migrate import alembic_config, upgrade
+from bot.core.store.migrate import alembic_config, upgrade
 
 INSERT = (
     "INSERT INTO escalations (id, created_at, updated_at, channel, sender_id, reason, trigger, priority, status,"

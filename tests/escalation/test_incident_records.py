@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from actions import deps
 from actions.escalation import ActionDeclineContact, ActionHandleAdverseEvent, ActionStopContact, ActionSubmitEscalation
-from bot.escalation.service import EscalationService
-from bot.store.models import AuditEvent, AuditKind, Escalation, Priority, Reason
+from bot.core.escalation.service import EscalationService
+from bot.core.store.models import AuditEvent, AuditKind, Escalation, Priority, Reason
 
 EMERGENCY_CLASSES = [
     "breathing", "anaphylaxis", "stroke", "chest_pain", "collapse", "bleeding", "sepsis", "infection",

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from bot.escalation.service import EscalationService, notification_payload, transports
-from bot.escalation.spool import Spool
-from bot.settings import Settings
-from bot.store.models import AuditEvent, AuditKind, Escalation, OutboxMessage, Priority, Reason, Status
-from bot.store.repository import EscalationInput
+from bot.core.escalation.service import EscalationService, notification_payload, transports
+from bot.core.escalation.spool import Spool
+from bot.core.settings import Settings
+from bot.core.store.models import AuditEvent, AuditKind, Escalation, OutboxMessage, Priority, Reason, Status
+from bot.core.store.repository import EscalationInput
 
 from tests.escalation.conftest import TRANSPORTS
 

@@ -11,9 +11,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from bot.escalation.spool import Spool, encode
-from bot.store.models import Priority, Reason
-from bot.store.repository import EscalationInput
+from bot.core.escalation.spool import Spool, encode
+from bot.core.store.models import Priority, Reason
+from bot.core.store.repository import EscalationInput
 
 WRITERS = 4
 RECORDS_PER_WRITER = 750

@@ -1,7 +1,7 @@
 """One emergency message, written by both processes: the Rasa server's spooled copy and the action server's.
 
 The Rasa server spools the record when the action server does not answer in time
-(bot/servers/action_client.py); a hung action server that wakes up later still handles the
+(bot/assistant/servers/action_client.py); a hung action server that wakes up later still handles the
 request it was sent and stores the same record. Whichever comes first, the store keeps one
 record, counted once, with one audit trail and one notification: the write is keyed by the
 patient message (Rasa's message id). A new message in the same conversation still counts.
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from bot.escalation import record
-from bot.escalation.service import EscalationService
-from bot.escalation.spool import Spool
-from bot.servers.action_client import LocalFallback
-from bot.store.models import AuditEvent, AuditKind, Escalation, OutboxMessage, Priority, Reason
+from bot.assistant.servers.action_client import LocalFallback
+from bot.core.escalation import record
+from bot.core.escalation.service import EscalationService
+from bot.core.escalation.spool import Spool
+from bot.core.store.models import AuditEvent, AuditKind, Escalation, OutboxMessage, Priority, Reason
 
 RED_FLAG = "since my needling this morning i cant catch my breath"
 EMERGENCY = {"reason": "emergency", "red_flag_class": "breathing", "care": "999", "matched_terms": ["breathing:cant breathe"]}

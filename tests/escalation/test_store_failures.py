@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from actions import deps
 from actions.escalation import ActionHandleAdverseEvent
-from bot.escalation.service import EscalationService
-from bot.escalation.spool import Spool
-from bot.store.db import create_engine, session_factory
-from bot.store.models import AuditEvent, AuditKind, Priority, Reason
-from bot.store.repository import EscalationInput
+from bot.core.escalation.service import EscalationService
+from bot.core.escalation.spool import Spool
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.models import AuditEvent, AuditKind, Priority, Reason
+from bot.core.store.repository import EscalationInput
 from tests.escalation.conftest import TRANSPORTS
 from tests.support.silent_server import SilentServer
 
@@ -80,7 +80,7 @@ async def test_the_patient_gets_the_phone_number_when_the_database_hangs(hanging
     finally:
         deps.use_service(None)
 
-    # The urgent guidance itself comes first from the Rasa server (utter_adverse_event, bot/nlg.py).
+    # The urgent guidance itself comes first from the Rasa server (utter_adverse_event, bot/assistant/nlg.py).
     assert [m.get("response") for m in dispatcher.messages] == ["utter_emergency_not_flagged"]
     assert spool.pending() == 1
 
@@ -105,7 +105,7 @@ async def test_an_unexpected_store_error_spools_the_escalation(spool, caplog):
 async def test_unusual_volume_is_logged_and_audited_without_patient_data(sessions, spool, caplog):
     service = EscalationService(sessions, spool, TRANSPORTS, volume_warning_per_hour=2)
 
-    with caplog.at_level(logging.WARNING, logger="bot.escalation.service"):
+    with caplog.at_level(logging.WARNING, logger="bot.core.escalation.service"):
         for number in range(4):
             await service.escalate(escalation_input(sender_id=f"conv-{number}"))
 

@@ -7,8 +7,8 @@ import re
 import pytest
 import yaml
 
-from bot.knowledge import catalog
-from bot.settings import REPO_ROOT
+from bot.core.knowledge import catalog
+from bot.core.settings import REPO_ROOT
 
 CONTRACT = REPO_ROOT.parent / "shared" / "spec" / "topics.md"
 
@@ -76,13 +76,13 @@ def test_clinic_specific_facts_are_placeholders_not_text(kb):
 
 
 def test_held_out_utterances_are_not_in_the_training_data():
-    from bot.evaluation.nlu import read_dir
+    from evaluation.nlu import read_dir
 
     training = {e.text.lower().strip() for e in read_dir(REPO_ROOT / "data" / "nlu")}
-    held_out = {e.text.lower().strip() for e in read_dir(REPO_ROOT / "tests" / "nlu_holdout")}
+    held_out = {e.text.lower().strip() for e in read_dir(REPO_ROOT / "evaluation" / "sets" / "nlu_holdout")}
     development = [
         {e.text.lower().strip() for e in read_dir(folder)}
-        for folder in sorted((REPO_ROOT / "tests").glob("nlu_holdout_dev*"))
+        for folder in sorted((REPO_ROOT / "evaluation" / "sets").glob("nlu_holdout_dev*"))
     ]
     assert held_out and len(development) == 11 and all(development)
     assert not training & held_out
@@ -94,10 +94,10 @@ def test_held_out_utterances_are_not_in_the_training_data():
 def test_held_out_set_has_at_least_ten_utterances_per_intent():
     from collections import Counter
 
-    from bot.evaluation.nlu import read_dir
+    from evaluation.nlu import read_dir
 
     counts = Counter(e.intent.split("/")[0] if not e.intent.startswith("faq/") else e.intent
-                     for e in read_dir(REPO_ROOT / "tests" / "nlu_holdout"))
+                     for e in read_dir(REPO_ROOT / "evaluation" / "sets" / "nlu_holdout"))
     assert all(n >= 10 for n in counts.values()), counts
 
 
@@ -114,7 +114,7 @@ MIN_READING_EASE = 60
 
 def filled(text: str) -> str:
     """The text as the shipped clinic's patients read it."""
-    from bot.clinic import load_clinic
+    from bot.core.clinic import load_clinic
 
     return text.format(**load_clinic(REPO_ROOT / "clinic.yml").template_values())
 

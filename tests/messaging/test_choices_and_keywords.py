@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot.messaging.addresses import parse_address
-from bot.messaging.choices import Choice, choices_from_buttons, choices_line, selected
-from bot.messaging.keywords import HELP, OPT_IN, OPT_OUT, keyword_of
-from bot.messaging.replies import render_turn
-from bot.messaging.texts import load_texts
+from bot.assistant.messaging.choices import Choice, choices_from_buttons, choices_line, selected
+from bot.assistant.messaging.keywords import HELP, OPT_IN, OPT_OUT, keyword_of
+from bot.assistant.messaging.replies import render_turn
+from bot.assistant.messaging.texts import load_texts
+from bot.core.messaging.addresses import parse_address
 
 BUTTONS = [
     {"title": "Yes, please", "payload": "/affirm"},
@@ -80,8 +80,8 @@ def test_keywords_inside_sentences_are_ordinary_messages(text):
 
 
 def test_the_channel_texts_fill_the_clinic_facts():
-    from bot.clinic import load_clinic
-    from bot.settings import REPO_ROOT
+    from bot.core.clinic import load_clinic
+    from bot.core.settings import REPO_ROOT
 
     clinic = load_clinic(REPO_ROOT / "clinic.yml")
     help_text = load_texts().render("help", clinic)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from bot.knowledge import catalog
-from bot.messaging.chunks import sentences, split_message
+from bot.assistant.messaging.chunks import sentences, split_message
+from bot.core.knowledge import catalog
 
 
 def test_a_short_reply_is_one_part_without_a_marker():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.messaging.inbound_spool import InboundSpool, SpooledText
+from bot.core.messaging.inbound_spool import InboundSpool, SpooledText
 
 AT = "2026-12-07T12:00:00+00:00"
 

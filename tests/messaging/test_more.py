@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bot.clinic import load_clinic
-from bot.knowledge import catalog
-from bot.messaging.choices import Choice
-from bot.messaging.more import FullAnswer, ShortAnswers, asks_for_more, stored_full_answer
-from bot.messaging.replies import render_turn
-from bot.messaging.texts import load_texts
-from bot.settings import REPO_ROOT
+from bot.assistant.messaging.choices import Choice
+from bot.assistant.messaging.more import FullAnswer, ShortAnswers, asks_for_more, stored_full_answer
+from bot.assistant.messaging.replies import render_turn
+from bot.assistant.messaging.texts import load_texts
+from bot.core.clinic import load_clinic
+from bot.core.knowledge import catalog
+from bot.core.settings import REPO_ROOT
 
 CLINIC = load_clinic(REPO_ROOT / "clinic.yml")
 TEXTS = load_texts()

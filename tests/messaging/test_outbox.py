@@ -9,16 +9,16 @@ import aiohttp
 import pytest
 from sqlalchemy import select, update
 
-from bot.clinic import load_clinic
-from bot.messaging import store
-from bot.messaging.addresses import parse_address
-from bot.messaging.outbox import MAX_ATTEMPTS, SmsSender
-from bot.messaging.service import SmsService
-from bot.messaging.texts import load_texts
-from bot.messaging.twilio_api import TwilioApi
-from bot.settings import REPO_ROOT, Settings
-from bot.store import repository as repo
-from bot.store.models import AuditEvent, AuditKind, Priority, Reason, SmsContact, SmsOutbound, SmsOutboundStatus, utcnow
+from bot.assistant.messaging.outbox import MAX_ATTEMPTS, SmsSender
+from bot.assistant.messaging.service import SmsService
+from bot.assistant.messaging.texts import load_texts
+from bot.assistant.messaging.twilio_api import TwilioApi
+from bot.core.clinic import load_clinic
+from bot.core.messaging import store
+from bot.core.messaging.addresses import parse_address
+from bot.core.settings import REPO_ROOT, Settings
+from bot.core.store import repository as repo
+from bot.core.store.models import AuditEvent, AuditKind, Priority, Reason, SmsContact, SmsOutbound, SmsOutboundStatus, utcnow
 from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, WHATSAPP_FROM, message_sid
 
 ALICE = "+447700900001"

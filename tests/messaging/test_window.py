@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from bot.messaging.window import free_text_allowed, window_closes_at
+from bot.core.messaging.window import free_text_allowed, window_closes_at
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)
 

@@ -13,7 +13,7 @@ from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.nlp.linear_classifier import LinearIntentClassifier
+from bot.assistant.nlp.linear_classifier import LinearIntentClassifier
 
 VOCAB = ["hurt", "pain", "sting", "cost", "price", "insurance", "hello", "hi", "weather", "rain"]
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from bot.nlp import pipeline
-from bot.nlp.other_subject import other_subject
+from bot.assistant.nlp import pipeline
+from bot.assistant.nlp.other_subject import other_subject
 
 
 @pytest.fixture(scope="module")

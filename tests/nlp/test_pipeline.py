@@ -9,7 +9,7 @@ import pytest
 import spacy
 import yaml
 
-from bot.nlp import pipeline
+from bot.assistant.nlp import pipeline
 
 
 @pytest.fixture(scope="module")

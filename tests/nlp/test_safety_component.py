@@ -7,8 +7,8 @@ from rasa.nlu.constants import SPACY_DOCS
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.nlp import pipeline
-from bot.nlp.safety_component import SafetyScreen
+from bot.assistant.nlp import pipeline
+from bot.assistant.nlp.safety_component import SafetyScreen
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import pytest
 from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.nlp.minilm import DEFAULT_OUTPUT
-from bot.nlp.sentence_featurizer import SentenceEmbeddingFeaturizer, load_encoder
+from bot.assistant.nlp.minilm import DEFAULT_OUTPUT
+from bot.assistant.nlp.sentence_featurizer import SentenceEmbeddingFeaturizer, load_encoder
 
 pytestmark = pytest.mark.skipif(
     not (DEFAULT_OUTPUT / "tf_model.h5").exists(),

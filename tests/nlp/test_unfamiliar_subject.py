@@ -11,8 +11,8 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.nlp import pipeline
-from bot.nlp.unfamiliar_subject import UnfamiliarSubjectCheck, Vocabulary, unfamiliar_subject
+from bot.assistant.nlp import pipeline
+from bot.assistant.nlp.unfamiliar_subject import UnfamiliarSubjectCheck, Vocabulary, unfamiliar_subject
 
 # A small in-domain training set, and one unrelated example whose words must not count.
 IN_DOMAIN = [

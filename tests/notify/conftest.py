@@ -9,13 +9,13 @@ import aiohttp
 import pytest
 from sqlalchemy.orm import sessionmaker
 
-from bot.clinic import Clinic
-from bot.escalation.service import EscalationService, transports
-from bot.escalation.spool import Spool
-from bot.notify.worker import Notifier
-from bot.settings import Settings
-from bot.store.db import create_engine, session_factory
-from bot.store.migrate import upgrade
+from bot.core.clinic import Clinic
+from bot.core.escalation.service import EscalationService, transports
+from bot.core.escalation.spool import Spool
+from bot.core.settings import Settings
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.migrate import upgrade
+from bot.dashboard.notify.worker import Notifier
 from tests.support.receivers import SMTPServer, WebhookReceiver
 
 WEBHOOK_SECRET = "test-secret"

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from bot.notify.worker import LEASE, Claimed
-from bot.store import repository as repo
-from bot.store.db import create_engine, session_factory
-from bot.store.models import OutboxMessage, OutboxStatus, Priority, Reason, utcnow
+from bot.core.store import repository as repo
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.models import OutboxMessage, OutboxStatus, Priority, Reason, utcnow
+from bot.dashboard.notify.worker import LEASE, Claimed
 from tests.notify.test_worker import escalation_input, make_due, outbox
 
 

@@ -1,11 +1,11 @@
-"""Staff are alerted when a client address passes its cap of urgent escalations (bot/escalation/flood.py)."""
+"""Staff are alerted when a client address passes its cap of urgent escalations (bot/core/escalation/flood.py)."""
 
 from __future__ import annotations
 
-from bot.escalation.flood import client_key
-from bot.escalation.service import EscalationService, transports
-from bot.store.models import Priority, Reason
-from bot.store.repository import EscalationInput
+from bot.core.escalation.flood import client_key
+from bot.core.escalation.service import EscalationService, transports
+from bot.core.store.models import Priority, Reason
+from bot.core.store.repository import EscalationInput
 
 KEY = client_key("203.0.113.9", "test-session-secret")
 

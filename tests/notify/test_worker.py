@@ -9,12 +9,12 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from bot.notify.worker import MAX_ATTEMPTS, SIGNATURE_HEADER, Notifier, escalation_url, sign
-from bot.store.models import AuditEvent, AuditKind, Escalation, OutboxMessage, OutboxStatus, Priority, Reason, utcnow
-from bot.settings import Settings
-from bot.store.repository import EscalationInput
-from tests.notify.conftest import PUBLIC_WEB_URL, WEBHOOK_SECRET
+from bot.core.settings import Settings
+from bot.core.store.models import AuditEvent, AuditKind, Escalation, OutboxMessage, OutboxStatus, Priority, Reason, utcnow
+from bot.core.store.repository import EscalationInput
+from bot.dashboard.notify.worker import MAX_ATTEMPTS, SIGNATURE_HEADER, Notifier, escalation_url, sign
 from bot.launch import free_port
+from tests.notify.conftest import PUBLIC_WEB_URL, WEBHOOK_SECRET
 
 PATIENT_TEXT = "My arm went numb after the needle in my shoulder"
 PATIENT_NAME = "Ana Quetzal"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from bot.evaluation import metamorphic
+from evaluation import metamorphic
 
 
 @pytest.fixture(scope="session")
 def screen() -> metamorphic.CachedScreen:
-    """``bot.safety.screen.screen_text`` (spaCy pipeline + safety rules, no Rasa model), cached per text."""
+    """``bot.core.safety.screen.screen_text`` (spaCy pipeline + safety rules, no Rasa model), cached per text."""
     return metamorphic.CachedScreen(metamorphic.load_screen())
 
 

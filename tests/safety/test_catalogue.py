@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.evaluation import variants as v
-from bot.nlp.sentence_featurizer import DEFAULT_MODEL_PATH, load_encoder
-from bot.safety.catalogue import CatalogueError, catalogue_in, load_catalogue
-from bot.safety.decision import RULES_DIR, TableError, default_table, parse_table
-from bot.safety.routing import describe, route
-from bot.safety.screen import Screen, pipeline
-from bot.safety.verdict import Evidence, Verdict
-from bot.settings import REPO_ROOT
+from bot.assistant.nlp.sentence_featurizer import DEFAULT_MODEL_PATH, load_encoder
+from bot.core.safety.catalogue import CatalogueError, catalogue_in, load_catalogue
+from bot.core.safety.decision import RULES_DIR, TableError, default_table, parse_table
+from bot.core.safety.routing import describe, route
+from bot.core.safety.screen import Screen, pipeline
+from bot.core.safety.verdict import Evidence, Verdict
+from bot.core.settings import REPO_ROOT
+from evaluation import variants as v
 
 CATALOGUE = catalogue_in(RULES_DIR)
 EXAMPLES = [(cls.id, text) for cls in CATALOGUE.classes.values() for text in cls.examples]

@@ -1,4 +1,4 @@
-"""The language safety net (bot/safety/languages.py): language identification and red flags in five languages.
+"""The language safety net (bot/core/safety/languages.py): language identification and red flags in five languages.
 
 The catalogue examples in ``data/safety/languages/*.yml`` are the cases: every example must
 be found as a report of its class (also inside each of the file's templates), every
@@ -21,22 +21,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.safety.languages import (
-    LANGUAGES_DIR,
-    RED_FLAG_CLASSES,
-    CatalogueError,
-    LanguageNet,
-    LocalFinding,
-    default_net,
-    fold,
-    identify,
-    identify_for_safety,
-)
+from bot.core.safety.languages import LANGUAGES_DIR, RED_FLAG_CLASSES, CatalogueError, LanguageNet, LocalFinding, default_net, fold, identify, identify_for_safety
 
 ROOT = Path(__file__).resolve().parents[2]
 LANGUAGES = ("nl", "fr", "de", "pl", "es")
 #: The NLU data's own non-English examples (out_of_scope.yml teaches the model that other
-#: languages are out of scope); everything else in data/nlu and tests/nlu_holdout* is English.
+#: languages are out of scope); everything else in data/nlu and evaluation/sets/nlu_holdout* is English.
 NON_ENGLISH_NLU = frozenset({
     "tut das nadeln weh", "wie lange dauert eine behandlung", "kan ik een afspraak maken voor morgen",
     "doet het pijn", "combien coute une seance", "est ce que ca fait mal", "cuanto cuesta la sesion",
@@ -79,9 +69,9 @@ def _ids(cases: list[tuple[str, str, str]]) -> list[str]:
 
 
 def english_messages() -> list[str]:
-    """Every example of data/nlu and tests/nlu_holdout*, without entity markup, but the non-English ones."""
+    """Every example of data/nlu and evaluation/sets/nlu_holdout*, without entity markup, but the non-English ones."""
     messages = []
-    for path in sorted(glob.glob(str(ROOT / "data/nlu/*.yml")) + glob.glob(str(ROOT / "tests/nlu_holdout*/*.yml"))):
+    for path in sorted(glob.glob(str(ROOT / "data/nlu/*.yml")) + glob.glob(str(ROOT / "evaluation/sets/nlu_holdout*/*.yml"))):
         for item in (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("nlu") or ():
             if not isinstance(item.get("examples"), str):
                 continue

@@ -1,7 +1,7 @@
 """Metamorphic tests of the safety screen (issue 14, item 4): the screen alone, no training.
 
-The variants come from :mod:`bot.evaluation.variants` (seeded, reproducible); the relations
-and the counting from :mod:`bot.evaluation.metamorphic`, which ``make eval`` prints as a
+The variants come from :mod:`evaluation.variants` (seeded, reproducible); the relations
+and the counting from :mod:`evaluation.metamorphic`, which ``make eval`` prints as a
 table. A failure lists the seed, the variant and both verdicts, so it can be replayed with
 ``screen_text(variant)``.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.evaluation import metamorphic, variants as v
-from bot.safety.catalogue import catalogue_in
-from bot.safety.decision import RULES_DIR
+from bot.core.safety.catalogue import catalogue_in
+from bot.core.safety.decision import RULES_DIR
+from evaluation import metamorphic, variants as v
 
 SHOWN = 25
 #: Target of issue 14: false escalations of ordinary questions at most 2 %, variants included.

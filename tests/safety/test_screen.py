@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.safety.routing import route, staff_bound
-from bot.safety.screen import is_emergency, screen_text
-from bot.safety.verdict import Verdict
+from bot.core.safety.routing import route, staff_bound
+from bot.core.safety.screen import is_emergency, screen_text
+from bot.core.safety.verdict import Verdict
 
 
 @pytest.fixture(scope="module")
@@ -327,7 +327,7 @@ def _context(rules: list[dict], words: list[str], targets: list[tuple[str, int, 
     from spacy.lang.en import English
     from spacy.tokens import Doc
 
-    from bot.safety.context import ConText, Target, parse_rule
+    from bot.core.safety.context import ConText, Target, parse_rule
 
     doc = Doc(English().vocab, words=words)
     found = [Target(label=label, start=start, end=end) for label, start, end in targets]
@@ -366,7 +366,7 @@ def test_context_pseudo_triggers_block_shorter_ones_and_findings_hold_no_trigger
 
 
 def test_context_rule_file_errors_are_reported():
-    from bot.safety.context import RuleError, parse_rule
+    from bot.core.safety.context import RuleError, parse_rule
 
     with pytest.raises(RuleError):
         parse_rule({"literal": "x", "category": "NEGATED", "direction": "SIDEWAYS"})
@@ -377,7 +377,7 @@ def test_context_rule_file_errors_are_reported():
 
 
 def test_the_decision_table_rejects_rows_without_rationale_or_with_unknown_reasons():
-    from bot.safety.decision import TableError, parse_table
+    from bot.core.safety.decision import TableError, parse_table
 
     reasons = {"emergency": {"priority": "urgent", "intent": "report_adverse_event"}}
     row = {"id": "r", "finding": ["RED_FLAG"], "reason": "emergency", "rationale": "why"}
@@ -389,8 +389,8 @@ def test_the_decision_table_rejects_rows_without_rationale_or_with_unknown_reaso
 
 
 def test_every_context_the_table_reads_is_assigned_by_a_rule_or_a_signal():
-    from bot.safety.context import load_rules
-    from bot.safety.decision import RULES_DIR, default_table
+    from bot.core.safety.context import load_rules
+    from bot.core.safety.decision import RULES_DIR, default_table
 
     table = default_table()
     assigned = {rule.category for rule in load_rules(RULES_DIR / "context_rules.json")} | set(table.signals)
@@ -403,7 +403,7 @@ def test_every_context_the_table_reads_is_assigned_by_a_rule_or_a_signal():
 def test_a_rule_file_change_takes_effect_without_retraining(tmp_path):
     import shutil
 
-    from bot.safety.screen import Screen, pipeline
+    from bot.core.safety.screen import Screen, pipeline
 
     rules = tmp_path / "safety"
     shutil.copytree(REPO_RULES, rules)
@@ -417,7 +417,7 @@ def test_a_rule_file_change_takes_effect_without_retraining(tmp_path):
     assert Screen(pipeline(), rules)(text).reason == "adverse_event"
 
 
-from bot.safety.decision import RULES_DIR as REPO_RULES  # noqa: E402
+from bot.core.safety.decision import RULES_DIR as REPO_RULES  # noqa: E402
 
 
 @pytest.mark.parametrize(
@@ -426,13 +426,13 @@ from bot.safety.decision import RULES_DIR as REPO_RULES  # noqa: E402
      ("aftr", "after", True), ("since", "since", False), ("seance", "since", False), ("needs", "needles", False)],
 )
 def test_one_edit_apart(a, b, expected):
-    from bot.safety.screen import one_edit_apart
+    from bot.core.safety.screen import one_edit_apart
 
     assert one_edit_apart(a, b) is expected
 
 
 def test_the_normaliser_keeps_real_words_and_meaningful_fillers():
-    from bot.safety.screen import default_screen
+    from bot.core.safety.screen import default_screen
 
     normalise = default_screen().normalise
     assert normalise("Sinec my SESSOIN um I’m dizzy so yeah") == "since my session i'm dizzy"
@@ -445,7 +445,7 @@ def test_the_normaliser_keeps_real_words_and_meaningful_fillers():
 def test_subject_terms_match_words_prefixes_and_phrases():
     from spacy.lang.en import English
 
-    from bot.safety.terms import TermList
+    from bot.core.safety.terms import TermList
 
     terms = TermList.parse(["needl*", "ims", "as well as", "didn't", "didnt"])
     nlp = English()
@@ -473,7 +473,7 @@ def test_a_reported_red_flag_outranks_its_question_form(nlp, text, reason):
 def test_the_screen_never_overrules_a_staff_bound_training_example_given_its_own_label():
     # Recall guard: the screen may overrule the model only where it judged every finding
     # that could explain the guess; no staff-bound example of data/nlu is such a case.
-    from bot.evaluation.nlu import read_dir
+    from evaluation.nlu import read_dir
 
     staff = {"ask_contraindication", "report_adverse_event", "request_human"}
     examples = [e for e in read_dir(REPO_RULES.parents[1] / "data" / "nlu") if e.intent in staff]

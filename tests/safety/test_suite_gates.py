@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.evaluation.nlu import SafetyCase, read_safety_suite
-from bot.evaluation.variants import SUITES
+from evaluation.nlu import SafetyCase, read_safety_suite
+from evaluation.variants import SUITES
 
 MAX_FALSE_ESCALATION = 0.02
 

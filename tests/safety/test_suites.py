@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.evaluation.nlu import read_dir, read_safety_suite
-from bot.settings import REPO_ROOT
+from bot.core.settings import REPO_ROOT
+from evaluation.nlu import read_dir, read_safety_suite
 
 SUITES = [REPO_ROOT / "tests" / "safety" / "suite.yml", REPO_ROOT / "tests" / "safety" / "blind_suite.yml"]
 REASONS = {"contraindication", "adverse_event", "emergency", "human_request"}

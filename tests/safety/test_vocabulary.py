@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot import vocabulary as vocab
-from bot.safety.verdict import SafetyVerdict
+from bot.core import vocabulary as vocab
+from bot.core.safety.verdict import SafetyVerdict
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE = REPO / "data" / "safety" / "decision_table.yml"
@@ -25,10 +25,10 @@ def table_reasons() -> dict:
 
 
 def test_the_enums_maps_and_labels_are_the_tables():
-    from bot.safety.decision import default_table
-    from bot.safety.routing import INTENT_REASONS
-    from bot.store import models
-    from bot.web import presenters
+    from bot.core.safety.decision import default_table
+    from bot.core.safety.routing import INTENT_REASONS
+    from bot.core.store import models
+    from bot.dashboard.web import presenters
 
     reasons = table_reasons()
     assert [r.value for r in models.Reason] == list(reasons)
@@ -44,7 +44,7 @@ def test_the_enums_maps_and_labels_are_the_tables():
 
 
 def test_the_dashboard_words_are_unchanged():
-    from bot.web import presenters
+    from bot.dashboard.web import presenters
 
     assert presenters.REASONS["emergency"] == "Red flag: possible emergency"
     assert presenters.REASONS["contraindication"] == "Is needling safe for me? (health question)"
@@ -62,7 +62,7 @@ def test_the_dashboard_words_are_unchanged():
     ["emergency"],
 ])
 def test_a_malformed_reasons_section_is_refused(broken):
-    from bot.safety.decision import TableError, parse_table
+    from bot.core.safety.decision import TableError, parse_table
 
     with pytest.raises(vocab.VocabularyError):
         vocab.parse_reasons(broken)
@@ -85,11 +85,11 @@ def test_priorities_rank_where_the_severity_order_first_reaches_them():
 EDITED = """
 import json
 from bot import vocabulary
-from bot.escalation import record
-from bot.safety.decision import default_table
-from bot.safety.verdict import SafetyVerdict
-from bot.store.models import PRIORITY_RANK
-from bot.web import presenters
+from bot.core.escalation import record
+from bot.core.safety.decision import default_table
+from bot.core.safety.verdict import SafetyVerdict
+from bot.core.store.models import PRIORITY_RANK
+from bot.dashboard.web import presenters
 
 state = {"sender_id": "s-1", "slots": {}, "events": [], "latest_input_channel": "rest",
          "latest_message": {"text": "x", "safety": {"reason": "contraindication"}}}
@@ -123,7 +123,7 @@ def test_editing_the_table_changes_the_verdicts_and_the_stored_priority(tmp_path
 
 
 def test_the_stored_priority_is_the_verdicts():
-    from bot.escalation import record
+    from bot.core.escalation import record
 
     for reason in vocab.Reason:
         state = {"sender_id": "s", "slots": {}, "events": [], "latest_message": {"safety": {"reason": reason.value}}}

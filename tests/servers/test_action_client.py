@@ -1,4 +1,4 @@
-"""The Rasa server's calls to the action server (bot/servers/action_client.py).
+"""The Rasa server's calls to the action server (bot/assistant/servers/action_client.py).
 
 Through Rasa's own ``RemoteAction``: with the action server refusing, hung, or failing, an
 emergency is written to the spool by the Rasa process and the patient gets the clinic's
@@ -23,19 +23,13 @@ from rasa.shared.core.events import BotUttered, SessionStarted, SlotSet, UserUtt
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 
-from bot.clinic import load_clinic
-from bot.escalation.spool import Spool, decode
+from bot.assistant.nlg import ClinicNLG
+from bot.assistant.servers.action_client import PROBE_INTERVAL_SECONDS, PROBE_MISSES, PROBE_TIMEOUT_SECONDS, GuardedActionEndpoint, LocalFallback
+from bot.core.clinic import load_clinic
+from bot.core.escalation.spool import Spool, decode
+from bot.core.settings import REPO_ROOT
+from bot.core.store.models import Priority, Reason
 from bot.launch import free_port
-from bot.nlg import ClinicNLG
-from bot.servers.action_client import (
-    PROBE_INTERVAL_SECONDS,
-    PROBE_MISSES,
-    PROBE_TIMEOUT_SECONDS,
-    GuardedActionEndpoint,
-    LocalFallback,
-)
-from bot.settings import REPO_ROOT
-from bot.store.models import Priority, Reason
 from tests.support.silent_server import SilentServer
 
 TIMEOUT = 0.5

@@ -9,10 +9,10 @@ import zlib
 import pytest
 from sanic import Sanic, response
 
-from bot import privacy
-from bot.runtime import ACTION_SECRET_HEADER
-from bot.servers.actions import MAX_BODY_BYTES, create_app, harden, patient_values, secret_matches
-from bot.settings import Settings
+from bot.assistant.runtime import ACTION_SECRET_HEADER
+from bot.assistant.servers.actions import MAX_BODY_BYTES, create_app, harden, patient_values, secret_matches
+from bot.core import privacy
+from bot.core.settings import Settings
 
 SECRET = "s3cret-shared-with-rasa"
 PHONE = "+44 7700 900123"

@@ -6,9 +6,9 @@ import time
 
 import jwt
 
-from bot.servers.rasa import api_options
-from bot.servers.rasa_api import JWT_METHOD, api_token, auth_header
-from bot.settings import Settings
+from bot.assistant.servers.rasa import api_options
+from bot.assistant.servers.rasa_api import JWT_METHOD, api_token, auth_header
+from bot.core.settings import Settings
 
 
 def test_the_http_api_is_off_by_default(tmp_path):

@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.staff import accounts, presence, tokens
-from bot.staff import sessions as staff_sessions
-from bot.staff.signin import USUAL_ADDRESS, Limits, Outcome, address_key, authenticate, confirm_password, pair_key
-from bot.store.models import AuditEvent, AuditKind, LoginFailure, StaffRole, StaffUser, utcnow
+from bot.core.store import presence
+from bot.core.store import staff_sessions
+from bot.core.store.models import AuditEvent, AuditKind, LoginFailure, StaffRole, StaffUser, utcnow
+from bot.dashboard.staff import accounts, tokens
+from bot.dashboard.staff.signin import USUAL_ADDRESS, Limits, Outcome, address_key, authenticate, confirm_password, pair_key
 
 PASSWORD = "a perfectly long password"
 LIMITS = Limits(max_failures=3, lockout=timedelta(minutes=15), address_max_failures=5,

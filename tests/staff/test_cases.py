@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.staff import cases
-from bot.staff.cases import CaseFilter, InvalidInput
-from bot.store.models import AuditEvent, AuditKind, Escalation, Outcome, Priority, Reason, Status
+from bot.core.store.models import AuditEvent, AuditKind, Escalation, Outcome, Priority, Reason, Status
+from bot.dashboard.staff import cases
+from bot.dashboard.staff.cases import CaseFilter, InvalidInput
 from tests.support.cases import CLINIC, T0, Actor, add_case, add_user
 
 

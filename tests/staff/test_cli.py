@@ -1,4 +1,4 @@
-"""The accounts command line: python -m bot.staff."""
+"""The accounts command line: python -m bot.dashboard.staff."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import subprocess
 import pytest
 from sqlalchemy import select
 
-from bot.settings import REPO_ROOT, Settings
-from bot.staff import accounts
-from bot.staff.__main__ import EXIT_ERROR, EXIT_NOT_MIGRATED, main
-from bot.store.db import create_engine, session_factory
-from bot.store.models import AuditEvent, StaffUser
+from bot.core.settings import REPO_ROOT, Settings
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.models import AuditEvent, StaffUser
+from bot.dashboard.staff import accounts
+from bot.dashboard.staff.__main__ import EXIT_ERROR, EXIT_NOT_MIGRATED, main
 
 PASSWORD = "a perfectly long password"
 
@@ -70,7 +70,7 @@ def test_a_weak_or_missing_password_creates_nothing(cli, settings):
 
 def test_the_password_is_asked_twice_on_a_terminal(cli, settings, monkeypatch):
     answers = iter(["too short", "a perfectly long password", "a perfectly long password"])
-    monkeypatch.setattr("bot.staff.__main__.getpass.getpass", lambda prompt: next(answers))
+    monkeypatch.setattr("bot.dashboard.staff.__main__.getpass.getpass", lambda prompt: next(answers))
     monkeypatch.setattr("sys.stdin.isatty", lambda: True)
 
     code, _, err = cli("create-user", "rita")
@@ -173,7 +173,7 @@ def test_an_unmigrated_store_is_reported_with_the_fix(tmp_path, capsys):
 
 
 def test_a_store_older_than_the_staff_tables_is_reported(tmp_path, capsys):
-    from bot.store.migrate import upgrade
+    from bot.core.store.migrate import upgrade
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0002")
@@ -192,9 +192,9 @@ def test_the_command_runs_in_both_environments(python, tmp_path, db_url):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "DATABASE_URL": db_url, "VAR_DIR": str(tmp_path / "var"),
            "STAFF_PASSWORD": PASSWORD, "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
 
-    created = subprocess.run([str(python), "-m", "bot.staff", "create-user", "rita"], env=env,
+    created = subprocess.run([str(python), "-m", "bot.dashboard.staff", "create-user", "rita"], env=env,
                              capture_output=True, text=True, timeout=120)
-    listed = subprocess.run([str(python), "-m", "bot.staff", "list-users"], env=env,
+    listed = subprocess.run([str(python), "-m", "bot.dashboard.staff", "list-users"], env=env,
                             capture_output=True, text=True, timeout=120)
 
     assert created.returncode == 0, created.stderr

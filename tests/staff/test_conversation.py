@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.settings import Settings
+from bot.dashboard.staff.conversation import TrackerReader, TrackerUnavailable
 from bot.launch import free_port
-from bot.settings import Settings
-from bot.staff.conversation import TrackerReader, TrackerUnavailable
 from tests.support import tracker
 
 T = 1_772_442_000.0  # 2026-03-02 09:00:00 UTC

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from bot.staff import cases
-from bot.staff.cases import CaseFilter, InvalidInput
+from bot.dashboard.staff import cases
+from bot.dashboard.staff.cases import CaseFilter, InvalidInput
 
 KEYS = st.sampled_from(["status", "reason", "priority", "channel", "from", "to", "assignee", "mine", "page",
                         "per_page", "other"])

@@ -17,14 +17,12 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.clinic import load_clinic
-from bot.settings import REPO_ROOT
-from bot.staff import takeover as tk
-from bot.staff.takeover import Bridge, TakeoverService
-from bot.store import chat
-from bot.store.models import (
-    AuditEvent, AuditKind, ChatTakeover, Escalation, Priority, Reason, StaffChatLine, StaffUser, Status, utcnow,
-)
+from bot.core.clinic import load_clinic
+from bot.core.settings import REPO_ROOT
+from bot.core.store import chat
+from bot.core.store.models import AuditEvent, AuditKind, ChatTakeover, Escalation, Priority, Reason, StaffChatLine, StaffUser, Status, utcnow
+from bot.dashboard.staff import takeover as tk
+from bot.dashboard.staff.takeover import Bridge, TakeoverService
 
 SECRET = "bridge-secret"
 SENDER = "a" * 22 + "." + "b" * 22

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.clinic import Clinic
-from bot.staff.waiting import describe, promised_by, wait_of
+from bot.core.clinic import Clinic
+from bot.dashboard.staff.waiting import describe, promised_by, wait_of
 
 LONDON = ZoneInfo("Europe/London")
 CLINIC = Clinic(

@@ -8,9 +8,9 @@ import pytest
 from alembic import command
 from sqlalchemy import select
 
-from bot.store import repository as repo
-from bot.store.migrate import alembic_config, upgrade
-from bot.store.models import AuditEvent, AuditKind
+from bot.core.store import repository as repo
+from bot.core.store.migrate import alembic_config, upgrade
+from bot.core.store.models import AuditEvent, AuditKind
 
 INSERT = (
     "INSERT INTO audit_events (created_at, kind, escalation_id, sender_id, actor, detail)"

@@ -14,11 +14,11 @@ import pytest
 from alembic import command
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.settings import REPO_ROOT
-from bot.files import private_directory
-from bot.store.db import create_engine, session_factory
-from bot.store.migrate import alembic_config, upgrade
-from bot.store.models import Escalation, Priority, Reason
+from bot.core.files import private_directory
+from bot.core.settings import REPO_ROOT
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.migrate import alembic_config, upgrade
+from bot.core.store.models import Escalation, Priority, Reason
 
 CANARY = "Zebulon Quartzfeather"
 
@@ -137,7 +137,7 @@ def test_downgrade_to_0001_and_upgrade_again(tmp_path):
 
 
 #: Revision ids, newest first, as the migration files are numbered ("0004_case_work.py" is "0004").
-REVISIONS = sorted((path.name[:4] for path in (REPO_ROOT / "bot/store/migrations/versions").glob("[0-9]*.py")),
+REVISIONS = sorted((path.name[:4] for path in (REPO_ROOT / "bot/core/store/migrations/versions").glob("[0-9]*.py")),
                    reverse=True)
 
 
@@ -154,7 +154,7 @@ def test_python_m_bot_store_migrate_on_a_fresh_sqlite_file(tmp_path):
     env = {**os.environ, "VAR_DIR": str(tmp_path / "var"), "DATABASE_URL": f"sqlite:///{database}",
            "PYTHONPATH": str(REPO_ROOT)}
 
-    subprocess.run([sys.executable, "-m", "bot.store.migrate"], cwd=REPO_ROOT, env=env, check=True,
+    subprocess.run([sys.executable, "-m", "bot.core.store.migrate"], cwd=REPO_ROOT, env=env, check=True,
                    capture_output=True, timeout=120)
 
     with sqlite3.connect(database) as db:

@@ -6,19 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.store import repository as repo
-from bot.store.models import (
-    PRIORITY_RANK,
-    AuditEvent,
-    AuditKind,
-    Escalation,
-    OutboxMessage,
-    OutboxStatus,
-    Priority,
-    Reason,
-    Status,
-    utcnow,
-)
+from bot.core.store import repository as repo
+from bot.core.store.models import PRIORITY_RANK, AuditEvent, AuditKind, Escalation, OutboxMessage, OutboxStatus, Priority, Reason, Status, utcnow
 
 LEASE = timedelta(minutes=1)
 

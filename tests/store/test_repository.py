@@ -8,19 +8,9 @@ import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.store import repository as repo
-from bot.store.models import (
-    AuditEvent,
-    AuditKind,
-    Escalation,
-    OutboxMessage,
-    OutboxStatus,
-    Priority,
-    Reason,
-    Status,
-    utcnow,
-)
-from bot.store.repository import EscalationInput
+from bot.core.store import repository as repo
+from bot.core.store.models import AuditEvent, AuditKind, Escalation, OutboxMessage, OutboxStatus, Priority, Reason, Status, utcnow
+from bot.core.store.repository import EscalationInput
 
 
 def escalation_input(

@@ -15,9 +15,9 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
-from bot.staff.conversation import TrackerReader
-from bot.store.db import create_engine, session_factory
-from bot.store.migrate import alembic_config, upgrade
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.migrate import alembic_config, upgrade
+from bot.dashboard.staff.conversation import TrackerReader
 from tests.staff.test_cases import *  # noqa: F401,F403 - the same tests, on PostgreSQL
 from tests.support import tracker
 from tests.support.postgres import server, sessions  # noqa: F401 - pytest fixtures

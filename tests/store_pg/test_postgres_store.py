@@ -10,16 +10,16 @@ from alembic import command
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from bot.clinic import Clinic
-from bot.escalation.service import EscalationService
-from bot.escalation.spool import Spool
-from bot.notify.worker import Notifier
-from bot.settings import Settings
-from bot.store import repository as repo
-from bot.store.db import create_engine, session_factory
-from bot.store.migrate import alembic_config, upgrade
-from bot.store.models import AuditEvent, AuditKind, Escalation, OutboxMessage, OutboxStatus, Priority, Reason, Status
-from bot.store.repository import EscalationInput
+from bot.core.clinic import Clinic
+from bot.core.escalation.service import EscalationService
+from bot.core.escalation.spool import Spool
+from bot.core.settings import Settings
+from bot.core.store import repository as repo
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.migrate import alembic_config, upgrade
+from bot.core.store.models import AuditEvent, AuditKind, Escalation, OutboxMessage, OutboxStatus, Priority, Reason, Status
+from bot.core.store.repository import EscalationInput
+from bot.dashboard.notify.worker import Notifier
 from tests.support.postgres import server, sessions  # noqa: F401 - pytest fixtures
 
 pytestmark = pytest.mark.postgres

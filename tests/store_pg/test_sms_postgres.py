@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from bot.messaging import store
-from bot.messaging.addresses import parse_address
-from bot.store.db import create_engine, session_factory
-from bot.store.migrate import upgrade
-from bot.store.models import SmsOutbound, utcnow
+from bot.core.messaging import store
+from bot.core.messaging.addresses import parse_address
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.migrate import upgrade
+from bot.core.store.models import SmsOutbound, utcnow
 from tests.support.postgres import server  # noqa: F401 - pytest fixture
 
 pytestmark = pytest.mark.postgres

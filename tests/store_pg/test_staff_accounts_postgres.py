@@ -9,12 +9,13 @@ import pytest
 from alembic import command
 from sqlalchemy import select, text
 
-from bot.staff import accounts, presence, tokens
-from bot.staff import sessions as staff_sessions
-from bot.staff.signin import Limits, Outcome, authenticate
-from bot.store.db import create_engine, session_factory
-from bot.store.migrate import alembic_config
-from bot.store.models import StaffRole, StaffUser, utcnow
+from bot.core.store import presence
+from bot.core.store import staff_sessions
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.migrate import alembic_config
+from bot.core.store.models import StaffRole, StaffUser, utcnow
+from bot.dashboard.staff import accounts, tokens
+from bot.dashboard.staff.signin import Limits, Outcome, authenticate
 from tests.support.postgres import server, sessions  # noqa: F401 - pytest fixtures
 
 pytestmark = pytest.mark.postgres

@@ -6,8 +6,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from bot.clinic import Clinic
-from bot.store.models import Escalation, Priority, Reason, StaffUser, Status
+from bot.core.clinic import Clinic
+from bot.core.store.models import Escalation, Priority, Reason, StaffUser, Status
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday
 CLINIC = Clinic(

@@ -27,9 +27,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import sessionmaker
 
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.migrate import upgrade
 from bot.launch import free_port
-from bot.store.db import create_engine, session_factory
-from bot.store.migrate import upgrade
 
 
 # A database migrated to head once per server; ``reset(migrated=True)`` copies it.

@@ -28,10 +28,10 @@ from sanic import Sanic
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from bot.channels.twilio_sms import ClinicSmsInput
-from bot.settings import REPO_ROOT, Settings
-from bot.store.db import create_engine, session_factory
-from bot.store.models import SmsContact, SmsOutbound
+from bot.assistant.channels.twilio_sms import ClinicSmsInput
+from bot.core.settings import REPO_ROOT, Settings
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.models import SmsContact, SmsOutbound
 from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, WHATSAPP_FROM, FakeTwilio, sign
 
 BRIDGE_SECRET = "test-sms-bridge-secret"

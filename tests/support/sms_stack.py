@@ -15,10 +15,10 @@ from typing import Iterator
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from bot.core.settings import sync_db_url
+from bot.core.store.migrate import upgrade
+from bot.core.store.models import SmsContact
 from bot.launch import Stack, free_port
-from bot.settings import sync_db_url
-from bot.store.migrate import upgrade
-from bot.store.models import SmsContact
 from tests.support.fake_twilio import (
     ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, WHATSAPP_FROM, FakeTwilio, inbound, signed_post, wait_until,
 )

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import sqlalchemy as sa
 
-from bot.settings import sync_db_url
+from bot.core.settings import sync_db_url
 
 METADATA = sa.MetaData()
 EVENTS = sa.Table(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import REPO_ROOT
+from bot.core.settings import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "scripts" / "cached.py"
 
@@ -73,10 +73,10 @@ def test_the_inputs_of_a_python_build_step_include_the_modules_it_imports():
     finally:
         sys.path.remove(str(SCRIPT.parent))
 
-    closure = cached.import_closure([REPO_ROOT / "bot" / "nlp" / "pipeline.py"])
+    closure = cached.import_closure([REPO_ROOT / "bot" / "assistant" / "nlp" / "pipeline.py"])
 
-    assert REPO_ROOT / "bot" / "safety" / "catalogue.py" in closure  # imported by the pipeline
-    assert REPO_ROOT / "bot" / "web" / "app.py" not in closure
+    assert REPO_ROOT / "bot" / "core" / "safety" / "catalogue.py" in closure  # imported by the pipeline
+    assert REPO_ROOT / "bot" / "dashboard" / "web" / "app.py" not in closure
 
 
 def test_the_cache_can_be_turned_off(workspace, monkeypatch):

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from bot.clinic import Clinic, ClinicConfigError, load_clinic
-from bot.settings import REPO_ROOT
+from bot.core.clinic import Clinic, ClinicConfigError, load_clinic
+from bot.core.settings import REPO_ROOT
 
 LONDON = ZoneInfo("Europe/London")
 VALID = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.escalation.contact import clean_email, clean_name, clean_phone, normalise_method
+from bot.core.escalation.contact import clean_email, clean_name, clean_phone, normalise_method
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The evaluation figures `make eval` prints are computed the way docs/benchmarks.md says."""
 
-from bot.evaluation.nlu import Example, Prediction, report
+from evaluation.nlu import Example, Prediction, report
 
 
 def _prediction(text, truth, intent, key=None):

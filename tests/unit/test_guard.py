@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
-from bot.channels.guard import guard
-from bot.channels.replies import empty_reply, failure_reply
-from bot.channels.text_input import clean_text
-from bot.clinic import Clinic
+from bot.assistant.channels.guard import guard
+from bot.assistant.channels.replies import empty_reply, failure_reply
+from bot.assistant.channels.text_input import clean_text
+from bot.core.clinic import Clinic
 
 MAX = 2000
 CLINIC = Clinic(name="Riverside Physiotherapy", phone="020 7946 0958", booking_url="https://clinic.example/book")

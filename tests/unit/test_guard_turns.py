@@ -1,4 +1,4 @@
-"""The guard's turn handling (bot/channels/guard.py): a client that goes away mid-turn never
+"""The guard's turn handling (bot/assistant/channels/guard.py): a client that goes away mid-turn never
 stops the processing (so the patient's message and what it triggered reach the tracker), and a
 failed custom action is still noticed when the processing runs in its own task."""
 
@@ -10,11 +10,11 @@ import logging
 import pytest
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
-from bot.channels.action_failures import ACTION_FAILURE
-from bot.channels.guard import guard
-from bot.channels.replies import failure_reply
-from bot.clinic import load_clinic
-from bot.settings import REPO_ROOT
+from bot.assistant.channels.action_failures import ACTION_FAILURE
+from bot.assistant.channels.guard import guard
+from bot.assistant.channels.replies import failure_reply
+from bot.core.clinic import load_clinic
+from bot.core.settings import REPO_ROOT
 
 CLINIC = load_clinic(REPO_ROOT / "clinic.yml")
 

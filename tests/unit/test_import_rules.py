@@ -4,7 +4,7 @@ Every module under ``bot/`` and ``actions/`` is parsed with :mod:`ast` (nothing 
 An edge A -> B is any ``import B`` or ``from B import x`` in A that names one of these modules
 (``from pkg import mod`` is an edge to ``pkg.mod`` when that is a module), written anywhere in
 A: at module level *and* inside functions and methods, since a deferred import closes a
-circle just the same (``bot.web.auth`` once imported ``bot.web.login`` inside ``setup``), and
+circle just the same (``bot.dashboard.web.auth`` once imported ``bot.dashboard.web.login`` inside ``setup``), and
 under ``if TYPE_CHECKING:``: a circle of type hints is still two modules that each need the
 other (``sms_staff`` <-> ``twilio_sms``). Importing a submodule does not add an edge to its
 package's ``__init__`` (they hold docstrings only).
@@ -26,18 +26,37 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Top-level packages whose modules are checked.
 PACKAGES = ("bot", "actions")
 
+#: The layers of ``bot/`` (top-level folders), lowest first: the process split made visible.
+#: ``bot.core`` is shared by all three processes; ``bot.assistant`` runs in the Rasa server and
+#: the action server (.venv); ``bot.dashboard`` runs in the web app (.venv-web, no Rasa);
+#: ``bot.launch`` starts all three and ``actions`` is the action server's package Rasa loads.
+LAYERS = ("bot.core", "bot.assistant", "bot.dashboard", "bot.launch", "actions")
+
 #: (importer, imported, why): no module in (or equal to) ``importer`` may import one in ``imported``.
 FORBIDDEN: tuple[tuple[str, str, str], ...] = (
-    ("bot.safety", "bot.nlp",
-     "the safety screen sits below the NLU pipeline, which uses it; shared paths live in bot.paths"),
+    ("bot.core", "bot.assistant", "the shared core sits below the assistant, which uses it"),
+    ("bot.core", "bot.dashboard", "the shared core sits below the dashboard, which uses it"),
+    ("bot.core", "bot.launch", "the launcher starts the processes; nothing runs it"),
+    ("bot.core", "actions", "actions/ is loaded by the action server, never imported by the core"),
+    ("bot.assistant", "bot.dashboard", "the Rasa processes never load the web app (.venv has its own aiohttp)"),
+    ("bot.assistant", "bot.launch", "the launcher starts the processes; nothing runs it"),
+    ("bot.dashboard", "bot.assistant", "the web app runs in .venv-web, where Rasa and Sanic are not installed"),
+    ("bot.dashboard", "bot.launch", "the launcher starts the processes; nothing runs it"),
+    ("bot.dashboard", "actions", "the web app runs in .venv-web; actions need rasa_sdk"),
+    ("actions", "bot.dashboard", "the action server never loads the web app"),
+)
+
+#: Third-party packages a layer may not import (each layer's environment, see tests/unit/test_web_environment.py).
+FORBIDDEN_LIBRARIES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("bot.dashboard", ("rasa", "rasa_sdk", "sanic", "socketio", "tensorflow", "spacy"),
+     "the web app's environment (.venv-web) has none of them"),
+    ("bot.core", ("rasa", "rasa_sdk", "sanic", "socketio", "tensorflow"),
+     "the core is shared with the web app, whose environment has none of them"),
 )
 
 #: Import cycles known and being removed elsewhere (issue 23, item 4): each exact set of modules
 #: is let through, nothing else. Delete an entry when its circle is gone.
-TOLERATED_CYCLES: tuple[tuple[frozenset[str], str], ...] = (
-    (frozenset({"bot.channels.sms_staff", "bot.channels.twilio_sms"}),
-     "sms_staff <-> twilio_sms: removed in the SMS channel's own change"),
-)
+TOLERATED_CYCLES: tuple[tuple[frozenset[str], str], ...] = ()
 
 
 # --- the graph ------------------------------------------------------------------------------------
@@ -117,6 +136,25 @@ def forbidden_edges(graph: nx.DiGraph, rules=FORBIDDEN) -> list[str]:
             if _within(importer, low) and _within(imported, high)]
 
 
+def library_users(sources: Mapping[str, tuple[str, bool]], libraries: Iterable[str]) -> list[tuple[str, str]]:
+    """(module, library) for each module of ``sources`` that imports one of ``libraries`` itself."""
+    wanted = set(libraries)
+    found = []
+    for module, (source, _) in sources.items():
+        for node in _imports(ast.parse(source, filename=module)):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if not node.level else [])
+            found.extend((module, name) for name in names if name.split(".")[0] in wanted)
+    return found
+
+
+def library_imports(sources: Mapping[str, tuple[str, bool]], rules=FORBIDDEN_LIBRARIES) -> list[str]:
+    """Imports of third-party packages a module's layer may not use."""
+    return [f"{module} imports {name} ({why})"
+            for layer, libraries, why in rules
+            for module, name in library_users({m: s for m, s in sources.items() if _within(m, layer)}, libraries)]
+
+
 def _path(graph: nx.DiGraph, component: frozenset[str]) -> str:
     """One circle through ``component``, written out, for the failure message."""
     cycle = nx.find_cycle(graph.subgraph(component))
@@ -133,8 +171,8 @@ def project_graph() -> nx.DiGraph:
 
 def test_the_graph_sees_the_project(project_graph):
     assert project_graph.number_of_nodes() > 100
-    assert project_graph.has_edge("bot.web.login", "bot.web.auth")
-    assert project_graph.has_edge("bot.channels.guard", "bot.channels.text_input")
+    assert project_graph.has_edge("bot.dashboard.web.login", "bot.dashboard.web.auth")
+    assert project_graph.has_edge("bot.assistant.channels.guard", "bot.assistant.channels.text_input")
 
 
 def test_no_import_cycles(project_graph):
@@ -146,6 +184,16 @@ def test_no_import_cycles(project_graph):
 def test_no_forbidden_imports(project_graph):
     found = forbidden_edges(project_graph)
     assert not found, "imports against the layer rules:\n" + "\n".join(found)
+
+
+def test_every_module_of_bot_belongs_to_a_layer(project_graph):
+    outside = [m for m in project_graph.nodes if m != "bot" and not any(_within(m, layer) for layer in LAYERS)]
+    assert not outside, f"modules outside the layers {LAYERS}: {outside}"
+
+
+def test_no_layer_imports_a_library_its_environment_lacks():
+    found = library_imports(sources_under(REPO_ROOT))
+    assert not found, "\n".join(found)
 
 
 # --- the checker itself, on small made-up packages ----------------------------------------------------
@@ -183,12 +231,36 @@ def test_a_circle_of_type_hints_is_a_cycle_and_a_one_way_arrow_is_not():
     assert sorted(graph.edges) == [("pkg.a", "pkg.b"), ("pkg.b", "pkg.a"), ("pkg.c", "pkg.a")]
 
 
-def test_an_arrow_from_safety_up_to_nlp_is_refused():
+def test_an_arrow_from_the_core_up_to_the_assistant_is_refused():
     graph = _graph(
-        bot__safety__screen="def pipeline():\n    from bot.nlp.pipeline import DEFAULT_OUTPUT\n",
-        bot__nlp__pipeline="from bot.safety.catalogue import catalogue_in\n",
-        bot__safety__catalogue="",
+        bot__core__safety__screen="def pipeline():\n    from bot.assistant.nlp.pipeline import DEFAULT_OUTPUT\n",
+        bot__assistant__nlp__pipeline="from bot.core.safety.catalogue import catalogue_in\n",
+        bot__core__safety__catalogue="",
     )
-    assert [line.split(" (")[0] for line in forbidden_edges(graph)] == ["bot.safety.screen imports bot.nlp.pipeline"]
-    assert forbidden_edges(_graph(bot__nlp__pipeline="from bot.safety.catalogue import x\n",
-                                  bot__safety__catalogue="")) == []
+    assert [line.split(" (")[0] for line in forbidden_edges(graph)] == ["bot.core.safety.screen imports bot.assistant.nlp.pipeline"]
+    assert forbidden_edges(_graph(bot__assistant__nlp__pipeline="from bot.core.safety.catalogue import x\n",
+                                  bot__core__safety__catalogue="")) == []
+
+
+def test_the_dashboard_and_the_assistant_may_not_import_each_other():
+    graph = _graph(
+        bot__dashboard__web__pages="from bot.assistant.channels.rest import thing\n",
+        bot__assistant__channels__rest="from bot.dashboard.web import pages\n",
+    )
+    assert sorted(line.split(" (")[0] for line in forbidden_edges(graph)) == [
+        "bot.assistant.channels.rest imports bot.dashboard.web.pages",
+        "bot.dashboard.web.pages imports bot.assistant.channels.rest",
+    ]
+
+
+def test_a_dashboard_module_importing_rasa_is_refused_and_the_assistant_may():
+    sources = {
+        "bot.dashboard.web.pages": ("import rasa.core\nfrom sanic import Blueprint\nimport aiohttp\n", False),
+        "bot.assistant.channels.rest": ("from rasa.core.channels import InputChannel\n", False),
+        "bot.core.store.db": ("from rasa_sdk import Tracker\n", False),
+    }
+    assert [line.split(" (")[0] for line in library_imports(sources)] == [
+        "bot.dashboard.web.pages imports rasa.core",
+        "bot.dashboard.web.pages imports sanic",
+        "bot.core.store.db imports rasa_sdk",
+    ]

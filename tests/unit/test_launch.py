@@ -114,9 +114,9 @@ def test_the_stack_runs_the_entry_points_with_no_secret_in_their_arguments(tmp_p
     commands = {name: service.command[1:] for name, service in stack.services.items()}
 
     assert commands == {
-        "rasa": ["-m", "bot.servers.rasa"],
-        "actions": ["-m", "bot.servers.actions"],
-        "web": ["-m", "bot.web"],
+        "rasa": ["-m", "bot.assistant.servers.rasa"],
+        "actions": ["-m", "bot.assistant.servers.actions"],
+        "web": ["-m", "bot.dashboard.web"],
     }
 
 

@@ -1,4 +1,4 @@
-"""The Rasa server's own choice of what a patient reporting a problem reads (bot/nlg.py).
+"""The Rasa server's own choice of what a patient reporting a problem reads (bot/assistant/nlg.py).
 
 These texts come from the Rasa process, so they hold with the action server down: the
 emergency text by class, 999/A&E or NHS 111 by the verdict's level of care, spoken to the
@@ -15,9 +15,9 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.clinic import load_clinic
-from bot.nlg import EXIT_RESPONSES, ClinicNLG
-from bot.settings import REPO_ROOT
+from bot.assistant.nlg import EXIT_RESPONSES, ClinicNLG
+from bot.core.clinic import load_clinic
+from bot.core.settings import REPO_ROOT
 
 EMERGENCY_CLASSES = [
     "breathing", "anaphylaxis", "stroke", "chest_pain", "collapse", "bleeding", "sepsis", "infection",
@@ -139,7 +139,7 @@ async def test_no_emergency_line_on_the_way_out_without_an_emergency(nlg):
 
 
 async def test_the_emergency_text_for_held_chats_stays_fillable_from_clinic_facts_alone():
-    # bot/channels/live_chats.py reads utter_red_flag_urgent and fills it with clinic facts only.
-    from bot.channels.live_chats import urgent_guidance
+    # bot/assistant/channels/live_chats.py reads utter_red_flag_urgent and fills it with clinic facts only.
+    from bot.assistant.channels.live_chats import urgent_guidance
 
     assert urgent_guidance(CLINIC).startswith(f"Please call {CLINIC.emergency_number} now")

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from bot import privacy
-from bot.privacy import REDACTED, PrivacyFilter, mark_sensitive, redact
+from bot.core import privacy
+from bot.core.privacy import REDACTED, PrivacyFilter, mark_sensitive, redact
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from bot import process
-from bot.privacy import PrivacyFilter
+from bot.core import process
+from bot.core.privacy import PrivacyFilter
 
 
 @pytest.fixture

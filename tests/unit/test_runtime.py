@@ -9,8 +9,8 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from bot.runtime import ACTION_SECRET_HEADER, endpoints, lock_store, newest_model, tracker_store, write_endpoints
-from bot.settings import Settings
+from bot.assistant.runtime import ACTION_SECRET_HEADER, endpoints, lock_store, newest_model, tracker_store, write_endpoints
+from bot.core.settings import Settings
 
 
 def test_tracker_store_for_sqlite_uses_the_file_and_creates_its_folder(tmp_path):
@@ -124,7 +124,7 @@ def test_endpoints_without_redis_has_no_lock_store(tmp_path):
     assert "lock_store" not in config
     assert config["action_endpoint"]["url"] == "http://127.0.0.1:5055/webhook"
     assert config["tracker_store"]["dialect"] == "sqlite"
-    assert config["nlg"] == {"type": "bot.nlg.ClinicNLG", "clinic_config": str(tmp_path / "clinic.yml")}
+    assert config["nlg"] == {"type": "bot.assistant.nlg.ClinicNLG", "clinic_config": str(tmp_path / "clinic.yml")}
 
 
 def test_endpoints_with_redis_has_a_lock_store(tmp_path):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import REPO_ROOT, Settings, async_db_url, sync_db_url
+from bot.core.settings import REPO_ROOT, Settings, async_db_url, sync_db_url
 
 
 @pytest.mark.parametrize(

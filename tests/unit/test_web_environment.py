@@ -1,6 +1,6 @@
 """The web app runs on its own environment, .venv-web: a current aiohttp, and no Rasa in it.
 
-Rasa 3.6 pins aiohttp < 3.10 in .venv. The web app (``python -m bot.web``) is served by
+Rasa 3.6 pins aiohttp < 3.10 in .venv. The web app (``python -m bot.dashboard.web``) is served by
 aiohttp, so it gets its own environment whose aiohttp has no published advisory, and its
 code must never need Rasa, rasa_sdk, Sanic, socket.io or TensorFlow. These tests run under
 .venv (with the rest of tests/unit) and ask .venv-web's interpreter in a subprocess.
@@ -34,15 +34,21 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.settings import REPO_ROOT
+import networkx as nx
+
 from bot.launch import Stack, web_python
-from bot.settings import REPO_ROOT
+
+from tests.unit.test_import_rules import import_graph, library_users, sources_under
 
 WEB_PYTHON = REPO_ROOT / ".venv-web" / "bin" / "python"
 LOCK = REPO_ROOT / "requirements-web.lock"
 MINIMUM_AIOHTTP = (3, 14, 3)
 # The web app's packages (and the shared modules the contract lists) that must run without Rasa.
-WEB_PACKAGES = ("bot/web", "bot/staff", "bot/store", "bot/escalation", "bot/notify")
-SHARED_MODULES = ("bot.clinic", "bot.settings", "bot.files", "bot.privacy", "bot.process")
+# The web app is the dashboard layer; the core is shared with it, except the modules that need
+# spaCy (the safety screen's NLP, which runs in the Rasa server and the action server only).
+WEB_PACKAGES = ("bot/dashboard", "bot/core")
+RASA_ONLY_LIBRARIES = ("spacy",)
 FORBIDDEN = ("rasa", "rasa_sdk", "sanic", "socketio", "tensorflow")
 
 PROBE = """
@@ -77,7 +83,16 @@ def web_modules() -> list[str]:
                 continue
             parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
             names.append(".".join(parts))
-    return names + list(SHARED_MODULES)
+    needs_rasa_env = _needing(RASA_ONLY_LIBRARIES)
+    return [name for name in names if name not in needs_rasa_env]
+
+
+def _needing(libraries: tuple[str, ...]) -> set[str]:
+    """Modules of bot/ that import one of ``libraries``, directly or through other modules of bot/."""
+    sources = sources_under(REPO_ROOT, ("bot",))
+    graph = import_graph(sources)
+    direct = {name for name, text in library_users(sources, libraries)}
+    return direct | {name for name in graph.nodes if any(nx.has_path(graph, name, user) for user in direct)}
 
 
 def version(text: str) -> tuple[int, ...]:
@@ -102,9 +117,12 @@ def probe() -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_the_probe_covers_the_web_app_and_its_store():
-    modules = web_modules()
-    assert {"bot.web", "bot.web.app", "bot.store.db", "bot.escalation.service", "bot.notify.worker"} <= set(modules)
+def test_the_probe_covers_the_web_app_and_the_core_it_shares():
+    modules = set(web_modules())
+    assert {"bot.dashboard.web", "bot.dashboard.web.app", "bot.core.store.db", "bot.core.escalation.service",
+            "bot.dashboard.notify.worker", "bot.core.settings", "bot.core.vocabulary"} <= modules
+    # The spaCy screen is the core's only part the web app does not load.
+    assert "bot.core.safety.screen" not in modules and "bot.core.safety.verdict" in modules
 
 
 def test_every_web_module_imports_in_the_web_environment(probe):
@@ -132,7 +150,7 @@ def test_the_floor_in_requirements_web_in_matches_this_test():
 def test_the_launcher_starts_the_web_app_on_the_web_environment(tmp_path):
     stack = Stack(env={"VAR_DIR": str(tmp_path)})
 
-    assert stack.services["web"].command == [str(WEB_PYTHON), "-m", "bot.web"]
+    assert stack.services["web"].command == [str(WEB_PYTHON), "-m", "bot.dashboard.web"]
     assert stack.services["rasa"].command[0] == sys.executable
     assert stack.services["actions"].command[0] == sys.executable
 
@@ -154,7 +172,7 @@ def test_a_missing_web_environment_is_a_clear_error_not_a_fallback(tmp_path):
 
 def test_the_systemd_unit_runs_the_web_app_on_the_web_environment():
     unit = (REPO_ROOT / "deploy" / "systemd" / "dry-needling-web.service").read_text()
-    assert re.search(r"^ExecStart=\S*/\.venv-web/bin/python -m bot\.web$", unit, re.MULTILINE)
+    assert re.search(r"^ExecStart=\S*/\.venv-web/bin/python -m bot\.dashboard\.web$", unit, re.MULTILINE)
 
 
 def recipe(target: str) -> list[str]:

@@ -16,11 +16,11 @@ from typing import Any, Awaitable, Callable, Optional
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.settings import Settings
-from bot.staff import accounts
-from bot.store.db import create_engine, session_factory
-from bot.store.models import StaffRole, StaffUser
-from bot.web.app import create_app
+from bot.core.settings import Settings
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.models import StaffRole, StaffUser
+from bot.dashboard.staff import accounts
+from bot.dashboard.web.app import create_app
 
 PASSWORD = "correct horse battery staple"
 FORM_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')

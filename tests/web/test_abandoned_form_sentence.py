@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from bot.web.presenters import audit_sentence
+from bot.dashboard.web.presenters import audit_sentence
 
 AT = datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
 
 
 def entry(detail: dict):
-    from bot.web.presenters import AuditEntry
+    from bot.dashboard.web.presenters import AuditEntry
 
     return AuditEntry(id=1, created_at=AT, kind="contact_form_abandoned", actor="assistant", detail=detail)
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.staff import tokens
-from bot.store.models import StaffUser, Status
+from bot.core.store.models import StaffUser, Status
+from bot.dashboard.staff import tokens
 from tests.support import tracker
 from tests.support.cases import T0, add_case, add_user
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from bot.staff.cases import AuditEntry
-from bot.web.presenters import audit_sentence
+from bot.dashboard.staff.cases import AuditEntry
+from bot.dashboard.web.presenters import audit_sentence
 
 AT = datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
 

@@ -9,10 +9,10 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from bot.staff import accounts, tokens
-from bot.store.models import ApiToken, AuditEvent, AuditKind, StaffSession, StaffUser
-from bot.web.app import create_app
-from bot.web.auth import require_role
+from bot.core.store.models import ApiToken, AuditEvent, AuditKind, StaffSession, StaffUser
+from bot.dashboard.staff import accounts, tokens
+from bot.dashboard.web.app import create_app
+from bot.dashboard.web.auth import require_role
 from tests.web.conftest import FORM_TOKEN, PASSWORD, sign_in
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -92,7 +92,7 @@ def later(monkeypatch, **delta) -> None:
     """Move the staff modules' clock forward."""
     from datetime import timedelta
 
-    from bot.staff import clock
+    from bot.core import clock
 
     moved = clock.now() + timedelta(**delta)
     monkeypatch.setattr(clock, "now", lambda: moved)

@@ -6,8 +6,8 @@ import re
 
 from sqlalchemy import select
 
-from bot.staff import accounts
-from bot.store.models import AuditEvent, AuditKind
+from bot.core.store.models import AuditEvent, AuditKind
+from bot.dashboard.staff import accounts
 from tests.web.conftest import PASSWORD, sign_in
 
 ONE_TIME = re.compile(r'id="one-time-password">([^<]+)<')

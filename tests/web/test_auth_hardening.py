@@ -6,9 +6,10 @@ import re
 
 from sqlalchemy import select
 
-from bot.staff import accounts, clock, signin, tokens
-from bot.store.models import StaffSession, StaffUser
-from bot.web.login import LOGIN_COOKIE, LOGIN_COOKIE_SECONDS, login_token, login_token_valid
+from bot.core import clock
+from bot.core.store.models import StaffSession, StaffUser
+from bot.dashboard.staff import accounts, signin, tokens
+from bot.dashboard.web.login import LOGIN_COOKIE, LOGIN_COOKIE_SECONDS, login_token, login_token_valid
 from tests.web.conftest import FORM_TOKEN, PASSWORD, sign_in
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -146,7 +147,7 @@ async def test_behind_a_proxy_failures_count_against_the_forwarded_address_not_t
     """An outsider guessing through the clinic's proxy must not lock the clinic's computers out."""
     import dataclasses
 
-    from bot.web.app import create_app
+    from bot.dashboard.web.app import create_app
 
     settings = dataclasses.replace(staff_settings, web_proxies_count=1)
     user = await make_user("rita")
@@ -173,7 +174,7 @@ async def test_behind_a_proxy_failures_count_against_the_forwarded_address_not_t
 def test_the_client_address_is_the_one_the_outermost_trusted_proxy_saw():
     from aiohttp.test_utils import make_mocked_request
 
-    from bot.web.login import client_address
+    from bot.dashboard.web.login import client_address
 
     request = make_mocked_request("GET", "/", headers={"X-Forwarded-For": "1.1.1.1, 2.2.2.2, 3.3.3.3"})
     assert client_address(request, 1) == "3.3.3.3"

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.staff.export import safe_cell, transcript_text
-from bot.store.models import AuditEvent, AuditKind
+from bot.core.store.models import AuditEvent, AuditKind
+from bot.dashboard.staff.export import safe_cell, transcript_text
 from tests.support.cases import T0, add_case
 
 EXPORT = "/staff/api/escalations/export.csv"

@@ -1,14 +1,14 @@
-"""The queue and the JSON API show unverified cases and the grouped "possible abuse" case apart (bot/escalation/flood.py)."""
+"""The queue and the JSON API show unverified cases and the grouped "possible abuse" case apart (bot/core/escalation/flood.py)."""
 
 from __future__ import annotations
 
 import re
 
-from bot.escalation.flood import client_key
-from bot.escalation.service import EscalationService
-from bot.escalation.spool import Spool
-from bot.store.models import Priority, Reason
-from bot.store.repository import EscalationInput
+from bot.core.escalation.flood import client_key
+from bot.core.escalation.service import EscalationService
+from bot.core.escalation.spool import Spool
+from bot.core.store.models import Priority, Reason
+from bot.core.store.repository import EscalationInput
 
 FLOODER = client_key("203.0.113.9", "test-session-secret")
 

@@ -25,13 +25,13 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.core.settings import Settings
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.migrate import upgrade
+from bot.core.store.models import StaffRole
+from bot.dashboard.staff import accounts, tokens
+from bot.dashboard.web.app import create_app
 from bot.launch import free_port
-from bot.settings import Settings
-from bot.staff import accounts, tokens
-from bot.store.db import create_engine, session_factory
-from bot.store.migrate import upgrade
-from bot.store.models import StaffRole
-from bot.web.app import create_app
 from tests.support.cases import add_case
 from tests.support.malformed import MALFORMED, Tally, bodies, send
 from tests.web.routes import Route, walk

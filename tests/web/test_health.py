@@ -11,14 +11,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from bot.escalation.spool import Spool
-from bot.settings import Settings
-from bot.store import repository as repo
-from bot.store.db import create_engine, session_factory
-from bot.store.models import Escalation, OutboxMessage, OutboxStatus, Priority, Reason, utcnow
-from bot.store.repository import EscalationInput
-from bot.web.app import create_app
-from bot.web.health import QUERY_SECONDS
+from bot.core.escalation.spool import Spool
+from bot.core.settings import Settings
+from bot.core.store import repository as repo
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.models import Escalation, OutboxMessage, OutboxStatus, Priority, Reason, utcnow
+from bot.core.store.repository import EscalationInput
+from bot.dashboard.web.app import create_app
+from bot.dashboard.web.health import QUERY_SECONDS
 from tests.support.silent_server import SilentServer
 
 PATIENT_TEXT = "I fainted in the car park after my session"
@@ -168,14 +168,14 @@ async def test_the_report_carries_no_patient_data(aiohttp_client, settings):
 
 
 async def test_the_web_app_warns_at_start_when_no_transport_is_configured(aiohttp_client, settings, caplog):
-    with caplog.at_level(logging.WARNING, logger="bot.web.app"):
+    with caplog.at_level(logging.WARNING, logger="bot.dashboard.web.app"):
         await aiohttp_client(create_app(dataclasses.replace(settings, notify_webhook_url="")))
 
     assert "no staff notification transport is configured" in caplog.text
 
 
 async def test_the_web_app_does_not_warn_when_a_transport_is_configured(aiohttp_client, settings, caplog):
-    with caplog.at_level(logging.WARNING, logger="bot.web.app"):
+    with caplog.at_level(logging.WARNING, logger="bot.dashboard.web.app"):
         await aiohttp_client(create_app(settings))
 
     assert "no staff notification transport" not in caplog.text
@@ -197,7 +197,7 @@ async def test_a_hanging_database_gets_a_degraded_answer_in_time(aiohttp_client,
 
 
 async def test_a_spool_that_does_not_drain_degrades_and_unreadable_lines_are_a_warning(settings, tmp_path):
-    from bot.web.health import HealthSources, health_report
+    from bot.dashboard.web.health import HealthSources, health_report
 
     engine = create_engine(settings.database_url)
     try:
@@ -247,7 +247,7 @@ async def test_a_local_monitor_gets_the_figures(aiohttp_client, settings):
 
 
 async def test_staff_with_an_api_token_get_the_figures_through_a_proxy(aiohttp_client, settings):
-    from bot.staff import accounts, tokens
+    from bot.dashboard.staff import accounts, tokens
 
     engine = create_engine(settings.database_url)
     try:

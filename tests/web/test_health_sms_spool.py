@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.escalation.spool import Spool
-from bot.messaging.inbound_spool import InboundSpool, SpooledText
-from bot.store.db import create_engine, session_factory
-from bot.store.models import utcnow
-from bot.web.health import HealthSources, health_report
+from bot.core.escalation.spool import Spool
+from bot.core.messaging.inbound_spool import InboundSpool, SpooledText
+from bot.core.store.db import create_engine, session_factory
+from bot.core.store.models import utcnow
+from bot.dashboard.web.health import HealthSources, health_report
 
 
 def spooled(minutes_ago: float) -> SpooledText:

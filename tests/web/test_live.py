@@ -13,10 +13,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.staff import clock
-from bot.staff import sessions as staff_sessions
-from bot.store.models import Priority, Reason, StaffUser
-from bot.web import live
+from bot.core import clock
+from bot.core.store import staff_sessions
+from bot.core.store.models import Priority, Reason, StaffUser
+from bot.dashboard.web import live
 from tests.web.test_pages import XSS, escalate, say, staff_settings, tracker_db  # noqa: F401 - fixtures
 
 STREAM = {"Accept": "text/event-stream"}

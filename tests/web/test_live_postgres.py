@@ -12,11 +12,12 @@ from datetime import timedelta
 
 import pytest
 
-from bot.staff import cases, clock
-from bot.staff.conversation import TrackerReader
-from bot.store.models import Priority, Reason
-from bot.store.repository import EscalationInput, upsert_escalation
-from bot.web import live
+from bot.core import clock
+from bot.core.store.models import Priority, Reason
+from bot.core.store.repository import EscalationInput, upsert_escalation
+from bot.dashboard.staff import cases
+from bot.dashboard.staff.conversation import TrackerReader
+from bot.dashboard.web import live
 from tests.support import tracker
 from tests.support.postgres import server, sessions  # noqa: F401 - pytest fixtures
 

@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from bot.web.api import openapi_document
+from bot.dashboard.web.api import openapi_document
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 

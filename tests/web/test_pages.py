@@ -18,9 +18,9 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import select
 
-from bot.settings import Settings
-from bot.store.models import AuditEvent, AuditKind, Escalation, Priority, Reason, StaffNote, Status
-from bot.store.repository import EscalationInput, add_audit, upsert_escalation
+from bot.core.settings import Settings
+from bot.core.store.models import AuditEvent, AuditKind, Escalation, Priority, Reason, StaffNote, Status
+from bot.core.store.repository import EscalationInput, add_audit, upsert_escalation
 from tests.web.conftest import signed_in_client
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -398,7 +398,7 @@ async def test_two_colleagues_see_each_others_work(aiohttp_client, staff_server,
 
 # --- colours -----------------------------------------------------------------------------------
 
-STAFF_CSS = Path(__file__).resolve().parents[2] / "bot" / "web" / "static" / "staff" / "staff.css"
+STAFF_CSS = Path(__file__).resolve().parents[2] / "bot" / "dashboard" / "web" / "static" / "staff" / "staff.css"
 #: (text colour, background) pairs the stylesheet uses for words: WCAG 2.1 AA wants 4.5:1.
 TEXT_PAIRS = [
     ("ink", "page"), ("ink", "surface"), ("muted", "surface"), ("muted", "page"), ("accent", "surface"),

@@ -73,7 +73,7 @@ async def test_admin_routes_refuse_a_staff_session(staff_app, staff_client):
 
 
 async def test_admin_routes_refuse_a_staff_api_token(staff_app, anon_client, make_user, staff_db):
-    from bot.staff import accounts, tokens
+    from bot.dashboard.staff import accounts, tokens
 
     await make_user("tom")
     async with staff_db() as session, session.begin():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.settings import Settings
-from bot.web.app import create_app, public_assets
-from bot.web.security import content_security_policy, rasa_origins
+from bot.core.settings import Settings
+from bot.dashboard.web.app import create_app, public_assets
+from bot.dashboard.web.security import content_security_policy, rasa_origins
 
 HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy")
 

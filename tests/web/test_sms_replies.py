@@ -16,12 +16,10 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.messaging import store
-from bot.messaging.addresses import parse_address
-from bot.store import chat
-from bot.store.models import (
-    AuditEvent, AuditKind, Escalation, Priority, Reason, SmsContact, SmsOutbound, SmsOutboundStatus, Status, utcnow,
-)
+from bot.core.messaging import store
+from bot.core.messaging.addresses import parse_address
+from bot.core.store import chat
+from bot.core.store.models import AuditEvent, AuditKind, Escalation, Priority, Reason, SmsContact, SmsOutbound, SmsOutboundStatus, Status, utcnow
 
 API = "/staff/api/escalations"
 SECRET = "sms-bridge-secret"

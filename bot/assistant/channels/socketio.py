@@ -1,0 +1,195 @@
+"""The website widget's channel: Rasa's standard socket.io protocol, hardened.
+
+Same events and payloads as Rasa's ``SocketIOInput`` (``session_request`` /
+``session_confirm``, ``user_uttered`` / ``bot_uttered``), so any standard Rasa
+socket.io client keeps working. Differences:
+
+* browsers may connect only from the allowed origins, and the CORS header is
+  python-socketio's alone (:mod:`bot.assistant.channels.cors`);
+* the server issues the session ids, signed (:mod:`bot.assistant.channels.sessions`). A
+  ``session_request`` with an id this server issued resumes that conversation
+  (when ``session_persistence`` is on); any other id gets a new one. Each socket
+  is bound to one session: a ``user_uttered`` for another session is refused with
+  a polite reply to that socket alone, and a message before any
+  ``session_request`` first gets a session of its own. A socket therefore only
+  ever joins, reads and writes its own conversation;
+* packets, ids and metadata have size caps (:mod:`bot.assistant.channels.caps`), and each
+  session and client address a rate limit (:mod:`bot.assistant.channels.limits`);
+* malformed events are answered or ignored politely instead of raising;
+* ``enter_room`` is awaited (a coroutine since python-socketio 5.10, which Rasa
+  3.6's own channel does not await, so its replies never reach the browser);
+* every message passes through :func:`bot.assistant.channels.guard.guard`, its metadata carrying a
+  keyed hash of the client address (for :mod:`bot.core.escalation.flood`; never the client's own);
+* staff can take a conversation over from the dashboard: the channel attaches a
+  :class:`bot.assistant.channels.live_chats.LiveChats` to the app for the staff bridge
+  (:mod:`bot.assistant.channels.staff_bridge`), a paused conversation gets no automated reply
+  (and no fallback for the missing one) except the urgent guidance for a red flag, and staff lines that found the patient's
+  chat closed are sent when the patient's browser resumes the session.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable, Dict, Optional, Text
+
+from rasa.core.channels.channel import InputChannel, UserMessage, decode_bearer_token
+from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIOOutput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from socketio import AsyncServer
+
+from bot.assistant.channels.caps import MAX_REQUEST_BYTES, parse_metadata
+from bot.assistant.channels.cors import CorsPolicy
+from bot.assistant.channels.guard import guard
+from bot.assistant.channels.limits import MessageLimits, client_address
+from bot.assistant.channels.live_chats import ChatLines, LiveChats, urgent_guidance
+from bot.assistant.channels.replies import rate_limited_reply, session_refused_reply
+from bot.assistant.channels.sessions import SessionTokens
+from bot.core.channel_names import Channel
+from bot.core.clinic import load_clinic
+from bot.core.escalation.flood import with_client_key
+from bot.core.privacy import short_id
+from bot.core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SESSION_KEY = "session_id"
+ADDRESS_KEY = "address"
+
+
+class PatientSocketIOInput(SocketIOInput):
+    """Rasa's socket.io channel with origin checks, bound signed sessions, limits and a never-silent reply."""
+
+    @classmethod
+    def name(cls) -> Text:
+        """Keeps Rasa's channel name, so the path and events are unchanged."""
+        return Channel.socketio.value
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        """Create the channel from its credentials entry; the rest comes from the environment."""
+        return cls.from_settings(Settings.from_env(), credentials)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, credentials: Optional[Dict[Text, Any]] = None
+    ) -> "PatientSocketIOInput":
+        """Create the channel from the process settings and its credentials entry (events, path, JWT)."""
+        credentials = dict(credentials or {})
+        if credentials.pop("cors_allowed_origins", None) is not None:
+            logger.warning("credentials.yml: cors_allowed_origins is ignored; set CORS_ALLOWED_ORIGINS instead")
+        channel = super().from_credentials(credentials)
+        channel.clinic = load_clinic(settings.clinic_config)
+        channel.max_chars = settings.max_message_chars
+        channel.cors = CorsPolicy.of(settings.cors_origins)
+        channel.tokens = SessionTokens(settings.session_secret)
+        channel.key_secret = settings.session_secret
+        channel.limits = MessageLimits.per_minute(
+            settings.sender_messages_per_minute, settings.address_messages_per_minute
+        )
+        channel.chat_lines = ChatLines(settings.database_url, settings.store_timeout_seconds)
+        return channel
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """The socket.io endpoint, with the same events as Rasa's own channel."""
+        sio = AsyncServer(
+            async_mode="sanic", max_http_buffer_size=MAX_REQUEST_BYTES, **self.cors.socketio_options()
+        )
+        self.live = LiveChats(sio, self.namespace, self.bot_message_evt, self.chat_lines)
+        handler = guard(
+            on_new_message, self.clinic, self.max_chars, held=self.live.held,
+            urgent_guidance=urgent_guidance(self.clinic),
+        )
+        blueprint = LiveSocketBlueprint(self.live, sio, self.socketio_path, "socketio_webhook", __name__)
+        self.sio = sio
+        namespace = self.namespace
+
+        async def reply(sid: Text, text: str) -> None:
+            await sio.emit(self.bot_message_evt, {"text": text}, room=sid, namespace=namespace)
+
+        async def bind(sid: Text, claimed: Any) -> str:
+            """Bind the socket to the session it asked for if this server issued it, else to a new one."""
+            resumed = self.session_persistence and self.tokens.verify(claimed)
+            session_id = claimed if resumed else self.tokens.issue()
+            async with sio.session(sid, namespace=namespace) as state:
+                previous = state.get(SESSION_KEY)
+                state[SESSION_KEY] = session_id
+            if previous and previous != session_id:
+                await sio.leave_room(sid, previous, namespace=namespace)
+            await sio.enter_room(sid, session_id, namespace=namespace)
+            if claimed and not resumed:
+                logger.info("socket %s asked for a session this server did not issue; issued a new one", sid)
+            await sio.emit("session_confirm", session_id, room=sid, namespace=namespace)
+            return session_id
+
+        @blueprint.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @sio.on("connect", namespace=namespace)
+        async def connect(sid: Text, environ: Dict, auth: Optional[Dict]) -> bool:
+            if self.jwt_key:
+                token = auth.get("token") if isinstance(auth, dict) else None
+                if not (token and decode_bearer_token(token, self.jwt_key, self.jwt_algorithm)):
+                    return False
+            request = environ.get("sanic.request")
+            address = client_address(request) if request is not None else environ.get("REMOTE_ADDR")
+            await sio.save_session(sid, {ADDRESS_KEY: address}, namespace=namespace)
+            return True
+
+        @sio.on("session_request", namespace=namespace)
+        async def session_request(sid: Text, data: Any = None) -> None:
+            claimed = data.get("session_id") if isinstance(data, dict) else None
+            session_id = await bind(sid, claimed)
+            if session_id == claimed:
+                # A returning patient: staff lines written while their chat was closed go out now.
+                await self.live.deliver_pending(session_id)
+
+        @sio.on(self.user_message_evt, namespace=namespace)
+        async def handle_message(sid: Text, data: Any = None) -> None:
+            if not isinstance(data, dict):
+                logger.warning("ignored a malformed %s event (not an object)", self.user_message_evt)
+                return
+            state = await sio.get_session(sid, namespace=namespace)
+            claimed = data.get("session_id") or None
+            session_id = state.get(SESSION_KEY)
+            if session_id is None:
+                session_id = await bind(sid, claimed)
+            elif claimed is not None and claimed != session_id:
+                logger.warning(
+                    "refused a message from socket %s for session %s: the socket is bound to %s",
+                    sid,
+                    short_id(str(claimed)),
+                    short_id(session_id),
+                )
+                await reply(sid, session_refused_reply())
+                return
+            if not self.limits.allow(session_id, state.get(ADDRESS_KEY)):
+                logger.warning("rate limit reached for socket.io session %s", short_id(session_id))
+                await reply(sid, rate_limited_reply(self.clinic))
+                return
+            metadata = parse_metadata(data.get(self.metadata_key))
+            if metadata is None:
+                logger.warning("dropped oversized metadata of a message in session %s", short_id(session_id))
+                metadata = {}
+            metadata = with_client_key(metadata, state.get(ADDRESS_KEY), self.key_secret)
+            text = data.get("message")
+            text = text if isinstance(text, str) else ("" if text is None else str(text))
+            output = SocketIOOutput(sio, self.bot_message_evt)
+            await handler(UserMessage(text, output, session_id, input_channel=self.name(), metadata=metadata))
+
+        return blueprint
+
+
+class LiveSocketBlueprint(SocketBlueprint):
+    """Rasa's socket.io blueprint that also attaches the channel's open chats to the app for the staff bridge."""
+
+    def __init__(self, live: LiveChats, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ctx.live = live
+
+    def register(self, app: Any, options: Dict[Text, Any]) -> None:
+        """Attach the Socket.IO server and the open-chats registry to ``app``."""
+        super().register(app, options)
+        self.ctx.live.attach(app)

@@ -1,0 +1,166 @@
+"""Whether an urgent escalation reaches someone now: the one check behind "I've alerted the team".
+
+A patient who reports a red flag is told the clinic team was alerted only when all of
+these hold at that moment:
+
+* someone is there to read it: the clinic is open (:meth:`bot.core.clinic.Clinic.is_open`:
+  opening hours, bank holidays, closures). Nobody is on call out of hours (``on_call`` is
+  reserved for a later issue), so out of hours the route is ``closed`` and the patient is
+  told when the team will see it (:meth:`bot.core.clinic.Clinic.opening_text`);
+* an alert transport is configured (email or webhook, :func:`bot.core.escalation.service.transports`);
+* the notifier (:mod:`bot.dashboard.notify.worker`) is delivering on at least one of them, as the
+  outbox records it: no urgent notification unsent for longer than ``overdue_after``
+  (``URGENT_NOTIFY_ALERT_SECONDS``, the health check's threshold), no notification due
+  that long without being claimed (the notifier is not running), and the transport's
+  latest delivery attempt did not fail (its latest failure is not more recent than its
+  latest delivery).
+
+The store read is bounded (:func:`bot.core.store.db.bounded`): a store that does not answer in
+time leaves nobody able to vouch for the route, so it counts as not working. The first
+urgent notification ever queued has no history to judge: no recorded failure counts as
+delivering (the health check covers a notifier that never runs, once a message waits).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable, Iterable, Optional, Sequence
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import sessionmaker
+
+from bot.core.clinic import Clinic
+from bot.core.store import repository as repo
+from bot.core.store.db import bounded
+from bot.core.store.models import PRIORITY_RANK, OutboxMessage, OutboxStatus, Priority, utcnow
+
+logger = logging.getLogger(__name__)
+
+#: Longest wait for the outbox read: the patient has the emergency guidance and waits for this
+#: sentence; the action server's whole call is bounded by ``ACTION_TIMEOUT_SECONDS`` (3 s).
+CHECK_SECONDS = 1.0
+#: Most recent failed rows of one transport read to find its latest failure.
+FAILED_ROWS_READ = 20
+
+
+class Route(str, enum.Enum):
+    """What the urgent alert route does now."""
+
+    #: Staff are told now: the clinic is open and a transport is delivering.
+    alerting = "alerting"
+    #: The clinic is shut: the team sees the escalation when it opens.
+    closed = "closed"
+    #: No transport, the notifier not delivering, or nobody can tell (store slow, hours unknown).
+    not_working = "not_working"
+
+
+@dataclass(frozen=True)
+class AlertCheck:
+    """The route's state now, why it is not alerting, and the next opening when closed."""
+
+    route: Route
+    problems: tuple[str, ...] = ()
+    #: The next opening as a patient reads it ("08:00 on Monday"), when ``route`` is closed.
+    opens: Optional[str] = None
+
+
+def failed_at(message: OutboxMessage, now: datetime) -> datetime:
+    """When a failed message's latest attempt failed, never later than ``now``.
+
+    The notifier records a failure that will be retried by setting ``next_attempt_at`` to
+    the failure time plus :func:`bot.core.store.repository.backoff`. A dead message, or one
+    claimed again and in flight, keeps its claim's ``next_attempt_at``, which is after the
+    failure: reading it as the failure time errs towards "failing".
+    """
+    if message.status == OutboxStatus.pending and message.claim_token is None:
+        return min(now, message.next_attempt_at - repo.backoff(message.attempts))
+    return min(now, message.next_attempt_at)
+
+
+async def transport_problem(
+    session: AsyncSession, transport: str, now: datetime, overdue_after: timedelta
+) -> Optional[str]:
+    """Why ``transport`` is not delivering now (``<transport>_overdue``, ``<transport>_failing``), or ``None``."""
+    cutoff = now - overdue_after
+    overdue = select(func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.transport == transport,
+        OutboxMessage.status == OutboxStatus.pending,
+        or_(
+            and_(OutboxMessage.priority_rank == PRIORITY_RANK[Priority.urgent], OutboxMessage.created_at <= cutoff),
+            OutboxMessage.next_attempt_at <= cutoff,
+        ),
+    )
+    if (await session.execute(overdue)).scalar_one():
+        return f"{transport}_overdue"
+    failed = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.transport == transport,
+            OutboxMessage.status != OutboxStatus.sent,
+            OutboxMessage.last_error.is_not(None),
+        )
+        .order_by(OutboxMessage.id.desc())
+        .limit(FAILED_ROWS_READ)
+    )
+    failures = [failed_at(message, now) for message in (await session.execute(failed)).scalars()]
+    if not failures:
+        return None
+    delivered = select(func.max(OutboxMessage.sent_at)).where(
+        OutboxMessage.transport == transport, OutboxMessage.status == OutboxStatus.sent
+    )
+    last_delivery = (await session.execute(delivered)).scalar_one()
+    if last_delivery is None or max(failures) >= last_delivery:
+        return f"{transport}_failing"
+    return None
+
+
+class UrgentAlertRoute:
+    """Checks, when asked, whether an urgent escalation stored now reaches someone now."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker,
+        transports: Iterable[str],
+        clinic: Optional[Clinic],
+        *,
+        overdue_after: timedelta,
+        timeout: float = CHECK_SECONDS,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.sessions = sessions
+        self.transports = tuple(transports)
+        self.clinic = clinic
+        self.overdue_after = overdue_after
+        self.timeout = timeout
+        self.clock = clock
+
+    async def check(self) -> AlertCheck:
+        """The route's state now. Never raises: a store that fails or is slow is "not working"."""
+        now = self.clock()
+        if self.clinic is None:
+            return AlertCheck(Route.not_working, ("clinic_hours_unknown",))
+        if not self.clinic.is_open(now):
+            opens = self.clinic.opening_text(now)
+            if opens is None:
+                return AlertCheck(Route.not_working, ("clinic_hours_unknown",))
+            return AlertCheck(Route.closed, ("clinic_closed",), opens)
+        if not self.transports:
+            return AlertCheck(Route.not_working, ("no_transport",))
+        try:
+            problems = await bounded(self._problems(now), self.timeout)
+        except Exception as exc:  # noqa: BLE001 - any failure to read the outbox leaves the route unverified
+            logger.warning("could not check the urgent alert route (%s)", type(exc).__name__)
+            return AlertCheck(Route.not_working, ("store_unavailable",))
+        if len(problems) == len(self.transports):
+            logger.warning("urgent alert route not delivering: %s", ", ".join(problems))
+            return AlertCheck(Route.not_working, tuple(problems))
+        return AlertCheck(Route.alerting, tuple(problems))
+
+    async def _problems(self, now: datetime) -> Sequence[str]:
+        async with self.sessions() as session:
+            found = [await transport_problem(session, name, now, self.overdue_after) for name in self.transports]
+        return [problem for problem in found if problem]

@@ -1,5 +1,0 @@
-"""The clinic messaging channel's logic, independent of Rasa: SMS and WhatsApp through Twilio.
-
-Used by the Rasa channel (:mod:`bot.channels.twilio_sms`) and by the web app's staff
-replies (:mod:`bot.web.sms_replies`), so nothing here imports rasa, sanic or twilio.
-"""
