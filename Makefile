@@ -27,7 +27,7 @@ TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -path
 	$(wildcard bot/assistant/nlp/*.py)
 MODEL_STAMP := models/.trained
 
-.PHONY: help setup run test test-fast train validate test-stories pytest eval bench system-deps migrate clean compare-features
+.PHONY: help setup secrets run test test-fast train validate test-stories pytest eval bench system-deps migrate clean compare-features
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -72,9 +72,12 @@ $(MODEL_STAMP): $(VENV)/.installed $(SPACY_MODEL) $(MINILM) $(TRAIN_INPUTS)
 		--new-files 'models/*.tar.gz' -- $(RASA) train --quiet --num-threads 2
 	touch $@
 
-setup: $(VENV)/.installed $(VENV_WEB)/.installed $(SPACY_MODEL) $(MINILM) $(MODEL_STAMP) migrate ## Install (.venv, .venv-web), build the spaCy pipeline, train, migrate
+setup: $(VENV)/.installed $(VENV_WEB)/.installed $(SPACY_MODEL) $(MINILM) $(MODEL_STAMP) secrets migrate ## Install (.venv, .venv-web), build the spaCy pipeline, train, make the secrets, migrate
 
-migrate: $(VENV)/.installed ## Apply database migrations to the escalation store
+secrets: $(VENV)/.installed ## Create the shared secrets under VAR_DIR/secrets that are missing (never replaces one)
+	$(PY) -m bot.core.make_secrets
+
+migrate: $(VENV)/.installed secrets ## Apply database migrations to the escalation store
 	$(PY) -m bot.core.store.migrate
 
 train: $(MODEL_STAMP) ## Train the Rasa model if data or config changed

@@ -11,6 +11,7 @@ import logging
 from functools import lru_cache
 from typing import Any, Optional
 
+from bot.core import process
 from bot.core.clinic import Clinic, load_clinic
 from bot.core.escalation import record
 from bot.core.escalation.service import EscalationService
@@ -26,7 +27,7 @@ _service: Optional[EscalationService] = None
 @lru_cache(maxsize=1)
 def settings() -> Settings:
     """This process's settings."""
-    return Settings.from_env()
+    return process.settings()
 
 
 @lru_cache(maxsize=1)

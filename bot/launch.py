@@ -33,6 +33,7 @@ from typing import Callable, Mapping, Optional
 
 from bot.assistant.runtime import newest_model
 from bot.core import process
+from bot.core import secrets
 from bot.core.settings import REPO_ROOT, Settings
 
 __all__ = ["Backoff", "Service", "Stack", "Supervisor", "free_port", "newest_model"]
@@ -100,6 +101,8 @@ class Stack:
             # A caller that picks its own ports (the tests run several stacks) gets a free staff port
             # too; the Rasa server and the web app read the same environment, so they agree on it.
             self.env["STAFF_BRIDGE_PORT"] = str(free_port())
+        # The shared secrets are made here, before any process reads its settings (bot.core.secrets).
+        secrets.ensure(Settings.from_env(self.env, read_secrets=False).var_dir)
         self.settings = Settings.from_env(self.env)
         s = self.settings
         host = local_address(s.bind_host)

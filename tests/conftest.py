@@ -18,6 +18,7 @@ from typing import Iterator
 import pytest
 import requests
 
+from bot.core import process
 from bot.core.settings import REPO_ROOT
 from bot.core.store.db import create_engine, session_factory
 from bot.core.store.migrate import upgrade
@@ -84,6 +85,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 group = module
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_settings():
+    """Each test reads the process settings afresh (bot.core.process keeps them per process)."""
+    process.use_settings(None)
+    yield
+    process.use_settings(None)
 
 
 @pytest.fixture

@@ -35,9 +35,10 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
+from bot.core import process
 from bot.core.clinic import Clinic, load_clinic
 from bot.core.safety.verdict import SafetyVerdict
-from bot.core.settings import Settings
+
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ class ClinicNLG(TemplatedNaturalLanguageGenerator):
         super().__init__(domain.responses)
         if clinic is None:
             path = (endpoint_config.kwargs.get("clinic_config") if endpoint_config else None) or str(
-                Settings.from_env().clinic_config
+                process.settings().clinic_config
             )
             clinic = load_clinic(Path(path))
         self.clinic = clinic

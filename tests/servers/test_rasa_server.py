@@ -8,16 +8,19 @@ import jwt
 
 from bot.assistant.servers.rasa import api_options
 from bot.assistant.servers.rasa_api import JWT_METHOD, api_token, auth_header
+from bot.core import secrets
 from bot.core.settings import Settings
 
 
 def test_the_http_api_is_off_by_default(tmp_path):
+    secrets.ensure(tmp_path)
     settings = Settings.from_env({"VAR_DIR": str(tmp_path)})
 
     assert api_options(settings) == {"enable_api": False}
 
 
 def test_when_enabled_the_api_takes_a_jwt_and_no_url_token(tmp_path):
+    secrets.ensure(tmp_path)
     settings = Settings.from_env({"VAR_DIR": str(tmp_path), "RASA_API": "true", "RASA_JWT_SECRET": "j" * 40})
 
     assert api_options(settings) == {

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bot.core import process
+from bot.core import process, secrets
 from bot.core.privacy import PrivacyFilter
 
 
@@ -34,6 +34,8 @@ def test_start_makes_new_files_and_var_private_and_filters_logs(tmp_path, monkey
     var_dir.chmod(0o755)  # as a setup step run with the shell's umask leaves it
     monkeypatch.setenv("VAR_DIR", str(var_dir))
     monkeypatch.delenv("RASA_TELEMETRY_ENABLED", raising=False)
+    secrets.ensure(var_dir)  # the setup step (bot.core.make_secrets)
+    var_dir.chmod(0o755)
 
     settings = process.start()
     created = var_dir / "new-file"
@@ -50,6 +52,7 @@ def test_start_makes_new_files_and_var_private_and_filters_logs(tmp_path, monkey
 def test_a_deployers_telemetry_choice_is_kept(tmp_path, monkeypatch, restore_process_state):
     monkeypatch.setenv("VAR_DIR", str(tmp_path))
     monkeypatch.setenv("RASA_TELEMETRY_ENABLED", "true")
+    secrets.ensure(tmp_path)
 
     process.start()
 

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from bot.assistant.runtime import ACTION_SECRET_HEADER, endpoints, lock_store, newest_model, tracker_store, write_endpoints
+from bot.core import secrets
 from bot.core.settings import Settings
 
 
@@ -142,6 +143,7 @@ def test_endpoints_follow_a_postgres_database_url(tmp_path):
         "SESSION_SECRET": "s",
     }
 
+    secrets.ensure(tmp_path)
     config = endpoints(Settings.from_env(env))
 
     assert (config["tracker_store"]["dialect"], config["tracker_store"]["url"]) == ("postgresql", "db")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.core import secrets
+from bot.core.secrets import MissingSecret
 from bot.core.settings import REPO_ROOT, Settings, async_db_url, sync_db_url
 
 
@@ -48,6 +50,8 @@ def test_the_url_conversions_leave_the_password_untouched():
 
 
 def env(tmp_path: Path, **values: str) -> dict[str, str]:
+    """The environment of a process whose secrets the setup step has made (bot.core.make_secrets)."""
+    secrets.ensure(tmp_path)
     return {"VAR_DIR": str(tmp_path), **values}
 
 
@@ -93,11 +97,14 @@ def test_from_env_resolves_a_relative_var_dir_against_the_repository():
 
 @pytest.mark.parametrize(
     "field, file",
-    [("rasa_jwt_secret", "rasa_jwt_secret"), ("action_secret", "action_secret"), ("session_secret", "session_secret")],
+    [("rasa_jwt_secret", "rasa_jwt_secret"), ("action_secret", "action_secret"), ("session_secret", "session_secret"),
+     ("staff_bridge_secret", "staff_bridge_secret")],
 )
-def test_from_env_creates_each_secret_privately_once_and_reuses_it(tmp_path, field, file):
-    first = Settings.from_env(env(tmp_path))
-    second = Settings.from_env(env(tmp_path))
+def test_the_setup_step_creates_each_secret_privately_once_and_settings_read_it(tmp_path, field, file):
+    assert file in secrets.ensure(tmp_path)
+    first = Settings.from_env({"VAR_DIR": str(tmp_path)})
+    assert secrets.ensure(tmp_path) == []  # never replaced
+    second = Settings.from_env({"VAR_DIR": str(tmp_path)})
 
     assert len(getattr(first, field)) >= 32
     assert getattr(second, field) == getattr(first, field)
@@ -108,8 +115,29 @@ def test_from_env_creates_each_secret_privately_once_and_reuses_it(tmp_path, fie
     assert [p.name for p in secret_file.parent.iterdir() if p.name.startswith(".secret-")] == []
 
 
+def test_reading_settings_creates_nothing_and_a_missing_secret_says_which_step_makes_it(tmp_path):
+    with pytest.raises(MissingSecret, match=r"rasa_jwt_secret .*make setup"):
+        Settings.from_env({"VAR_DIR": str(tmp_path)})
+    assert not (tmp_path / "secrets").exists()
+    # The setup step itself reads where VAR_DIR is without any secret.
+    assert Settings.from_env({"VAR_DIR": str(tmp_path)}, read_secrets=False).var_dir == tmp_path
+    assert not (tmp_path / "secrets").exists()
+
+
+def test_each_default_is_written_once_in_the_field_that_reads_it():
+    import dataclasses
+
+    fields = dataclasses.fields(Settings)
+    names = [f.metadata["env"] for f in fields]
+    assert len(names) == len(set(names))  # one field per variable
+    source = (REPO_ROOT / "bot" / "core" / "settings.py").read_text(encoding="utf-8")
+    # No variable is read anywhere but in its field: from_env reads them by the fields' metadata.
+    for name in names:
+        assert source.count(f'"{name}"') == 1, name
+
+
 def test_from_env_prefers_secrets_given_in_the_environment(tmp_path):
-    settings = Settings.from_env(env(tmp_path, **SECRETS))
+    settings = Settings.from_env({"VAR_DIR": str(tmp_path), **SECRETS})
 
     secrets = (settings.rasa_jwt_secret, settings.action_secret, settings.session_secret, settings.staff_bridge_secret)
     assert secrets == ("j", "a", "s", "b")
@@ -170,3 +198,21 @@ def test_smtp_starttls_is_read_as_a_flag(tmp_path, value, expected):
 
 def test_log_level_is_upper_cased(tmp_path):
     assert Settings.from_env(env(tmp_path, LOG_LEVEL="debug")).log_level == "DEBUG"
+
+
+#: The only places that read the environment into settings: each process's entry point.
+ENTRY_POINTS = {
+    "bot/core/process.py": "every process's settings (process.start / process.settings)",
+    "bot/core/make_secrets.py": "the setup step that makes the secrets, before any process",
+    "bot/launch.py": "the launcher, for the stack it starts",
+}
+
+
+def test_settings_are_read_from_the_environment_only_at_the_entry_points():
+    callers = {}
+    for path in sorted([*(REPO_ROOT / "bot").rglob("*.py"), *(REPO_ROOT / "actions").rglob("*.py")]):
+        count = path.read_text(encoding="utf-8").count("Settings.from_env(")
+        if count and path.name != "settings.py":
+            callers[str(path.relative_to(REPO_ROOT))] = count
+    assert set(callers) == set(ENTRY_POINTS)
+    assert callers["bot/core/process.py"] == 1

@@ -32,7 +32,7 @@ from bot.core.clinic import Clinic
 from bot.core.privacy import short_id
 from bot.core.settings import REPO_ROOT
 from bot.core.store import chat
-from bot.core.store.db import bounded, create_engine, session_factory
+from bot.core.store.db import bounded, process_engine, session_factory
 from bot.core.store.models import StaffChatLine, utcnow
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class ChatLines:
     def sessions(self) -> sessionmaker:
         """The session factory (the engine is created on first use)."""
         if self._sessions is None:
-            self._sessions = session_factory(create_engine(self.database_url))
+            self._sessions = session_factory(process_engine(self.database_url))
         return self._sessions
 
 

@@ -38,6 +38,7 @@ from bot.assistant.channels.guard import guard
 from bot.assistant.channels.limits import MessageLimits, client_address
 from bot.assistant.channels.replies import rate_limited_reply
 from bot.assistant.channels.sessions import is_session_shaped
+from bot.core import process
 from bot.core.channel_names import Channel
 from bot.core.clinic import load_clinic
 from bot.core.escalation.flood import with_client_key
@@ -64,7 +65,7 @@ class PatientRestInput(RestInput):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
         """Create the channel; its settings come from the environment."""
-        return cls.from_settings(Settings.from_env())
+        return cls.from_settings(process.settings())
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PatientRestInput":

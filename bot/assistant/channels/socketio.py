@@ -46,6 +46,7 @@ from bot.assistant.channels.limits import MessageLimits, client_address
 from bot.assistant.channels.live_chats import ChatLines, LiveChats, urgent_guidance
 from bot.assistant.channels.replies import rate_limited_reply, session_refused_reply
 from bot.assistant.channels.sessions import SessionTokens
+from bot.core import process
 from bot.core.channel_names import Channel
 from bot.core.clinic import load_clinic
 from bot.core.escalation.flood import with_client_key
@@ -69,7 +70,7 @@ class PatientSocketIOInput(SocketIOInput):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
         """Create the channel from its credentials entry; the rest comes from the environment."""
-        return cls.from_settings(Settings.from_env(), credentials)
+        return cls.from_settings(process.settings(), credentials)
 
     @classmethod
     def from_settings(

@@ -43,9 +43,10 @@ from sanic.response import HTTPResponse
 
 from bot.assistant.channels.live_chats import LiveChats, staff_metadata
 from bot.assistant.channels.sessions import is_session_shaped
+from bot.core import process
 from bot.core.channel_names import Channel
 from bot.core.privacy import short_id
-from bot.core.settings import Settings
+
 from bot.core.store import chat
 from bot.core.store.db import bounded
 from bot.core.store.models import ChatLineKind, StaffChatLine, utcnow
@@ -274,7 +275,7 @@ class StaffBridgeInput(InputChannel):
         """The secret comes from the environment (or ``var/secrets``), never from credentials.yml."""
         if credentials:
             logger.warning("credentials.yml: staff_bridge takes no keys; set STAFF_BRIDGE_SECRET instead")
-        settings = Settings.from_env()
+        settings = process.settings()
         return cls(settings.staff_bridge_secret, settings.store_timeout_seconds)
 
     def authorised(self, request: Request) -> bool:

@@ -76,13 +76,14 @@ from bot.assistant.messaging.replies import render_turn
 from bot.assistant.messaging.service import Intake, SmsService
 from bot.assistant.messaging.texts import SmsTexts, load_texts
 from bot.assistant.messaging.twilio_api import TwilioApi, status_callback_url
+from bot.core import process
 from bot.core.channel_names import Channel
 from bot.core.clinic import Clinic, load_clinic
 from bot.core.messaging.addresses import parse_address
 from bot.core.messaging.inbound_spool import InboundSpool, SpooledText
 from bot.core.privacy import mark_sensitive, short_id
 from bot.core.settings import Settings
-from bot.core.store.db import bounded, create_engine, session_factory
+from bot.core.store.db import bounded, close_process_engines, process_engine, session_factory
 from bot.core.store.models import utcnow
 
 logger = logging.getLogger(__name__)
@@ -183,7 +184,6 @@ class ClinicSmsInput(InputChannel):
         self.validator = RequestValidator(settings.twilio_auth_token) if settings.twilio_auth_token else None
         self.service: Optional[SmsService] = None
         self.sender: Optional[SmsSender] = None
-        self._engine: Any = None
         self._http: Optional[aiohttp.ClientSession] = None
         self._stop = asyncio.Event()
         self._task: Optional[asyncio.Task] = None
@@ -208,7 +208,7 @@ class ClinicSmsInput(InputChannel):
         """Everything comes from the environment; the channel stays off until it is configured."""
         if credentials:
             logger.warning("credentials.yml: the SMS channel takes no keys; set the TWILIO_* variables instead")
-        return cls.from_settings(Settings.from_env())
+        return cls.from_settings(process.settings())
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ClinicSmsInput":
@@ -229,8 +229,7 @@ class ClinicSmsInput(InputChannel):
         """Open the store and the HTTP client, and start the outbox sender (once)."""
         if not self.configured or self.service is not None:
             return
-        self._engine = create_engine(self.settings.database_url)
-        sessions = session_factory(self._engine)
+        sessions = session_factory(process_engine(self.settings.database_url))
         self.service = SmsService(sessions, self.texts, self.clinic, self.settings.sms_daily_outbound_cap)
         self._http = aiohttp.ClientSession()
         self.sender = SmsSender(
@@ -260,9 +259,7 @@ class ClinicSmsInput(InputChannel):
         if self._http is not None:
             await self._http.close()
             self._http = None
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+        await close_process_engines()
         self.service = None
         self.sender = None
 

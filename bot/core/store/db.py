@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import weakref
 from pathlib import Path
 from typing import Any, Awaitable, Optional, TypeVar
 
@@ -101,6 +102,31 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         _sqlite_pragmas(engine, database)
     return engine
+
+
+#: Each process's engines, by event loop (an engine's pool belongs to its loop) and database.
+_process_engines: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncEngine]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def process_engine(url: str) -> AsyncEngine:
+    """This process's one engine for ``url``: every part of a process shares its pool.
+
+    The Rasa server's SMS channel and its live-chat store, for example, would otherwise open
+    two pools on the same database. Tests that run several event loops get one per loop.
+    """
+    engines = _process_engines.setdefault(asyncio.get_event_loop(), {})
+    key = async_db_url(url)
+    if key not in engines:
+        engines[key] = create_engine(url)
+    return engines[key]
+
+
+async def close_process_engines() -> None:
+    """Dispose of this process's engines on the running loop (at shutdown)."""
+    for engine in _process_engines.pop(asyncio.get_event_loop(), {}).values():
+        await engine.dispose()
 
 
 def _sqlite_pragmas(engine: AsyncEngine, database: Optional[Path]) -> None:

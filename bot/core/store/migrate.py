@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 
 from bot.core import process
-from bot.core.settings import Settings, sync_db_url
+from bot.core.settings import sync_db_url
 from bot.core.store.db import prepare_sqlite_file, secure_sqlite_files, sqlite_path
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: Optional[str] = None, revision: str = "head") -> None:
     """Upgrade the store at ``database_url`` (default: from the environment)."""
-    url = database_url or Settings.from_env().database_url
+    url = database_url or process.settings().database_url
     database = sqlite_path(url)
     if database is not None:
         prepare_sqlite_file(database)
@@ -38,5 +38,5 @@ def upgrade(database_url: Optional[str] = None, revision: str = "head") -> None:
 
 if __name__ == "__main__":
     # Like the three servers: private file modes (var/ may be created here first) and filtered logs.
-    process.start()
+    process.start(read_secrets=False)  # a migration needs no secret
     upgrade()

@@ -215,7 +215,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None, settings: Optional[Settings] = None) -> int:
     args = parser().parse_args(argv)
-    settings = settings or process.start()
+    settings = settings or process.start(read_secrets=False)  # accounts need the store, no secret
     problem = schema_problem(settings.database_url)
     if problem:
         print(f"{problem} Run `make migrate` first.", file=sys.stderr)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from bot.core.settings import Settings, sync_db_url
+from bot.core import process
+from bot.core.settings import sync_db_url
 from bot.core.store.models import Base
 
 config = context.config
@@ -13,7 +14,7 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return config.get_main_option("sqlalchemy.url") or sync_db_url(Settings.from_env().database_url)
+    return config.get_main_option("sqlalchemy.url") or sync_db_url(process.settings().database_url)
 
 
 def run_migrations_offline() -> None:
