@@ -184,7 +184,7 @@ class Settings:
     sms_daily_outbound_cap: int = setting("SMS_DAILY_OUTBOUND_CAP", 60)
     sms_send_interval_seconds: float = setting("SMS_SEND_INTERVAL_SECONDS", 1.0)
     #: Longest wait for the store before an incoming text is spooled and answered without it.
-    sms_store_timeout_seconds: float = setting("SMS_STORE_TIMEOUT_SECONDS", 1.5)
+    sms_store_timeout_seconds: float = setting("SMS_STORE_TIMEOUT_SECONDS", 1.0)
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None, *, read_secrets: bool = True) -> "Settings":

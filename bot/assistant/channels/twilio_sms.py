@@ -345,12 +345,18 @@ class ClinicSmsInput(InputChannel):
             return refusal(400, "Body missing")
         mark_sensitive(address.value, address.number, text or "")
         spooled = SpooledText(address.value, message_sid, text or "", media, utcnow().isoformat())
+        # The safety screen reads the text while the store takes it in: if the store is slow or
+        # down, the urgent guidance is ready when its wait ends instead of after another parse.
+        screening = asyncio.ensure_future(self._screened(text or "", self._agent(app)))
         try:
             intake = await bounded(self.service.take_in(address, message_sid), self.settings.sms_store_timeout_seconds)
         except STORE_ERRORS as exc:
             logger.error("could not record an incoming text (%s); spooling it and answering without the store",
                          type(exc).__name__)
-            return await self.answer_without_store(spooled, app)
+            return await self.answer_without_store(spooled, app, screening)
+        finally:
+            if not screening.done():
+                screening.cancel()  # the store answered: Rasa reads the text in the turn itself
         if intake.duplicate:
             logger.info("text %s… was already taken in; Twilio retried the webhook", message_sid[:10])
             return twiml()
@@ -368,8 +374,13 @@ class ClinicSmsInput(InputChannel):
             self.sender.wake()
         return twiml()
 
-    async def answer_without_store(self, text: SpooledText, app: Any) -> HTTPResponse:
-        """Spool a text the store could not take, and answer it in the webhook's TwiML (see the module docstring)."""
+    async def answer_without_store(
+        self, text: SpooledText, app: Any, screening: Optional["asyncio.Future[dict[str, Any]]"] = None
+    ) -> HTTPResponse:
+        """Spool a text the store could not take, and answer it in the webhook's TwiML (see the module docstring).
+
+        ``screening`` is the screen's reading of the text if it was started already.
+        """
         try:
             self.spool.append(text)
             kept = True
@@ -384,12 +395,18 @@ class ClinicSmsInput(InputChannel):
             return twiml_replies([self.texts.render("help", self.clinic)])
         if text.media and not text.body.strip():
             return twiml_replies([self.texts.render("media_only", self.clinic)])
-        agent = getattr(getattr(app, "ctx", None), "agent", None)
-        parsed = await self._screened(text.body, agent)
+        agent = self._agent(app)
+        parsed = await (screening if screening is not None and not screening.cancelled()
+                        else self._screened(text.body, agent))
         if is_red_flag(parsed):
             logger.warning("red flag in a text the store could not take: sent the urgent guidance")
             return twiml_replies(red_flag_replies(self.clinic, await self._guidance(parsed, agent)))
         return twiml_replies([kept_for_later(self.clinic) if kept else failure_reply(self.clinic)])
+
+    @staticmethod
+    def _agent(app: Any) -> Any:
+        """The Rasa agent serving this channel (``None`` before the server has loaded it)."""
+        return getattr(getattr(app, "ctx", None), "agent", None)
 
     async def _screened(self, body: str, agent: Any) -> dict[str, Any]:
         """The model's parse of one text with the safety screen's verdict (no conversation, no store)."""
