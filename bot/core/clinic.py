@@ -11,6 +11,9 @@ counted in *open* hours (:meth:`Clinic.reply_by`): "within about 2 hours" said a
 a Friday means 10 minutes on Friday and 1 h 50 on the next open day, and the sentence
 says so. Out of hours it says when staff will see the message and where to get help
 meanwhile.
+
+``on_call`` names who receives urgent alerts by SMS and/or email, in order (:class:`OnCall`,
+sent and re-sent by :mod:`bot.core.escalation.on_call`); without it nobody is on call.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 from zoneinfo import ZoneInfo
 
 import holidays
+import phonenumbers
 import yaml
 
 logger = logging.getLogger(__name__)
@@ -36,6 +40,10 @@ DEFAULT_URGENT_CARE = "NHS 111 (call 111 or go to 111.nhs.uk)"
 DEFAULT_BANK_HOLIDAYS = "GB-ENG"
 # How far ahead the next opening is looked for (a long closure plus the holidays around it).
 LOOKAHEAD_DAYS = 400
+#: Minutes before an urgent case nobody has opened is alerted again, one contact wider.
+DEFAULT_REALERT_MINUTES = 10.0
+#: Alert rounds after the list is exhausted (each one to every contact) before the alerts stop.
+DEFAULT_EXTRA_ROUNDS = 2
 
 
 class ClinicConfigError(ValueError):
@@ -52,6 +60,81 @@ def _day(value: object) -> date:
         return date.fromisoformat(str(value))
     except ValueError:
         raise ValueError(f"closure {value!r} is not a date like 2026-12-24") from None
+
+
+@dataclass(frozen=True)
+class OnCallContact:
+    """One person who receives urgent alerts: a phone (E.164) for SMS, an email address, or both."""
+
+    name: str
+    phone: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class OnCall:
+    """Who receives urgent alerts, in order, and when an unopened case is alerted again.
+
+    Round 0 alerts the first contact; each round after ``realert_minutes`` without anyone
+    opening the case adds the next contact (the earlier ones are alerted again), until
+    ``max_rounds`` rounds were sent.
+    """
+
+    contacts: tuple[OnCallContact, ...] = ()
+    realert_minutes: float = DEFAULT_REALERT_MINUTES
+    max_rounds: int = 0
+
+    @property
+    def realert(self) -> timedelta:
+        return timedelta(minutes=self.realert_minutes)
+
+    @property
+    def rounds(self) -> int:
+        """How many alert rounds a case gets at most."""
+        return self.max_rounds or len(self.contacts) + DEFAULT_EXTRA_ROUNDS
+
+
+def _on_call_phone(value: object, region: str) -> str:
+    try:
+        number = phonenumbers.parse(str(value), region)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_possible_number(number):
+        raise ValueError(f"on_call phone {value!r} is not a phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_on_call(raw: object, region: str) -> OnCall:
+    """The ``on_call`` section: ``{contacts: [{name, phone, email}], realert_minutes, max_rounds}``,
+    or just the list of contacts. Raises :class:`ValueError` for a bad entry."""
+    if not raw:
+        return OnCall()
+    if isinstance(raw, list):
+        raw = {"contacts": raw}
+    if not isinstance(raw, dict):
+        raise ValueError("on_call must be a list of contacts or {contacts: [...], realert_minutes: ...}")
+    unknown = set(raw) - {"contacts", "realert_minutes", "max_rounds"}
+    if unknown:
+        raise ValueError(f"on_call: unknown field(s) {', '.join(sorted(unknown))}")
+    contacts = []
+    for entry in raw.get("contacts") or ():
+        if not isinstance(entry, dict) or set(entry) - {"name", "phone", "email"}:
+            raise ValueError(f"on_call contact {entry!r} must be {{name, phone and/or email}}")
+        name = str(entry.get("name") or "").strip()
+        phone = _on_call_phone(entry["phone"], region) if entry.get("phone") else ""
+        email = str(entry.get("email") or "").strip()
+        if email and "@" not in email:
+            raise ValueError(f"on_call email {email!r} is not an email address")
+        if not name or not (phone or email):
+            raise ValueError(f"on_call contact {entry!r} needs a name and a phone or an email")
+        contacts.append(OnCallContact(name, phone, email))
+    realert = raw.get("realert_minutes", DEFAULT_REALERT_MINUTES)
+    rounds = raw.get("max_rounds", 0) or 0
+    if isinstance(realert, bool) or not isinstance(realert, (int, float)) or realert <= 0:
+        raise ValueError(f"on_call realert_minutes {realert!r} must be a positive number")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+        raise ValueError(f"on_call max_rounds {rounds!r} must be a whole number")
+    return OnCall(tuple(contacts), float(realert), rounds)
 
 
 @dataclass(frozen=True)
@@ -72,6 +155,12 @@ class Clinic:
     bank_holidays: str = DEFAULT_BANK_HOLIDAYS
     closures: list = field(default_factory=list)
     follow_up_within_hours: float = 4
+    on_call: Any = None
+
+    @cached_property
+    def on_call_plan(self) -> OnCall:
+        """Who receives urgent alerts, in order (:class:`OnCall`; no contacts when not configured)."""
+        return parse_on_call(self.on_call, self.phone_region)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -283,6 +372,7 @@ def load_clinic(path: Path) -> Clinic:
         if not isinstance(clinic.closures, list):
             raise ValueError("closures must be a list of dates or {from, to} ranges")
         clinic._closed_days  # parses every closure; raises for a bad one
+        clinic.on_call_plan  # raises for a bad on-call contact
         clinic._holidays  # raises NotImplementedError for an unknown country or subdivision
     except (ValueError, KeyError, TypeError) as exc:
         raise ClinicConfigError(f"{path}: {exc}") from exc

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Optional
 from sqlalchemy.orm import sessionmaker
 
 from bot.core.clinic import Clinic, load_clinic
+from bot.core.escalation import on_call
 from bot.core.escalation.alerting import AlertCheck, UrgentAlertRoute
 from bot.core.escalation.flood import FloodGuard
 from bot.core.escalation.spool import Spool
@@ -58,6 +59,11 @@ def transports(settings: Settings) -> list[str]:
     if settings.notify_webhook_url:
         found.append("webhook")
     return found
+
+
+def on_call_channels(settings: Settings) -> frozenset[str]:
+    """The channels on-call alerts can go on (:mod:`bot.core.escalation.on_call`): SMS with Twilio, email with SMTP."""
+    return on_call.channels_of(settings.twilio_configured, bool(settings.smtp_host))
 
 
 def staff_can_be_notified(settings: Settings) -> bool:
@@ -91,6 +97,7 @@ class EscalationService:
         clinic: Optional[Clinic] = None,
         urgent_alert_after: timedelta = timedelta(seconds=300),
         clock: Callable[[], datetime] = utcnow,
+        on_call_channels: Iterable[str] = (),
     ) -> None:
         self.sessions = sessions
         self.spool = spool
@@ -100,7 +107,8 @@ class EscalationService:
         self.flood = FloodGuard(urgent_per_address_per_hour)
         # Without a clinic nobody knows whether anyone is there: the route never claims "alerted".
         self.alert_route = UrgentAlertRoute(
-            sessions, self.transports, clinic, overdue_after=urgent_alert_after, clock=clock
+            sessions, self.transports, clinic, overdue_after=urgent_alert_after, clock=clock,
+            on_call_channels=on_call_channels,
         )
 
     @classmethod
@@ -117,6 +125,7 @@ class EscalationService:
             urgent_per_address_per_hour=settings.urgent_per_address_per_hour,
             clinic=clinic or load_clinic(settings.clinic_config),
             urgent_alert_after=timedelta(seconds=settings.urgent_notify_alert_seconds),
+            on_call_channels=on_call_channels(settings),
         )
 
     async def urgent_alert(self) -> AlertCheck:

@@ -125,6 +125,10 @@ class AuditKind(str, enum.Enum):
     urgent_cap_reached = "urgent_cap_reached"
     # A contact form (or the offer of one) left unanswered until a new session began (actions/session.py).
     contact_form_abandoned = "contact_form_abandoned"
+    # On-call route (bot/core/escalation/on_call.py): a staff member first opened the case page (the actor),
+    # and one alert round to the on-call contacts (detail: round, contact names and channels; no patient text).
+    case_opened = "case_opened"
+    on_call_alerted = "on_call_alerted"
 
 
 class Outcome(str, enum.Enum):
@@ -279,6 +283,10 @@ class StaffUser(Base):
     #: Failed sign-ins since the last success; at the threshold the account is locked until ``locked_until``.
     failed_logins = Column(Integer, nullable=False, default=0, server_default="0")
     locked_until = Column(UTCDateTime)
+    #: Dashboard alerts (migration 0009): a browser notification and a sound for new urgent cases
+    #: and patient replies in cases the account holds (bot/dashboard/web/static/staff/alerts.js).
+    alert_notifications = Column(Boolean, nullable=False, default=True, server_default=text("true"))
+    alert_sound = Column(Boolean, nullable=False, default=True, server_default=text("true"))
 
 
 class StaffSession(Base):

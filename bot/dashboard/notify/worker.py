@@ -16,6 +16,10 @@ absolute link to its page on the staff dashboard (``PUBLIC_WEB_URL`` +
 ``/staff/escalations/{id}``, sign-in required); never patient text, names or
 contact details. The link is added when the message is sent, so it follows the
 current setting.
+
+Each pass also sends the on-call rounds that are due (:mod:`bot.core.escalation.on_call`):
+urgent cases nobody has opened go by SMS (queued in the SMS outbox) and/or email (transport
+``on_call_email``, sent here to the contact's address) to the on-call contacts in ``clinic.yml``.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from bot.core.clinic import Clinic
-from bot.core.escalation.service import EscalationService
+from bot.core.escalation import on_call
+from bot.core.escalation.service import EscalationService, on_call_channels
 from bot.core.settings import Settings
 from bot.core.store import repository as repo
 from bot.core.store.models import AuditKind, OutboxStatus, utcnow
@@ -100,6 +105,9 @@ class Notifier:
         self.sessions = sessions
         self.escalations = escalations
         self.http = http
+        self.on_call = on_call.OnCallAlerts(
+            sessions, clinic.on_call_plan, on_call_channels(settings), clinic.name, settings.public_web_url
+        )
 
     async def run_forever(self, stop: Optional[asyncio.Event] = None) -> None:
         """Deliver and replay in a loop until ``stop`` is set (the pass under way finishes first) or cancelled."""
@@ -117,6 +125,7 @@ class Notifier:
     async def run_once(self) -> int:
         """One pass: replay the spool, then deliver due notifications. Returns how many were sent."""
         await self.escalations.spool.replay(self.escalations.store_spooled)
+        await self.on_call.run_once()  # before the deliveries: an on-call round is queued at once
         sent = 0
         for _ in range(MAX_PER_PASS):
             message = await self._claim()
@@ -142,6 +151,8 @@ class Notifier:
         try:
             if message.transport == "email":
                 send = self._send_email(message.payload)
+            elif message.transport == on_call.EMAIL_TRANSPORT:
+                send = self._send_on_call_email(message.payload)
             elif message.transport == "webhook":
                 send = self._send_webhook(message.payload)
             else:
@@ -230,6 +241,33 @@ class Notifier:
             password=s.smtp_password or None,
             start_tls=s.smtp_starttls,
             timeout=10,
+        )
+
+    async def _send_on_call_email(self, payload: dict[str, Any]) -> None:
+        """An on-call alert to one contact: the case's reference and link, no patient information."""
+        to = str(payload.get("to") or "")
+        if not to:
+            raise DeliveryError("on-call email without an address")
+        escalation_id = str(payload.get("escalation_id", ""))
+        link = escalation_url(self.settings, escalation_id)
+        email = EmailMessage()
+        email["From"] = self.settings.notify_from
+        email["To"] = to
+        email["Subject"] = f"[URGENT] on call: case {on_call.reference(escalation_id)} ({self.clinic.name[:28]})"
+        email["X-Priority"] = "1"
+        email["Importance"] = "high"
+        again = "Nobody has opened it yet: this is a reminder.\n\n" if payload.get("round") else ""
+        email.set_content(
+            "An urgent case needs someone now and you are on call.\n\n"
+            f"{again}Case: {on_call.reference(escalation_id)}\n"
+            + (f"Open it on the staff dashboard (sign-in required):\n{link}\n\n" if link else
+               "Open it on the staff dashboard under this reference.\n\n")
+            + "No patient information is sent by email.\n"
+        )
+        s = self.settings
+        await aiosmtplib.send(
+            email, hostname=s.smtp_host, port=s.smtp_port, username=s.smtp_user or None,
+            password=s.smtp_password or None, start_tls=s.smtp_starttls, timeout=10,
         )
 
     async def _send_webhook(self, payload: dict[str, Any]) -> None:

@@ -22,7 +22,8 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from bot.core import clock
-from bot.core.store.models import Outcome, Status
+from bot.core.escalation import on_call
+from bot.core.store.models import Outcome, Priority, Status
 from bot.dashboard.staff import cases
 from bot.dashboard.staff.cases import CaseDetail, CaseNotFound, InvalidInput
 from bot.dashboard.staff.conversation import Conversation, TrackerUnavailable, Turn, mark
@@ -203,6 +204,11 @@ async def case_page(request: web.Request) -> web.Response:
         context = await case_context(request)
     except CaseNotFound:
         raise web.HTTPNotFound() from None
+    if context["summary"].priority == Priority.urgent:
+        # The on-call route stops alerting once someone opened the case (bot/core/escalation/on_call.py).
+        async with request.config_dict[DB]() as session:
+            async with session.begin():
+                await on_call.record_opened(session, context["summary"].id, _staff(request).username)
     return aiohttp_jinja2.render_template("staff/escalation.html", request, context)
 
 

@@ -1,0 +1,274 @@
+"""The on-call route: urgent cases nobody has opened are sent to the on-call contacts, wider each round.
+
+Who is on call, in order, and how long to wait before alerting again are in ``clinic.yml``
+(``on_call``, :class:`bot.core.clinic.OnCall`). The schedule (:func:`round_due`,
+:func:`recipients`) is pure: round 0 goes to the first contact as soon as an urgent case
+exists; while nobody opens the case, each ``realert_minutes`` after the last round another
+round goes out, to one more contact and again to the earlier ones, until ``max_rounds``.
+
+A case counts as opened when a staff member opened its page (``case_opened`` in the audit
+log), took it (assigned) or moved it on from "new". :class:`OnCallAlerts` runs the schedule
+in the notifier (:mod:`bot.dashboard.notify.worker`): an SMS is queued in the SMS outbox
+that the Rasa process's sender delivers through Twilio (:mod:`bot.core.messaging.store`),
+an email in the notification outbox (transport ``on_call_email``); each round is an
+``on_call_alerted`` audit entry on the case. Alerts carry the case's short reference and
+the link to its page only, never patient text.
+
+:func:`route_problems` tells the urgent alert check (:mod:`bot.core.escalation.alerting`)
+whether this route works now.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Iterable, Optional, Sequence
+from urllib.parse import quote
+
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import sessionmaker
+
+from bot.core.clinic import OnCall, OnCallContact
+from bot.core.messaging import store as sms_store
+from bot.core.messaging.addresses import SMS, Address
+from bot.core.store import repository as repo
+from bot.core.store.models import (
+    AuditEvent, AuditKind, Escalation, Priority, SmsOutbound, SmsOutboundStatus,
+    Status, utcnow,
+)
+
+logger = logging.getLogger(__name__)
+
+#: The notification-outbox transport of on-call emails (the notifier sends them by SMTP).
+EMAIL_TRANSPORT = "on_call_email"
+#: The SMS outbox origin of on-call texts.
+SMS_ORIGIN = "on_call"
+#: Urgent cases older than this are not paged: turning ``on_call`` on does not page for old cases.
+LOOKBACK = timedelta(hours=24)
+#: Most cases one pass alerts.
+MAX_CASES_PER_PASS = 50
+
+
+# --- the schedule ------------------------------------------------------------------------------
+
+
+def round_due(plan: OnCall, created_at: datetime, rounds_sent: int, last_alert_at: Optional[datetime],
+              now: datetime) -> Optional[int]:
+    """The round to send now for an unopened urgent case, or ``None`` (not yet, or all sent)."""
+    if not plan.contacts or rounds_sent >= plan.rounds:
+        return None
+    if rounds_sent == 0:
+        return 0 if now >= created_at else None
+    if last_alert_at is None or now >= last_alert_at + plan.realert:
+        return rounds_sent
+    return None
+
+
+def recipients(plan: OnCall, round_number: int) -> tuple[OnCallContact, ...]:
+    """Who round ``round_number`` alerts: the first ``round_number + 1`` contacts (all, once exhausted)."""
+    return plan.contacts[: round_number + 1]
+
+
+def reference(escalation_id: str) -> str:
+    """The case's short reference, as the notifier's email subject shows it."""
+    return escalation_id[:8]
+
+
+def case_url(public_web_url: str, escalation_id: str) -> Optional[str]:
+    """The case page's absolute address (``PUBLIC_WEB_URL`` + the case route), ``None`` without a public URL."""
+    base = (public_web_url or "").rstrip("/")
+    return f"{base}/staff/escalations/{quote(escalation_id, safe='')}" if base and escalation_id else None
+
+
+def sms_text(clinic_name: str, escalation_id: str, url: Optional[str], round_number: int) -> str:
+    """The on-call text: no patient information, the reference and the link only."""
+    again = " (reminder: nobody has opened it yet)" if round_number else ""
+    where = f" {url}" if url else " Open it on the staff dashboard."
+    return f"URGENT {clinic_name[:30]}: case {reference(escalation_id)} needs someone now{again}.{where}"
+
+
+# --- who opened what ---------------------------------------------------------------------------
+
+
+async def record_opened(session: AsyncSession, escalation_id: str, actor: str) -> bool:
+    """Audit that a staff member opened the case page, the first time only; whether it was recorded."""
+    seen = select(AuditEvent.id).where(
+        AuditEvent.escalation_id == escalation_id, AuditEvent.kind == AuditKind.case_opened
+    ).limit(1)
+    if (await session.execute(seen)).first() is not None:
+        return False
+    await repo.add_audit(session, AuditKind.case_opened, escalation_id=escalation_id, actor=actor)
+    return True
+
+
+def _unopened(now: datetime):
+    opened = exists().where(
+        AuditEvent.escalation_id == Escalation.id, AuditEvent.kind == AuditKind.case_opened
+    )
+    return and_(
+        Escalation.priority == Priority.urgent,
+        Escalation.status == Status.new,
+        Escalation.assignee_id.is_(None),
+        Escalation.created_at >= now - LOOKBACK,
+        ~opened,
+    )
+
+
+# --- sending -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One round sent for one case."""
+
+    escalation_id: str
+    round: int
+    contacts: tuple[str, ...]
+
+
+class OnCallAlerts:
+    """Sends the rounds that are due; one call per notifier pass."""
+
+    def __init__(self, sessions: sessionmaker, plan: OnCall, channels: Iterable[str], clinic_name: str,
+                 public_web_url: str) -> None:
+        self.sessions = sessions
+        self.plan = plan
+        #: ``sms`` when Twilio is configured, ``email`` when SMTP is.
+        self.channels = frozenset(channels)
+        self.clinic_name = clinic_name
+        self.public_web_url = public_web_url
+
+    @property
+    def active(self) -> bool:
+        return bool(self.plan.contacts) and bool(self.channels)
+
+    async def run_once(self, now: Optional[datetime] = None) -> list[Alert]:
+        """Send every round due at ``now`` (default: the current time) in one transaction."""
+        if not self.active:
+            return []
+        now = now or utcnow()
+        async with self.sessions() as session:
+            async with session.begin():
+                return await self.send_due(session, now)
+
+    async def send_due(self, session: AsyncSession, now: datetime) -> list[Alert]:
+        rounds = (
+            select(AuditEvent.escalation_id, func.count(AuditEvent.id), func.max(AuditEvent.created_at))
+            .where(AuditEvent.kind == AuditKind.on_call_alerted)
+            .group_by(AuditEvent.escalation_id)
+            .subquery()
+        )
+        query = (
+            select(Escalation.id, Escalation.created_at, rounds.c[1], rounds.c[2])
+            .outerjoin(rounds, rounds.c.escalation_id == Escalation.id)
+            .where(_unopened(now))
+            .order_by(Escalation.created_at)
+            .limit(MAX_CASES_PER_PASS)
+        )
+        sent = []
+        for escalation_id, created_at, count, last in (await session.execute(query)).all():
+            number = round_due(self.plan, created_at, count or 0, last, now)
+            if number is not None:
+                sent.append(await self._send(session, escalation_id, number, now))
+        return sent
+
+    async def _send(self, session: AsyncSession, escalation_id: str, number: int, now: datetime) -> Alert:
+        url = case_url(self.public_web_url, escalation_id)
+        reached = []
+        for contact in recipients(self.plan, number):
+            via = []
+            if contact.phone and "sms" in self.channels:
+                row = await sms_store.contact_for(session, Address(SMS, contact.phone), now)
+                await sms_store.queue(
+                    session, row, [sms_text(self.clinic_name, escalation_id, url, number)], now, origin=SMS_ORIGIN,
+                )
+                via.append("sms")
+            if contact.email and "email" in self.channels:
+                payload = {
+                    "event": "escalation.on_call", "escalation_id": escalation_id, "priority": "urgent",
+                    "urgent": True, "reason": "on call", "to": contact.email, "round": number,
+                }
+                message = await repo.enqueue_notification(session, escalation_id, EMAIL_TRANSPORT, payload,
+                                                          Priority.urgent)
+                message.next_attempt_at = now
+                via.append("email")
+            if not via:
+                logger.warning("on-call contact %d has no channel configured here", self.plan.contacts.index(contact))
+            reached.append({"name": contact.name, "via": via})
+        event = await repo.add_audit(
+            session, AuditKind.on_call_alerted, escalation_id=escalation_id, actor="on_call",
+            detail={"round": number, "contacts": reached},
+        )
+        event.created_at = now
+        logger.info("on-call round %d for urgent case %s", number, reference(escalation_id))
+        return Alert(escalation_id, number, tuple(entry["name"] for entry in reached))
+
+
+# --- whether the route works now ---------------------------------------------------------------
+
+
+def usable(plan: OnCall, channels: Iterable[str]) -> bool:
+    """Whether some contact can be reached on a configured channel."""
+    channels = frozenset(channels)
+    return any(("sms" in channels and c.phone) or ("email" in channels and c.email) for c in plan.contacts)
+
+
+async def route_problems(
+    session: AsyncSession, plan: OnCall, channels: Iterable[str], now: datetime, overdue_after: timedelta
+) -> Sequence[str]:
+    """Why the on-call route is not working now (empty when it works).
+
+    ``on_call_not_configured``; ``on_call_overdue`` (an unopened urgent case got no round
+    within ``overdue_after``: the notifier that runs the schedule is not running);
+    ``on_call_sms_overdue``/``on_call_sms_failing`` and ``on_call_email_...`` when neither
+    configured channel is delivering.
+    """
+    channels = frozenset(channels)
+    if not usable(plan, channels):
+        return ("on_call_not_configured",)
+    alerted = exists().where(AuditEvent.escalation_id == Escalation.id, AuditEvent.kind == AuditKind.on_call_alerted)
+    late = select(func.count()).select_from(Escalation).where(
+        _unopened(now), Escalation.created_at <= now - overdue_after, ~alerted
+    )
+    if (await session.execute(late)).scalar_one():
+        return ("on_call_overdue",)
+    problems = []
+    if "sms" in channels and any(c.phone for c in plan.contacts):
+        problems.append(await _sms_problem(session, now, overdue_after))
+    if "email" in channels and any(c.email for c in plan.contacts):
+        from bot.core.escalation.alerting import transport_problem  # the notification outbox's own check
+
+        problems.append(await transport_problem(session, EMAIL_TRANSPORT, now, overdue_after))
+    if all(problems):
+        return tuple(problems)
+    return ()
+
+
+async def _sms_problem(session: AsyncSession, now: datetime, overdue_after: timedelta) -> Optional[str]:
+    waiting = select(func.count()).select_from(SmsOutbound).where(
+        SmsOutbound.origin == SMS_ORIGIN,
+        SmsOutbound.status == SmsOutboundStatus.pending,
+        SmsOutbound.created_at <= now - overdue_after,
+    )
+    if (await session.execute(waiting)).scalar_one():
+        return "on_call_sms_overdue"
+    latest = (
+        select(SmsOutbound.status, SmsOutbound.delivery_status)
+        .where(SmsOutbound.origin == SMS_ORIGIN, SmsOutbound.status != SmsOutboundStatus.pending)
+        .order_by(SmsOutbound.id.desc())
+        .limit(1)
+    )
+    row = (await session.execute(latest)).first()
+    if row is not None and (
+        row[0] in (SmsOutboundStatus.failed, SmsOutboundStatus.suppressed)
+        or (row[1] or "") in sms_store.FAILED_DELIVERY
+    ):
+        return "on_call_sms_failing"
+    return None
+
+
+def channels_of(twilio_configured: bool, smtp_configured: bool) -> frozenset[str]:
+    """The on-call channels this deployment can send on."""
+    return frozenset({"sms"} if twilio_configured else set()) | frozenset({"email"} if smtp_configured else set())
