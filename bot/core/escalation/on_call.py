@@ -111,6 +111,7 @@ def _unopened(now: datetime):
         Escalation.priority == Priority.urgent,
         Escalation.status == Status.new,
         Escalation.assignee_id.is_(None),
+        Escalation.assignee.is_(None),
         Escalation.created_at >= now - LOOKBACK,
         ~opened,
     )
@@ -190,9 +191,7 @@ class OnCallAlerts:
                     "event": "escalation.on_call", "escalation_id": escalation_id, "priority": "urgent",
                     "urgent": True, "reason": "on call", "to": contact.email, "round": number,
                 }
-                message = await repo.enqueue_notification(session, escalation_id, EMAIL_TRANSPORT, payload,
-                                                          Priority.urgent)
-                message.next_attempt_at = now
+                await repo.enqueue_notification(session, escalation_id, EMAIL_TRANSPORT, payload, Priority.urgent)
                 via.append("email")
             if not via:
                 logger.warning("on-call contact %d has no channel configured here", self.plan.contacts.index(contact))
@@ -209,24 +208,33 @@ class OnCallAlerts:
 # --- whether the route works now ---------------------------------------------------------------
 
 
-def usable(plan: OnCall, channels: Iterable[str]) -> bool:
-    """Whether some contact can be reached on a configured channel."""
+def first_channels(plan: OnCall, channels: Iterable[str]) -> frozenset[str]:
+    """The configured channels the first contact (the one alerted at once) can be reached on."""
     channels = frozenset(channels)
-    return any(("sms" in channels and c.phone) or ("email" in channels and c.email) for c in plan.contacts)
+    if not plan.contacts:
+        return frozenset()
+    first = plan.contacts[0]
+    return frozenset(c for c, there in (("sms", first.phone), ("email", first.email)) if there and c in channels)
+
+
+def usable(plan: OnCall, channels: Iterable[str]) -> bool:
+    """Whether the first contact can be reached on a channel configured here."""
+    return bool(first_channels(plan, channels))
 
 
 async def route_problems(
     session: AsyncSession, plan: OnCall, channels: Iterable[str], now: datetime, overdue_after: timedelta
 ) -> Sequence[str]:
-    """Why the on-call route is not working now (empty when it works).
+    """Why the on-call route does not reach someone now (empty when it does).
 
-    ``on_call_not_configured``; ``on_call_overdue`` (an unopened urgent case got no round
-    within ``overdue_after``: the notifier that runs the schedule is not running);
-    ``on_call_sms_overdue``/``on_call_sms_failing`` and ``on_call_email_...`` when neither
-    configured channel is delivering.
+    ``on_call_not_configured`` (the first contact has no channel configured here);
+    ``on_call_overdue`` (an unopened urgent case got no round within ``overdue_after``: the
+    notifier that runs the schedule is not running); ``on_call_sms_overdue``/``_failing``
+    and ``on_call_email_overdue``/``_failing`` when none of the first contact's channels is
+    delivering.
     """
-    channels = frozenset(channels)
-    if not usable(plan, channels):
+    reach = first_channels(plan, channels)
+    if not reach:
         return ("on_call_not_configured",)
     alerted = exists().where(AuditEvent.escalation_id == Escalation.id, AuditEvent.kind == AuditKind.on_call_alerted)
     late = select(func.count()).select_from(Escalation).where(
@@ -235,9 +243,9 @@ async def route_problems(
     if (await session.execute(late)).scalar_one():
         return ("on_call_overdue",)
     problems = []
-    if "sms" in channels and any(c.phone for c in plan.contacts):
+    if "sms" in reach:
         problems.append(await _sms_problem(session, now, overdue_after))
-    if "email" in channels and any(c.email for c in plan.contacts):
+    if "email" in reach:
         from bot.core.escalation.alerting import transport_problem  # the notification outbox's own check
 
         problems.append(await transport_problem(session, EMAIL_TRANSPORT, now, overdue_after))
