@@ -22,6 +22,10 @@ the Rasa server, before any custom action runs (issues 20 and 21):
   ``metadata.kb.follow_up``) gets the buttons of ``utter_follow_up_choices`` (Yes/No; none
   in its SMS variant), except while a form is open, where a yes answers the form. (Read
   from the tracker: Rasa's agent builds this generator before it loads the domain.)
+* A curated FAQ answer carries its one-text-message version (``metadata.kb.short``), filled
+  in for the clinic like the full text, under :data:`SHORT_TEXT`: the web widget shows it
+  first on a phone (:mod:`bot.assistant.channels.socketio`). The ``text`` is unchanged, and
+  output channels that do not look for the key (REST) ignore it.
 """
 
 from __future__ import annotations
@@ -30,13 +34,14 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Text
 
-from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+from rasa.core.nlg import TemplatedNaturalLanguageGenerator, interpolator
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
 from bot.core import process
 from bot.core.clinic import Clinic, load_clinic
+from bot.core.knowledge.catalog import FAQ_PREFIX
 from bot.core.safety.verdict import SafetyVerdict
 
 
@@ -60,6 +65,8 @@ USUAL_CARE = {
 LIFE_THREATENING = "999"
 #: The response whose buttons go under a curated answer's follow-up offer (domain.yml).
 FOLLOW_UP_CHOICES = "utter_follow_up_choices"
+#: The message key that carries a curated FAQ answer's short version, filled in.
+SHORT_TEXT = "short_text"
 
 
 def verdict_of(tracker: DialogueStateTracker) -> SafetyVerdict:
@@ -176,7 +183,19 @@ class ClinicNLG(TemplatedNaturalLanguageGenerator):
             choices = self.generate_from_slots(FOLLOW_UP_CHOICES, filled, output_channel) or {}
             if choices.get("buttons") and not message.get("buttons"):
                 message["buttons"] = choices["buttons"]
+        if message is not None and name.startswith(FAQ_PREFIX):
+            short = self._short_text(message, filled, {**phrases, **kwargs})
+            if short:
+                message[SHORT_TEXT] = short
         return message
+
+    def _short_text(self, message: Dict[Text, Any], filled: Dict[Text, Any], kwargs: Dict[Text, Any]) -> str:
+        """The chosen answer's short version (``metadata.kb.short``), filled like its text; "" if none."""
+        short = ((message.get("metadata") or {}).get("kb") or {}).get("short")
+        if not isinstance(short, str) or not short.strip():
+            return ""
+        filled_short = interpolator.interpolate(" ".join(short.split()), self._response_variables(filled, kwargs))
+        return filled_short if isinstance(filled_short, str) else ""
 
     def _offers_follow_up(self, name: str) -> bool:
         """Whether a curated answer ends with an offer of another answer (``metadata.kb.follow_up``)."""

@@ -24,13 +24,18 @@ socket.io client keeps working. Differences:
   :class:`bot.assistant.channels.live_chats.LiveChats` to the app for the staff bridge
   (:mod:`bot.assistant.channels.staff_bridge`), a paused conversation gets no automated reply
   (and no fallback for the missing one) except the urgent guidance for a red flag, and staff lines that found the patient's
-  chat closed are sent when the patient's browser resumes the session.
+  chat closed are sent when the patient's browser resumes the session;
+* a curated FAQ answer's first ``bot_uttered`` part also carries the answer's short
+  version and how many parts the answer has, ``"short": {"text": ..., "parts": n}``, and
+  each later part its number, ``"short": {"part": i}`` (:class:`PatientSocketIOOutput`):
+  the widget shows the short version first on a phone. ``text`` and the split into parts
+  are Rasa's, and a standard client ignores the extra key.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, UserMessage, decode_bearer_token
 from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIOOutput
@@ -46,6 +51,7 @@ from bot.assistant.channels.limits import MessageLimits, client_address
 from bot.assistant.channels.live_chats import ChatLines, LiveChats, urgent_guidance
 from bot.assistant.channels.replies import rate_limited_reply, session_refused_reply
 from bot.assistant.channels.sessions import SessionTokens
+from bot.assistant.nlg import SHORT_TEXT
 from bot.core import process
 from bot.core.channel_names import Channel
 from bot.core.clinic import load_clinic
@@ -57,6 +63,54 @@ logger = logging.getLogger(__name__)
 
 SESSION_KEY = "session_id"
 ADDRESS_KEY = "address"
+#: The ``bot_uttered`` key that marks the parts of an answer with a short version.
+SHORT_KEY = "short"
+
+
+class PatientSocketIOOutput(SocketIOOutput):
+    """Rasa's socket.io output; the parts of an answer with a short version say so (``"short"``).
+
+    Rasa sends a text as one ``bot_uttered`` per paragraph (split on blank lines), the
+    buttons on the last. Those payloads are unchanged but for one extra key: the first
+    part gets ``{"text": <short version>, "parts": <number of parts>}``, each later part
+    ``{"part": <its number, 2 to n>}``, so a client can tell which parts form the answer.
+    """
+
+    def __init__(self, sio: AsyncServer, bot_message_evt: Text) -> None:
+        super().__init__(sio, bot_message_evt)
+        self._marks: List[Dict[Text, Any]] = []
+
+    async def _send_message(self, socket_id: Text, response: Any) -> None:
+        if self._marks and isinstance(response, dict) and "text" in response:
+            response = {**response, SHORT_KEY: self._marks.pop(0)}
+        await super()._send_message(socket_id, response)
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        """Rasa's parts, marked when the message carries a short version."""
+        self._marks = self._marks_for(text, kwargs)
+        try:
+            await super().send_text_message(recipient_id, text, **kwargs)
+        finally:
+            self._marks = []
+
+    async def send_text_with_buttons(
+        self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any
+    ) -> None:
+        """Rasa's parts with the buttons on the last, marked when the message carries a short version."""
+        self._marks = self._marks_for(text, kwargs)
+        try:
+            await super().send_text_with_buttons(recipient_id, text, buttons, **kwargs)
+        finally:
+            self._marks = []
+
+    @staticmethod
+    def _marks_for(text: Text, kwargs: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        """The mark of each part Rasa will send for ``text`` (none without a short version)."""
+        short = kwargs.get(SHORT_TEXT)
+        if not isinstance(short, str) or not short.strip() or not isinstance(text, str):
+            return []
+        parts = len(text.strip().split("\n\n"))  # Rasa's own split (SocketIOOutput)
+        return [{"text": short.strip(), "parts": parts}] + [{"part": number} for number in range(2, parts + 1)]
 
 
 class PatientSocketIOInput(SocketIOInput):
@@ -177,7 +231,7 @@ class PatientSocketIOInput(SocketIOInput):
             metadata = with_client_key(metadata, state.get(ADDRESS_KEY), self.key_secret)
             text = data.get("message")
             text = text if isinstance(text, str) else ("" if text is None else str(text))
-            output = SocketIOOutput(sio, self.bot_message_evt)
+            output = PatientSocketIOOutput(sio, self.bot_message_evt)
             await handler(UserMessage(text, output, session_id, input_channel=self.name(), metadata=metadata))
 
         return blueprint
