@@ -84,7 +84,7 @@ def test_priorities_rank_where_the_severity_order_first_reaches_them():
 
 EDITED = """
 import json
-from bot import vocabulary
+from bot.core import vocabulary
 from bot.core.escalation import record
 from bot.core.safety.decision import default_table
 from bot.core.safety.verdict import SafetyVerdict
