@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
@@ -316,4 +317,33 @@ async def mark_signed_in(session: AsyncSession, user: StaffUser, now: Optional[d
         return
     await session.execute(
         update(StaffUser).where(StaffUser.id == user.id).values(failed_logins=0, locked_until=None)
+    )
+
+
+# --- dashboard alerts -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """How the dashboard alerts one account: a browser notification, a sound (each on or off)."""
+
+    notifications: bool = True
+    sound: bool = True
+
+
+async def alert_settings(session: AsyncSession, user_id: int) -> AlertSettings:
+    """The account's alert settings (the defaults, both on, for an account that is gone)."""
+    row = (await session.execute(
+        select(StaffUser.alert_notifications, StaffUser.alert_sound).where(StaffUser.id == user_id)
+    )).first()
+    if row is None:
+        return AlertSettings()
+    return AlertSettings(notifications=bool(row.alert_notifications), sound=bool(row.alert_sound))
+
+
+async def set_alert_settings(session: AsyncSession, user_id: int, settings: AlertSettings) -> None:
+    """Store the account's own choice (a preference, not an account change: not audited)."""
+    await session.execute(
+        update(StaffUser).where(StaffUser.id == user_id)
+        .values(alert_notifications=settings.notifications, alert_sound=settings.sound)
     )
