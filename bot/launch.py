@@ -34,7 +34,9 @@ from typing import Callable, Mapping, Optional
 from bot.assistant.runtime import newest_model
 from bot.core import process
 from bot.core import secrets
+from bot.core.clinic import Clinic, ClinicConfigError, load_clinic
 from bot.core.settings import REPO_ROOT, Settings
+from bot.dashboard.web.alert_route import route_configured
 
 __all__ = ["Backoff", "Service", "Stack", "Supervisor", "free_port", "newest_model"]
 
@@ -253,6 +255,21 @@ class Supervisor:
             time.sleep(interval)
 
 
+NO_ALERT_ROUTE = (
+    "WARNING: no alert route is set up, so nobody is told of an urgent case unless the staff dashboard\n"
+    "is open. Set SMTP_HOST and NOTIFY_EMAIL_TO, or NOTIFY_WEBHOOK_URL, or on_call in clinic.yml (README).\n"
+)
+
+
+def alert_route_notice(settings: Settings) -> str:
+    """The start-up print's warning while no alert route is set up (bot.dashboard.web.alert_route)."""
+    try:
+        clinic: Optional[Clinic] = load_clinic(settings.clinic_config)
+    except ClinicConfigError:
+        clinic = None  # the web app refuses to start and says why
+    return "" if route_configured(settings, clinic) else NO_ALERT_ROUTE
+
+
 def main() -> int:
     """Run the assistant in the foreground until Ctrl-C or SIGTERM, restarting what dies."""
     process.start()
@@ -278,7 +295,8 @@ def main() -> int:
             f"  demo page with the chat widget  {s.public_web_url}/\n"
             f"  REST webhook                    {s.public_rasa_url}/webhooks/rest/webhook\n"
             f"  Rasa HTTP API                   {api}\n"
-            f"A process that stops is restarted. Press Ctrl-C to stop.\n",
+            f"A process that stops is restarted. Press Ctrl-C to stop.\n"
+            f"{alert_route_notice(s)}",
             flush=True,
         )
         supervising = True

@@ -111,7 +111,7 @@ async def test_a_patient_message_in_an_escalated_conversation_is_announced(staff
     say(tracker_db, "someone-else", "user", "not escalated", time.time())
     event_id = say(tracker_db, "s-1", "user", "hello again " + XSS, time.time())
     event = await next_event(reply)
-    assert event == {"event": "message", "data": {"id": case_id, "event_id": event_id}, "id": event["id"]}
+    assert event == {"event": "message", "data": {"id": case_id, "event_id": event_id, "mine": False}, "id": event["id"]}
     await close(reply)
 
 

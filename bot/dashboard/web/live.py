@@ -8,9 +8,16 @@ replica, whichever web replica the browser reached:
 - ``escalation``: an escalation was created or changed (status, assignee, note,
   outcome...): ``{"id", "change": "created"|"updated", "status", "priority", "urgent"}``;
 - ``message``: the patient of an escalation wrote in the chat:
-  ``{"id", "event_id"}`` (``id`` is the escalation's);
-- ``signed-out``: the session ended (idle timeout, sign-out elsewhere, account disabled);
-  the stream closes and the page goes to the sign-in page.
+  ``{"id", "event_id", "mine"}`` (``id`` is the escalation's; ``mine``: the stream's
+  staff member holds the case);
+- ``signed-out``: the session ended: ``{"reason": "idle"|"expired"|"ended"}`` (idle
+  timeout, the session's maximum lifetime, or sign-out elsewhere / account disabled);
+  the stream closes and the page goes to the sign-in page, which says why.
+
+``GET /staff/api/alerts`` (:func:`alert_state`) is what the page's alerts (static/staff/alerts.js)
+start from and refresh with: the count of unopened urgent cases (nobody opened its page,
+took it or moved it on; the on-call route's definition) for the tab title, the account's alert settings, the seconds until the session's
+idle sign-out (the one-minute warning), and for admins whether no alert route works.
 
 Events carry ids and categories only, never patient text, names or conversation ids:
 the page fetches what it shows through the authenticated pages and API. Every event
@@ -41,14 +48,17 @@ from typing import Any, Optional
 
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.core import clock
+from bot.core.escalation import on_call
 from bot.core.store import staff_sessions
-from bot.core.store.models import Escalation, Priority, Reason, Status
+from bot.core.store.models import Escalation, Priority, Reason, StaffSession, Status
+from bot.dashboard.staff import accounts
 from bot.dashboard.staff import tokens
 from bot.dashboard.staff.conversation import TrackerReader, TrackerUnavailable
 from bot.dashboard.web import auth
+from bot.dashboard.web import alert_route
 from bot.dashboard.web.api import TRACKER
 from bot.dashboard.web.keys import DB
 from bot.dashboard.web.session_storage import LIVE
@@ -56,6 +66,7 @@ from bot.dashboard.web.session_storage import LIVE
 logger = logging.getLogger(__name__)
 
 PATH = "/staff/api/events"
+ALERTS_PATH = "/staff/api/alerts"
 POLL_SECONDS = 2.0
 SESSION_CHECK_SECONDS = 10.0
 #: A stream is closed after this long; the browser reconnects at once and resumes from its cursor
@@ -145,8 +156,12 @@ async def escalation_changes(sessions: Any, cursor: Cursor) -> list[dict[str, An
     return events
 
 
-async def patient_messages(sessions: Any, tracker: Optional[TrackerReader], cursor: Cursor) -> list[dict[str, Any]]:
-    """``message`` events: patient messages since the cursor in conversations that have escalations."""
+async def patient_messages(sessions: Any, tracker: Optional[TrackerReader], cursor: Cursor,
+                           user_id: Optional[int] = None) -> list[dict[str, Any]]:
+    """``message`` events: patient messages since the cursor in conversations that have escalations.
+
+    ``mine`` says whether ``user_id`` holds the escalation (the dashboard alerts its holder).
+    """
     if tracker is None:
         return []
     start = max(0, cursor.event_id - OVERLAP_EVENTS)
@@ -162,16 +177,20 @@ async def patient_messages(sessions: Any, tracker: Optional[TrackerReader], curs
     senders = sorted({item.sender_id for item in fresh})
     async with sessions() as session:
         rows = (await session.execute(
-            select(Escalation.id, Escalation.sender_id).where(Escalation.sender_id.in_(senders))
+            select(Escalation.id, Escalation.sender_id, Escalation.assignee_id)
+            .where(Escalation.sender_id.in_(senders))
         )).all()
     cases: dict[str, list[str]] = {}
+    held = set()
     for row in rows:
         cases.setdefault(row.sender_id, []).append(row.id)
+        if user_id is not None and row.assignee_id == user_id:
+            held.add(row.id)
     events = []
     for item in fresh:
         cursor.sent_events.add(item.event_id)
         for case_id in sorted(cases.get(item.sender_id, ())):
-            events.append({"id": case_id, "event_id": item.event_id})
+            events.append({"id": case_id, "event_id": item.event_id, "mine": case_id in held})
     return events
 
 
@@ -194,6 +213,24 @@ async def start_cursor(sessions: Any, request: web.Request, tracker: Optional[Tr
     await escalation_changes(sessions, cursor)
     await patient_messages(sessions, tracker, cursor)
     return cursor
+
+
+async def why_signed_out(request: web.Request) -> str:
+    """Why the stream's session ended: ``idle``, ``expired`` (its maximum lifetime) or ``ended``."""
+    live = request.get(LIVE)
+    if live is None:
+        return "ended"
+    now = clock.now()
+    async with request.config_dict[DB]() as db:
+        row = (await db.execute(
+            select(StaffSession.ended_at, StaffSession.idle_until, StaffSession.expires_at)
+            .where(StaffSession.id == live.id)
+        )).first()
+    if row is None or row.ended_at is not None:
+        return "ended"
+    if row.expires_at <= now:
+        return "expired"
+    return "idle" if row.idle_until <= now else "ended"
 
 
 async def still_signed_in(request: web.Request) -> bool:
@@ -225,6 +262,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         # The page asks this after the stream failed: 204 means "still signed in, reconnect".
         return web.Response(status=204)
     sessions = request.config_dict[DB]
+    identity: auth.StaffIdentity = request[auth.STAFF]
     tracker = tracker_of(request)
     cursor = await start_cursor(sessions, request, tracker)
     response = EventSourceResponse()
@@ -242,11 +280,12 @@ async def events(request: web.Request) -> web.StreamResponse:
             if loop.time() - last_check >= SESSION_CHECK_SECONDS:
                 last_check = loop.time()
                 if not await still_signed_in(request):
-                    await response.send("{}", event="signed-out")
+                    reason = await why_signed_out(request) if identity.via == "session" else "ended"
+                    await response.send(json.dumps({"reason": reason}), event="signed-out")
                     break
             for change in await escalation_changes(sessions, cursor):
                 await response.send(json.dumps(change), event="escalation", id=cursor.token())
-            for message in await patient_messages(sessions, tracker, cursor):
+            for message in await patient_messages(sessions, tracker, cursor, identity.id):
                 await response.send(json.dumps(message), event="message", id=cursor.token())
             cursor.prune()
             if loop.time() - started >= MAX_STREAM_SECONDS:
@@ -262,6 +301,34 @@ async def events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _unopened_urgent(now: datetime) -> Any:
+    """Urgent cases nobody has opened, as the on-call route counts them (:mod:`bot.core.escalation.on_call`)."""
+    # One definition of "unopened" for the title and the on-call rounds (on_call keeps it private for now).
+    return select(func.count()).select_from(Escalation).where(on_call._unopened(now))  # noqa: SLF001
+
+
+async def alert_state(request: web.Request) -> web.Response:
+    """GET /staff/api/alerts: what the page's alerts need (see the module docstring). Ids and counts only."""
+    identity: auth.StaffIdentity = request[auth.STAFF]
+    async with request.config_dict[DB]() as db:
+        unopened = int((await db.execute(_unopened_urgent(clock.now()))).scalar_one())
+        chosen = await accounts.alert_settings(db, identity.id)
+    live = request.get(LIVE)
+    idle_left = None
+    if live is not None:
+        idle_left = max(0, int((live.idle_until - clock.now()).total_seconds()))
+    state: dict[str, Any] = {
+        "unopened_urgent": unopened,
+        "notifications": chosen.notifications,
+        "sound": chosen.sound,
+        "idle_seconds_left": idle_left,
+    }
+    if identity.is_admin:
+        problem = await alert_route.route_problem(request)
+        state["alert_route_problem"] = problem
+    return web.json_response(state, headers={"Cache-Control": "no-store"})
+
+
 async def close_streams(app: web.Application) -> None:
     """On shutdown: end every open stream so the server does not wait for them."""
     for response in list(app[STREAMS]):
@@ -272,5 +339,7 @@ async def close_streams(app: web.Application) -> None:
 def setup(app: web.Application) -> None:
     """Add the event stream route."""
     app[STREAMS] = weakref.WeakSet()
+    alert_route.setup(app)
     app.on_shutdown.append(close_streams)
     app.router.add_get(PATH, events, name="staff_events")
+    app.router.add_get(ALERTS_PATH, alert_state, name="staff_api_alerts")

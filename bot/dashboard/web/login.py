@@ -47,6 +47,13 @@ NOTICES = {
     "signed_out": "You have signed out.",
     "locked": "The current password was wrong too many times, so the account is locked for a while and "
               "was signed out everywhere. Ask an administrator if you need it sooner.",
+    # Sent by the dashboard's scripts (static/staff/live.js) when the session ends under an open page.
+    "idle": "You were signed out because the dashboard was not used for {idle_minutes} minutes. "
+            "Sign in again to see new cases.",
+    "expired": "You were signed out because the session reached its {session_hours}-hour limit. "
+               "Sign in again to see new cases.",
+    "ended": "Your session ended (signed out on another screen, or the account was changed). "
+             "Sign in again to carry on.",
 }
 
 
@@ -110,7 +117,9 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     next_path = _next_path(request.query.get("next"))
     if request.get(LIVE) is not None:
         return auth.see_other(next_path or url_for(request, HOME_ROUTE))
-    notice = next((text for key, text in NOTICES.items() if request.query.get(key) == "1"), "")
+    settings = request.config_dict[SETTINGS]
+    notice = next((text for key, text in NOTICES.items() if request.query.get(key) == "1"), "").format(
+        idle_minutes=settings.staff_idle_minutes, session_hours=settings.staff_session_hours)
     return _login_page(request, notice=notice, next_path=next_path)
 
 

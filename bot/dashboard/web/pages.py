@@ -29,10 +29,11 @@ from sqlalchemy import select
 
 from bot.core import clock
 from bot.core.store.models import Escalation, Priority, Reason, Status
+from bot.dashboard.staff import accounts as staff_accounts
 from bot.dashboard.staff import cases
 from bot.dashboard.staff.cases import CaseFilter, InvalidInput
 from bot.dashboard.staff.conversation import TrackerUnavailable
-from bot.dashboard.web import auth, case_page, live, presenters
+from bot.dashboard.web import alert_route, auth, case_page, live, presenters
 from bot.dashboard.web.case_page import CASE_CONTEXT, CaseContext, add_case_context  # noqa: F401 - the seam others use
 from bot.dashboard.web.keys import CLINIC, DB
 from bot.dashboard.web.urls import url_for
@@ -78,7 +79,47 @@ async def base_context(request: web.Request) -> dict[str, Any]:
     accounts = request.app.router.named_resources().get(ACCOUNTS_ROUTE)
     url = str(accounts.url_for()) if accounts else ""
     section = "accounts" if url and request.path.startswith(url) else "queue"
-    return {"clinic": request.config_dict[CLINIC], "accounts_url": url, "section": section}
+    context: dict[str, Any] = {"clinic": request.config_dict[CLINIC], "accounts_url": url, "section": section}
+    identity: Optional[auth.StaffIdentity] = request.get(auth.STAFF)
+    if identity is not None and identity.via == "session":
+        context.update(await alerts_context(request, identity))
+    return context
+
+
+#: A well-formed case id the page's alerts replace with a real one to link a notification to its case.
+CASE_ID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
+
+
+async def alerts_context(request: web.Request, identity: auth.StaffIdentity) -> dict[str, Any]:
+    """The header's alert settings, the links the page's alerts use, and for admins the no-route banner."""
+    async with request.config_dict[DB]() as db:
+        chosen = await staff_accounts.alert_settings(db, identity.id)
+    return {
+        "alert_settings": chosen,
+        "current_path": request.path if request.method == "GET" else url_for(request, QUEUE_ROUTE),
+        "alerts_url": url_for(request, "staff_api_alerts"),
+        "alert_settings_url": url_for(request, ALERT_SETTINGS_ROUTE),
+        "case_url_template": url_for(request, case_page.CASE_ROUTE, id=CASE_ID_PLACEHOLDER),
+        "case_id_placeholder": CASE_ID_PLACEHOLDER,
+        "alert_route_problem": await alert_route.route_problem(request) if identity.is_admin else None,
+    }
+
+
+ALERT_SETTINGS_ROUTE = "staff_alert_settings"
+
+
+async def alert_settings_form(request: web.Request) -> web.StreamResponse:
+    """POST /staff/account/alerts: the account's own alert settings (checkboxes), then back where it was."""
+    identity: auth.StaffIdentity = request[auth.STAFF]
+    form = await request.post()
+    chosen = staff_accounts.AlertSettings(notifications=form.get("notifications") == "on",
+                                          sound=form.get("sound") == "on")
+    async with request.config_dict[DB]() as db, db.begin():
+        await staff_accounts.set_alert_settings(db, identity.id, chosen)
+    back = form.get("next")
+    if not (isinstance(back, str) and auth.SAFE_NEXT.match(back)):
+        back = url_for(request, QUEUE_ROUTE)
+    raise web.HTTPSeeOther(back)
 
 
 def _staff(request: web.Request) -> auth.StaffIdentity:
@@ -254,6 +295,7 @@ def setup(app: web.Application) -> None:
     router.add_get("/staff/escalations", queue_page, name="staff_escalations")
     router.add_post("/staff/search", search_page, name="staff_search")
     router.add_get("/staff/queue/results", queue_results, name="staff_queue_results")
+    router.add_post("/staff/account/alerts", alert_settings_form, name=ALERT_SETTINGS_ROUTE)
     router.add_post("/staff/queue/results", queue_results, name="staff_queue_results_search")
     case_page.setup(app)
     live.setup(app)
