@@ -5,8 +5,9 @@
  * data); the page scripts (queue.js, escalation.js) decide what to fetch.
  *
  * When the session ends (idle timeout, signed out elsewhere) the stream says
- * `signed-out`, or refuses to reconnect with 401: the page goes to the sign-in page
- * and comes back here after. Fetches made because of the stream carry
+ * `signed-out` with the reason, or refuses to reconnect with 401: the page goes to the
+ * sign-in page, which says why (`?idle=1`, `?expired=1`, `?ended=1`), and comes back
+ * here after. `window.staffSignIn(reason)` does the same for alerts.js. Fetches made because of the stream carry
  * `X-Live-Refresh: 1`, so they do not count as someone using the dashboard.
  */
 (function () {
@@ -24,10 +25,14 @@
     status.textContent = text;
   }
 
-  function toSignIn() {
+  var REASONS = { idle: true, expired: true, ended: true };
+
+  function toSignIn(reason) {
     var here = window.location.pathname;
-    window.location.assign("/staff/login?next=" + encodeURIComponent(here));
+    var extra = REASONS[reason] ? "&" + reason + "=1" : "";
+    window.location.assign("/staff/login?next=" + encodeURIComponent(here) + extra);
   }
+  window.staffSignIn = toSignIn;
 
   function relay(name) {
     return function (message) {
@@ -66,9 +71,11 @@
     });
     source.addEventListener("escalation", relay("escalation"));
     source.addEventListener("message", relay("message"));
-    source.addEventListener("signed-out", function () {
+    source.addEventListener("signed-out", function (message) {
       source.close();
-      toSignIn();
+      var reason = "";
+      try { reason = JSON.parse(message.data || "{}").reason || ""; } catch (error) { reason = ""; }
+      toSignIn(reason);
     });
     source.onerror = function () {
       if (source.readyState === EventSource.CLOSED) {
