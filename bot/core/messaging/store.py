@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.core.messaging.addresses import Address
+from bot.core.messaging.segments import segments
 from bot.core.store.models import Escalation, SmsContact, SmsCounter, SmsInbound, SmsOutbound, SmsOutboundStatus, Status
 
 #: Counter scopes.
@@ -247,13 +248,23 @@ class TextView:
         """Whether the patient did not get it: given up, or Twilio reported it undelivered."""
         return self.status == SmsOutboundStatus.failed.value or (self.delivery_status or "") in FAILED_DELIVERY
 
+    @property
+    def segments(self) -> int:
+        """How many SMS segments the text is (or would have been) sent as."""
+        return segments(self.body)
+
+    @property
+    def sent(self) -> bool:
+        """Whether it went to Twilio (withheld, waiting and given-up texts cost nothing)."""
+        return self.status == SmsOutboundStatus.sent.value
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {
             "id": self.id, "created_at": self.created_at.isoformat(), "origin": self.origin,
             "author": self.author, "body": self.body, "status": self.status,
             "delivery_status": self.delivery_status, "error_code": self.error_code,
-            "error": self.last_error, "failed": self.failed,
+            "error": self.last_error, "failed": self.failed, "segments": self.segments,
         }
 
 
@@ -268,6 +279,11 @@ async def recent_texts(session: AsyncSession, sender_id: str, limit: int = 50) -
         )
         for row in reversed(rows)
     ]
+
+
+def segments_sent(texts: Iterable[TextView]) -> int:
+    """Segments of the texts that went to Twilio: what the conversation cost."""
+    return sum(text.segments for text in texts if text.sent)
 
 
 async def failed_count(session: AsyncSession, escalation_id: str) -> int:
