@@ -67,7 +67,10 @@ class ScriptedAgent:
             raise RuntimeError("the model failed")
         async with self.lock_store.lock(message.sender_id):
             tracker = await self.tracker_store.get_or_create_tracker(message.sender_id)
-            tracker.update(UserUttered(message.text, input_channel=message.input_channel))
+            tracker.update(UserUttered(
+                message.text, input_channel=message.input_channel, parse_data=self.verdict(message.text),
+                message_id=message.message_id,
+            ))
             if not tracker.is_paused():
                 for reply in self.script(message.text):
                     tracker.update(BotUttered(reply.get("text")))
@@ -77,6 +80,11 @@ class ScriptedAgent:
     async def parse_message(self, text: str) -> dict[str, Any]:
         """The model alone (what the channel asks when the store is out): the safety verdict of one text."""
         self.parsed.append(text)
+        return self.verdict(text)
+
+    @staticmethod
+    def verdict(text: str) -> dict[str, Any]:
+        """The scripted model's parse of ``text``: a red flag for :data:`RED_FLAG` only."""
         safety = {"reason": "emergency", "matched_terms": ["breathing difficulty"]} if text == RED_FLAG else {}
         return {"text": text, "intent": {"name": "report_adverse_event" if safety else "faq"}, "safety": safety}
 

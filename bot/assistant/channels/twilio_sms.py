@@ -68,7 +68,9 @@ from bot.assistant.channels.replies import failure_reply, rate_limited_reply
 from bot.assistant.channels.sms_staff import add_staff_routes
 from bot.assistant.channels.text_input import clean_text
 from bot.assistant.messaging.choices import selected
+from bot.assistant.messaging import unanswered
 from bot.assistant.messaging.degraded import kept_for_later, red_flag_replies, twiml_messages
+from bot.assistant.messaging.economy import fit_offer, urgent_first
 from bot.assistant.messaging.keywords import HELP, OPT_IN, OPT_OUT, keyword_of
 from bot.assistant.messaging.more import ShortAnswers, asks_for_more
 from bot.assistant.messaging.outbox import SmsSender
@@ -79,6 +81,7 @@ from bot.assistant.messaging.twilio_api import TwilioApi, status_callback_url
 from bot.core import process
 from bot.core.channel_names import Channel
 from bot.core.clinic import Clinic, load_clinic
+from bot.core.escalation.service import EscalationService
 from bot.core.messaging.addresses import parse_address
 from bot.core.messaging.inbound_spool import InboundSpool, SpooledText
 from bot.core.privacy import mark_sensitive, short_id
@@ -183,6 +186,7 @@ class ClinicSmsInput(InputChannel):
         self.texts = texts
         self.validator = RequestValidator(settings.twilio_auth_token) if settings.twilio_auth_token else None
         self.service: Optional[SmsService] = None
+        self.escalations: Optional[EscalationService] = None
         self.sender: Optional[SmsSender] = None
         self._http: Optional[aiohttp.ClientSession] = None
         self._stop = asyncio.Event()
@@ -231,6 +235,7 @@ class ClinicSmsInput(InputChannel):
             return
         sessions = session_factory(process_engine(self.settings.database_url))
         self.service = SmsService(sessions, self.texts, self.clinic, self.settings.sms_daily_outbound_cap)
+        self.escalations = EscalationService.from_settings(self.settings, sessions, self.clinic)
         self._http = aiohttp.ClientSession()
         self.sender = SmsSender(
             sessions, TwilioApi(self.settings, self._http), self.settings.twilio_webhook_url,
@@ -500,19 +505,26 @@ class ClinicSmsInput(InputChannel):
         if keyword == OPT_IN and await bounded(service.opt_in(intake), timeout):
             logger.info("conversation %s opted in to texts again", short_id(intake.sender_id))
             return
+        agent = self._agent(app)
         if intake.opted_out:
-            logger.info("a text from opted-out conversation %s was not read", short_id(intake.sender_id))
+            await self._opted_out_text(intake, text, agent)
             return
         intro = [self.texts.render("first_contact", self.clinic)] if intake.first else []
         if keyword == HELP:
             await bounded(service.queue_texts(intake, intro + [self.texts.render("help", self.clinic)]), timeout)
             return
         limit = self.settings.sms_messages_per_minute
-        if intake.this_minute > limit:
-            logger.warning("rate limit reached for conversation %s", short_id(intake.sender_id))
-            if intake.this_minute == limit + 1:
-                await bounded(service.queue_texts(intake, intro + [rate_limited_reply(self.clinic)]), timeout)
-            return
+        if intake.this_minute > limit and not intake.staff_holding:
+            # Screened first: a red flag is answered whatever the limit; anything else is kept and shown.
+            parsed = await self._screened(text, agent)
+            if not is_red_flag(parsed):
+                logger.warning("rate limit reached for conversation %s; the text is kept for staff",
+                               short_id(intake.sender_id))
+                await self._keep_unanswered(intake, text, agent, unanswered.RATE_LIMITED, parsed)
+                if intake.this_minute == limit + 1:
+                    await bounded(service.queue_texts(intake, intro + [rate_limited_reply(self.clinic)]), timeout)
+                return
+            logger.warning("red flag over the rate limit in conversation %s: answered", short_id(intake.sender_id))
         if media and not text.strip():
             await bounded(service.queue_texts(intake, intro + [self.texts.render("media_only", self.clinic)]), timeout)
             return
@@ -527,18 +539,44 @@ class ClinicSmsInput(InputChannel):
         handler = guard(
             on_new_message, self.clinic, self.settings.max_message_chars, paused=lambda sender: _paused(app, sender)
         )
-        await handler(
-            UserMessage(text, output, intake.sender_id, input_channel=intake.kind, metadata={"channel": intake.kind})
-        )
-        if intro and not any(message.get("utter_action") == DISCLOSURE for message in output.messages):
+        message = UserMessage(text, output, intake.sender_id, input_channel=intake.kind, metadata={"channel": intake.kind})
+        await handler(message)
+        if intro and not any(reply.get("utter_action") == DISCLOSURE for reply in output.messages):
             before = [{"text": line} for line in intro] + before  # e.g. the guard answered without Rasa
-        messages, full = self.short_answers.shorten(
-            before + output.messages, self.texts.render("more_offer", self.clinic)
+        offer = self.texts.render("more_offer", self.clinic)
+        messages, full = self.short_answers.shorten(before + output.messages, offer)
+        messages = fit_offer(
+            messages, offer, self.texts.render("more_offer_short", self.clinic), self.texts.answer_segments
         )
+        urgent = await _red_flag_turn(agent, message)
+        if urgent and intake.first:
+            messages = urgent_first(messages, _opening(intro), self.texts.render("urgent_disclosure", self.clinic))
         try:
-            await bounded(service.queue_turn(intake, messages, more=full), timeout)
+            await bounded(service.queue_turn(intake, messages, more=full, urgent=urgent), timeout)
         except STORE_ERRORS as exc:
             raise NotQueued(render_turn(messages, self.texts.part_chars).parts) from exc
+
+    async def _keep_unanswered(
+        self, intake: Intake, text: str, agent: Any, reason: str, parsed: dict[str, Any]
+    ) -> Optional[dict[str, Any]]:
+        """Store a text the assistant does not answer in the conversation staff see, with why."""
+        note = self.texts.unanswered[reason]
+        return await unanswered.record(agent, intake.sender_id, text, intake.kind, reason, note, parsed)
+
+    async def _opted_out_text(self, intake: Intake, text: str, agent: Any) -> None:
+        """A text after STOP: stored, screened and shown, never answered; a red flag is an urgent case to phone."""
+        parsed = await self._screened(text, agent)
+        state = await self._keep_unanswered(intake, text, agent, unanswered.OPTED_OUT, parsed)
+        logger.info("a text from opted-out conversation %s was kept for staff, not answered", short_id(intake.sender_id))
+        if not is_red_flag(parsed):
+            return
+        number = await self.service.number_of(intake)
+        if state is None or number is None or self.escalations is None:
+            logger.critical("red flag from opted-out conversation %s could not be escalated", short_id(intake.sender_id))
+            return
+        outcome = await self.escalations.escalate(unanswered.urgent_case(state, number))
+        logger.warning("red flag from opted-out conversation %s: urgent case for staff to phone (%s)",
+                       short_id(intake.sender_id), "stored" if outcome.stored else "spooled" if outcome.spooled else "LOST")
 
     async def delivery_status(self, params: FormParams, ref: Optional[str]) -> HTTPResponse:
         """A signed delivery status callback: record it on the text it is about."""
@@ -558,6 +596,34 @@ class ClinicSmsInput(InputChannel):
         if not known:
             logger.info("delivery status for an unknown text %s…", message_sid[:10])
         return response.empty(status=204)
+
+
+def _opening(intro: list[str]) -> Callable[[dict[str, Any]], bool]:
+    """Whether a reply is the conversation's opening (the assistant's or the channel's first-contact notice)."""
+    return lambda reply: reply.get("utter_action") == DISCLOSURE or (
+        not reply.get("utter_action") and reply.get("text") in intro
+    )
+
+
+async def _red_flag_turn(agent: Any, message: UserMessage) -> bool:
+    """Whether the safety screen called this turn's text a red flag (its event in the conversation).
+
+    The guard may answer without Rasa (a failure): then the conversation's latest message is
+    an earlier one, told apart by its message id, and the answer is not urgent guidance.
+    """
+    tracker_store = getattr(agent, "tracker_store", None)
+    if tracker_store is None:
+        return False
+    try:
+        tracker = await tracker_store.retrieve(message.sender_id)
+    except Exception as exc:  # noqa: BLE001 - unknown: the turn goes out as any other
+        logger.error("could not read the verdict of conversation %s (%s)", short_id(message.sender_id),
+                     type(exc).__name__)
+        return False
+    latest = getattr(tracker, "latest_message", None)
+    if latest is None or latest.message_id != message.message_id:
+        return False
+    return is_red_flag(latest.parse_data or {})
 
 
 async def _paused(app: Any, sender_id: str) -> bool:

@@ -32,7 +32,8 @@ from bot.assistant.messaging.replies import render_turn
 from bot.assistant.messaging.texts import SmsTexts
 from bot.core.clinic import Clinic
 from bot.core.messaging import store
-from bot.core.messaging.addresses import Address
+from bot.core.messaging.addresses import Address, parse_address
+from bot.core.store import chat
 from bot.core.store import repository as repo
 from bot.core.store.models import AuditKind, SmsContact, SmsOutboundStatus, utcnow
 
@@ -55,6 +56,8 @@ class Intake:
     first: bool = False
     #: The full answer a MORE would send now (``None``: no short answer is waiting for it).
     more: Optional[FullAnswer] = None
+    #: A staff member is texting this patient (an open takeover): the rate limit does not apply.
+    staff_holding: bool = False
 
 
 class SmsService:
@@ -87,10 +90,11 @@ class SmsService:
                     session, store.INBOUND_PER_MINUTE, contact.sender_id, store.minute_window(now), now
                 )
                 open_now = self._still_open(contact, now)
+                holding = await chat.active_takeover(session, contact.sender_id) is not None
                 return Intake(
                     contact.id, contact.sender_id, contact.kind, False, contact.opted_out_at is not None,
                     this_minute, tuple(self._open_choices(contact, now)), first=contact.created_at == now,
-                    more=stored_full_answer(contact.choices) if open_now else None,
+                    more=stored_full_answer(contact.choices) if open_now else None, staff_holding=holding,
                 )
 
     def _still_open(self, contact: SmsContact, now: datetime) -> bool:
@@ -103,6 +107,13 @@ class SmsService:
         if not self._still_open(contact, now):
             return []
         return [choice for choice in map(Choice.from_dict, contact.choices) if choice is not None]
+
+    async def number_of(self, intake: Intake) -> Optional[str]:
+        """The patient's phone number (for staff to call; never logged), ``None`` if unreadable."""
+        async with self.sessions() as session:
+            contact = await session.get(SmsContact, intake.contact_id)
+        address = parse_address(contact.address) if contact is not None else None
+        return address.number if address is not None else None
 
     async def opt_out(self, intake: Intake, source: str = "keyword") -> bool:
         """Record the opt-out and queue its one confirmation; False if the number had already opted out."""
@@ -154,13 +165,15 @@ class SmsService:
         origin: str = "assistant",
         keep_choices: bool = False,
         more: Optional[FullAnswer] = None,
+        urgent: bool = False,
     ) -> int:
         """Queue the replies of one turn, in order, within the daily cap; returns how many parts were queued.
 
         The turn's choices and ``more`` (the full answer a MORE will send) replace the
         conversation's (none: no numbered answer and no MORE is open), unless
         ``keep_choices``. Past the cap, one notice with the clinic's phone number goes out
-        that day instead, and nothing more.
+        that day instead, and nothing more, except an ``urgent`` turn (a red flag's urgent
+        guidance), which always goes out.
         """
         turn = render_turn(messages, self.texts.part_chars)
         now = utcnow()
@@ -171,7 +184,7 @@ class SmsService:
                     offered = [choice.to_dict() for choice in turn.choices] + ([more.to_dict()] if more else [])
                     contact.choices = offered or None
                     contact.choices_at = now if offered else None
-                return await self._queue_parts(session, contact, turn.parts, now, origin)
+                return await self._queue_parts(session, contact, turn.parts, now, origin, urgent=urgent)
 
     async def send_full_answer(self, intake: Intake) -> int:
         """The patient replied MORE: queue the full answer in parts and close the offer (numbered choices stay).
@@ -192,13 +205,20 @@ class SmsService:
                 parts = render_turn([{"text": full.text}], self.texts.part_chars).parts
                 return await self._queue_parts(session, contact, parts, now, "assistant")
 
-    async def _queue_parts(self, session: Any, contact: SmsContact, parts: list[str], now: datetime, origin: str) -> int:
-        """Queue ``parts`` for the contact within the daily cap (inside the caller's transaction)."""
+    async def _queue_parts(
+        self, session: Any, contact: SmsContact, parts: list[str], now: datetime, origin: str, urgent: bool = False
+    ) -> int:
+        """Queue ``parts`` for the contact within the daily cap (inside the caller's transaction).
+
+        ``urgent`` parts go out past the cap too (they still count towards it).
+        """
         if not parts:
             return 0
         day = store.day_window(now)
         used = await store.count(session, store.OUTBOUND_PER_DAY, contact.sender_id, day)
-        if used + len(parts) <= self.daily_cap:
+        if urgent and used + len(parts) > self.daily_cap:
+            logger.warning("daily text cap passed for conversation %s: urgent guidance sent anyway", contact.sender_id[:8])
+        if urgent or used + len(parts) <= self.daily_cap:
             await store.bump(session, store.OUTBOUND_PER_DAY, contact.sender_id, day, now, by=len(parts))
             await store.queue(session, contact, parts, now, origin=origin)
             return len(parts)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -13,7 +13,12 @@ from bot.core.settings import REPO_ROOT
 
 DEFAULT_PATH = REPO_ROOT / "data" / "sms.yml"
 KEYWORD_KINDS = ("opt_out", "opt_in", "help")
-TEXTS = ("first_contact", "opted_out", "opted_in", "help", "media_only", "media_ignored", "daily_cap", "more_offer")
+TEXTS = (
+    "first_contact", "opted_out", "opted_in", "help", "media_only", "media_ignored", "daily_cap", "more_offer",
+    "more_offer_short", "urgent_disclosure",
+)
+#: Why a text got no automated answer (the reasons the channel records; their staff-facing words in ``unanswered``).
+UNANSWERED = ("opted_out", "rate_limited")
 
 
 class SmsConfigError(ValueError):
@@ -30,6 +35,10 @@ class SmsTexts:
     choices_valid_minutes: int = 60
     #: Whole messages that ask for the full answer after a short one (bot/assistant/messaging/more.py).
     more: frozenset[str] = frozenset()
+    #: Most segments an FAQ answer by text may take, its MORE offer included.
+    answer_segments: int = 2
+    #: Staff-facing explanation per reason a text got no automated answer.
+    unanswered: Mapping[str, str] = field(default_factory=dict)
 
     def render(self, name: str, clinic: Clinic) -> str:
         """Text ``name`` with the clinic's facts filled in, on one line."""
@@ -57,6 +66,8 @@ def load_texts(path: Path = DEFAULT_PATH) -> SmsTexts:
     more = raw.get("more") or []
     if not isinstance(more, list) or not [phrase for phrase in more if str(phrase).strip()]:
         missing.append("more")
+    unanswered = raw.get("unanswered") or {}
+    missing += [f"unanswered.{r}" for r in UNANSWERED if not isinstance(unanswered.get(r), str) or not unanswered[r].strip()]
     if missing:
         raise SmsConfigError(f"{path}: missing {', '.join(missing)}")
     seen: dict[str, str] = {}
@@ -75,4 +86,6 @@ def load_texts(path: Path = DEFAULT_PATH) -> SmsTexts:
         part_chars=part_chars,
         choices_valid_minutes=int(limits.get("choices_valid_minutes", 60)),
         more=frozenset(str(phrase).strip() for phrase in more if str(phrase).strip()),
+        answer_segments=int(limits.get("answer_segments", 2)),
+        unanswered={reason: " ".join(str(unanswered[reason]).split()) for reason in UNANSWERED},
     )
