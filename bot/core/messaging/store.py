@@ -286,6 +286,30 @@ def segments_sent(texts: Iterable[TextView]) -> int:
     return sum(text.segments for text in texts if text.sent)
 
 
+@dataclass(frozen=True)
+class SmsUsage:
+    """What texting one conversation cost: texts and segments sent, and texts withheld by rule."""
+
+    texts_sent: int = 0
+    segments_sent: int = 0
+    withheld: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON form."""
+        return {"texts_sent": self.texts_sent, "segments_sent": self.segments_sent, "withheld": self.withheld}
+
+
+async def usage(session: AsyncSession, sender_id: str) -> Optional[SmsUsage]:
+    """The conversation's texting so far; ``None`` if it is not a text conversation."""
+    if await contact_by_sender(session, sender_id) is None:
+        return None
+    query = select(SmsOutbound.body, SmsOutbound.status).where(SmsOutbound.sender_id == sender_id)
+    rows = (await session.execute(query)).all()
+    sent = [body for body, status in rows if status == SmsOutboundStatus.sent]
+    withheld = sum(1 for _, status in rows if status == SmsOutboundStatus.suppressed)
+    return SmsUsage(len(sent), sum(segments(body or "") for body in sent), withheld)
+
+
 async def failed_count(session: AsyncSession, escalation_id: str) -> int:
     """How many texts linked to an escalation did not reach the patient."""
     query = select(func.count()).select_from(SmsOutbound).where(

@@ -8,7 +8,9 @@ SQLAlchemy alone (the web app has no Rasa) and never writes to it.
 A conversation is shown as turns:
 
 - ``patient``: a user event (text, intent and confidence, the safety screen's verdict
-  from ``parse_data["safety"]``);
+  from ``parse_data["safety"]``, and, for a text the SMS channel kept without an
+  automated answer, why: ``metadata["sms"]["unanswered"]`` and its staff-facing ``note``,
+  see :mod:`bot.assistant.messaging.unanswered`);
 - ``assistant``: a bot event (text, button titles);
 - ``staff``: a bot event whose metadata carries ``{"staff": {"name": ...}}`` (a staff
   member writing in the chat during a takeover);
@@ -95,6 +97,10 @@ class Turn:
     buttons: tuple[str, ...] = ()
     after_escalation: bool = False
     trigger: bool = False
+    #: Why this patient text got no automated answer (``opted_out``, ``rate_limited``); ``None``: it was answered.
+    unanswered: Optional[str] = None
+    #: The staff-facing words for ``unanswered``, as the channel recorded them.
+    unanswered_note: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +115,8 @@ class Turn:
             "buttons": list(self.buttons),
             "after_escalation": self.after_escalation,
             "trigger": self.trigger,
+            "unanswered": self.unanswered,
+            "unanswered_note": self.unanswered_note,
         }
 
 
@@ -174,6 +182,16 @@ def _safety(parse_data: dict[str, Any]) -> Optional[dict[str, Any]]:
     return shown
 
 
+def _unanswered(event: dict[str, Any]) -> tuple[Optional[str], Optional[str]]:
+    """Why the channel gave a patient text no automated answer, and its note (``None``s: it was answered)."""
+    metadata = event.get("metadata") if isinstance(event.get("metadata"), dict) else {}
+    sms = metadata.get("sms") if isinstance(metadata.get("sms"), dict) else {}
+    reason = _text(sms.get("unanswered"))
+    if reason is None:
+        return None, None
+    return reason, _text(sms.get("note")) or "This text got no automated answer."
+
+
 def turn_of(event_id: int, type_name: str, timestamp: Any, data: Optional[str]) -> Optional[Turn]:
     """The turn an ``events`` row shows, or ``None`` for events that are not shown."""
     kind = SHOWN.get(type_name)
@@ -185,10 +203,11 @@ def turn_of(event_id: int, type_name: str, timestamp: Any, data: Optional[str]) 
         parse_data = event.get("parse_data") if isinstance(event.get("parse_data"), dict) else {}
         intent = parse_data.get("intent") if isinstance(parse_data.get("intent"), dict) else {}
         confidence = intent.get("confidence")
+        reason, note = _unanswered(event)
         return Turn(
             event_id, kind, at, text=_text(event.get("text")), intent=_text(intent.get("name")),
             confidence=float(confidence) if isinstance(confidence, (int, float)) else None,
-            safety=_safety(parse_data),
+            safety=_safety(parse_data), unanswered=reason, unanswered_note=note,
         )
     if kind == "assistant":
         metadata = event.get("metadata") if isinstance(event.get("metadata"), dict) else {}

@@ -23,6 +23,7 @@ from multidict import MultiDictProxy
 
 from bot.core import clock
 from bot.core.escalation import on_call
+from bot.core.messaging import store as messaging_store
 from bot.core.store.models import Outcome, Priority, Status
 from bot.dashboard.staff import cases
 from bot.dashboard.staff.cases import CaseDetail, CaseNotFound, InvalidInput
@@ -81,6 +82,8 @@ def _turn_view(turn: Turn, tz: Any, now: datetime) -> dict[str, Any]:
         "trigger": turn.trigger,
         "after": turn.after_escalation,
         "event_id": turn.event_id,
+        "unanswered": turn.unanswered,
+        "unanswered_note": turn.unanswered_note,
     }
 
 
@@ -143,6 +146,7 @@ async def case_context(
     async with request.config_dict[DB]() as session:
         detail = await cases.get_case(session, request.match_info["id"], clinic=clinic, now=now)
         colleagues = await cases.colleagues(session)
+        sms_usage = await messaging_store.usage(session, detail.sender_id)
     turns, source = await _conversation(request, detail)
     views = [_turn_view(turn, clinic.tz, now) for turn in turns]
     first_after = next((index for index, view in enumerate(views) if view["after"]), None)
@@ -192,6 +196,8 @@ async def case_context(
         "max_note": cases.MAX_NOTE_CHARS,
         "max_attempts": cases.MAX_ATTEMPTS,
         "tz_name": clinic.timezone,
+        #: Texts and SMS segments sent in this conversation (``None``: not a text conversation).
+        "sms_usage": sms_usage.to_dict() if sms_usage else None,
     }
     for extra in request.app.get(CASE_CONTEXT, []):
         context.update(await extra(request, detail))
