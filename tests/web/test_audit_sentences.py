@@ -26,3 +26,14 @@ def test_a_case_taken_by_talking_to_the_patient_says_so():
 def test_a_manual_change_reads_as_before():
     assert audit_sentence(entry("status_changed", {"before": "new", "after": "in_progress"})) == (
         "Status changed from New to In progress")
+
+
+def test_the_on_call_rounds_and_the_opening_read_as_sentences():
+    first = {"round": 0, "contacts": [{"name": "Duty physio", "via": ["sms"]}]}
+    assert audit_sentence(entry("on_call_alerted", first)) == "On-call alert, round 1: Duty physio by SMS"
+    widened = {"round": 1, "contacts": [{"name": "Duty physio", "via": ["sms"]},
+                                        {"name": "Clinic lead", "via": ["sms", "email"]}, {"name": "Locum", "via": []}]}
+    assert audit_sentence(entry("on_call_alerted", widened)) == (
+        "On-call alert, round 2: Duty physio by SMS, Clinic lead by SMS and email, "
+        "Locum (no way to reach them configured)")
+    assert audit_sentence(entry("case_opened", {})) == "Case opened by staff"

@@ -231,9 +231,27 @@ def audit_sentence(entry: AuditEntry) -> str:
         return "Stored after the database was back (held safely meanwhile)"
     if kind == "contact_form_abandoned":
         return _abandoned_sentence(detail)
+    if kind == "case_opened":
+        return "Case opened by staff"
+    if kind == "on_call_alerted":
+        return _on_call_sentence(detail)
     if kind.startswith("sms_"):
         return _sms_sentence(kind, detail)
     return kind.replace("_", " ").capitalize()
+
+
+def _on_call_sentence(detail: dict) -> str:
+    """Which on-call round reached whom and how (names are staff names from clinic.yml, never patient text)."""
+    reached = []
+    for contact in detail.get("contacts") or []:
+        if not isinstance(contact, dict):
+            continue
+        via = " and ".join(str(channel).upper() if channel == "sms" else str(channel) for channel in contact.get("via") or [])
+        name = str(contact.get("name") or "an on-call contact")
+        reached.append(f"{name} by {via}" if via else f"{name} (no way to reach them configured)")
+    number = detail.get("round")
+    heading = f"On-call alert, round {number + 1}" if isinstance(number, int) else "On-call alert"
+    return f"{heading}: {', '.join(reached)}" if reached else heading
 
 
 #: What the contact form was asking for when the patient stopped answering (actions/session.py).
