@@ -237,3 +237,12 @@ async def test_an_faq_answer_by_text_takes_at_most_two_segments(serve):
     [answer] = await sms.sent_to(PATIENT, 1)
     assert answer.startswith(sms.channel.short_answers.texts[longest])
     assert "Reply MORE" in answer and segments(answer) <= 2
+
+
+async def test_a_red_flag_with_a_picture_gets_the_urgent_answer_before_the_picture_notice(serve):
+    sms = await serve()
+    await sms.text(inbound(PATIENT, "hello"))
+    await sms.sent_to(PATIENT, 1)
+    await sms.text(inbound(PATIENT, RED_FLAG, media=1))
+    texts = await sms.sent_to(PATIENT, 3)
+    assert texts[1] == f"echo: {RED_FLAG}" and "not the picture" in texts[2]

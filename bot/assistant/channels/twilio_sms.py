@@ -16,16 +16,22 @@ malformed request gets 400, never a 500.
 
 A patient text then goes, in order: a ``MessageSid`` seen before is acknowledged
 and dropped (Twilio retries slow webhooks); STOP/START and their synonyms are
-recorded (opt-out, re-subscription) before anything reads the text; nothing from a
-number that opted out is read or answered; a new number's first reply starts by saying
+recorded (opt-out, re-subscription) before anything reads the text; a text from a
+number that opted out is never answered, but it is kept in the conversation staff see
+with why, and screened: a red flag is an urgent case for staff to phone
+(:mod:`bot.assistant.messaging.unanswered`); a new number's first reply starts by saying
 what the assistant is and that texts are not secure (the assistant's own opening does
-that on SMS, else the channel adds it); HELP gets the clinic's name, phone and
-how to stop; a number over its rate limit gets one notice a minute; a picture with
+that on SMS, else the channel adds it), except that a red flag's urgent guidance comes
+first and a one-segment disclosure after it (:mod:`bot.assistant.messaging.economy`);
+HELP gets the clinic's name, phone and how to stop; a number over its rate limit gets
+one notice a minute and its texts are kept and shown, not answered (a red flag is
+answered, and the limit never applies while staff text the patient); a picture with
 no text gets "I can only read text here"; a number or the words of a choice
 offered in the last turn select it; MORE after a short answer sends the full one
 (:mod:`bot.assistant.messaging.more`); the rest goes to Rasa through
 :func:`bot.assistant.channels.guard.guard`, like every channel. A curated FAQ answer goes out as
-its one-text short version with "Reply MORE for the full answer". The replies are queued in
+its one-text short version with "Reply MORE for the full answer" (a shorter offer when that
+would pass 2 segments). Past the daily cap a red flag's reply still goes out. The replies are queued in
 the store (:mod:`bot.assistant.messaging.service`) and sent by the SMS outbox
 (:mod:`bot.assistant.messaging.outbox`), which runs in this process: the webhook answers
 Twilio with an empty TwiML response at once.
@@ -543,12 +549,14 @@ class ClinicSmsInput(InputChannel):
         await handler(message)
         if intro and not any(reply.get("utter_action") == DISCLOSURE for reply in output.messages):
             before = [{"text": line} for line in intro] + before  # e.g. the guard answered without Rasa
+        urgent = await _red_flag_turn(agent, message)
+        # A red flag's urgent guidance is the first text; notices (the opening, the picture) follow it.
+        turn = output.messages + before if urgent else before + output.messages
         offer = self.texts.render("more_offer", self.clinic)
-        messages, full = self.short_answers.shorten(before + output.messages, offer)
+        messages, full = self.short_answers.shorten(turn, offer)
         messages = fit_offer(
             messages, offer, self.texts.render("more_offer_short", self.clinic), self.texts.answer_segments
         )
-        urgent = await _red_flag_turn(agent, message)
         if urgent and intake.first:
             messages = urgent_first(messages, _opening(intro), self.texts.render("urgent_disclosure", self.clinic))
         try:
