@@ -27,13 +27,11 @@
   var refreshTimer = null;
   var audio = null;
 
-  function liveFetch(url, options) {
-    if (window.staffLiveFetch) return window.staffLiveFetch(url, options);
-    options = options || {};
-    options.headers = { "X-Live-Refresh": "1" };
-    options.credentials = "same-origin";
-    options.cache = "no-store";
-    return fetch(url, options);
+  var idleDeadlinePassed = false;
+
+  /* Not activity (X-Live-Refresh); a 401 is handled below, where the reason is known. */
+  function liveFetch(url) {
+    return fetch(url, { headers: { "X-Live-Refresh": "1" }, credentials: "same-origin", cache: "no-store" });
   }
 
   function signIn(reason) {
@@ -143,7 +141,7 @@
 
   function refresh() {
     return liveFetch(data.alertsUrl).then(function (reply) {
-      if (reply.status === 401) { signIn("idle"); return null; }
+      if (reply.status === 401) { signIn(idleDeadlinePassed ? "idle" : "ended"); return null; }
       return reply.ok ? reply.json() : null;
     }).then(function (state) {
       if (!state) return;
@@ -175,6 +173,7 @@
   function scheduleIdleWarning(secondsLeft) {
     window.clearTimeout(idleTimer);
     if (secondsLeft > WARN_SECONDS) {
+      idleDeadlinePassed = false;
       hideWarning();
       // Check again a minute before: another tab may have been used meanwhile.
       idleTimer = window.setTimeout(refresh, (secondsLeft - WARN_SECONDS) * 1000);
@@ -194,6 +193,7 @@
       if (shown) shown.textContent = String(left);
       if (left <= 0) {
         window.clearInterval(countdownTimer);
+        idleDeadlinePassed = true;
         refresh();  // signed out by now (401 goes to the sign-in page), or used in another tab
       }
     }
@@ -206,6 +206,7 @@
       // An ordinary request is activity: it moves the idle deadline.
       fetch(data.meUrl, { credentials: "same-origin", cache: "no-store" }).then(function (reply) {
         if (reply.status === 401) { signIn("idle"); return; }
+        idleDeadlinePassed = false;
         hideWarning();
         refresh();
       });
