@@ -32,23 +32,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterable, Optional, Sequence
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import sessionmaker
 
 from bot.core.clinic import Clinic, OnCall
 from bot.core.escalation import on_call
-from bot.core.store import repository as repo
+from bot.core.escalation.delivery import transport_problem
 from bot.core.store.db import bounded
-from bot.core.store.models import PRIORITY_RANK, OutboxMessage, OutboxStatus, Priority, utcnow
+from bot.core.store.models import utcnow
 
 logger = logging.getLogger(__name__)
 
 #: Longest wait for the outbox read: the patient has the emergency guidance and waits for this
 #: sentence; the action server's whole call is bounded by ``ACTION_TIMEOUT_SECONDS`` (3 s).
 CHECK_SECONDS = 1.0
-#: Most recent failed rows of one transport read to find its latest failure.
-FAILED_ROWS_READ = 20
 
 
 class Route(str, enum.Enum):
@@ -70,56 +66,6 @@ class AlertCheck:
     problems: tuple[str, ...] = ()
     #: The next opening as a patient reads it ("08:00 on Monday"), when ``route`` is closed.
     opens: Optional[str] = None
-
-
-def failed_at(message: OutboxMessage, now: datetime) -> datetime:
-    """When a failed message's latest attempt failed, never later than ``now``.
-
-    The notifier records a failure that will be retried by setting ``next_attempt_at`` to
-    the failure time plus :func:`bot.core.store.repository.backoff`. A dead message, or one
-    claimed again and in flight, keeps its claim's ``next_attempt_at``, which is after the
-    failure: reading it as the failure time errs towards "failing".
-    """
-    if message.status == OutboxStatus.pending and message.claim_token is None:
-        return min(now, message.next_attempt_at - repo.backoff(message.attempts))
-    return min(now, message.next_attempt_at)
-
-
-async def transport_problem(
-    session: AsyncSession, transport: str, now: datetime, overdue_after: timedelta
-) -> Optional[str]:
-    """Why ``transport`` is not delivering now (``<transport>_overdue``, ``<transport>_failing``), or ``None``."""
-    cutoff = now - overdue_after
-    overdue = select(func.count()).select_from(OutboxMessage).where(
-        OutboxMessage.transport == transport,
-        OutboxMessage.status == OutboxStatus.pending,
-        or_(
-            and_(OutboxMessage.priority_rank == PRIORITY_RANK[Priority.urgent], OutboxMessage.created_at <= cutoff),
-            OutboxMessage.next_attempt_at <= cutoff,
-        ),
-    )
-    if (await session.execute(overdue)).scalar_one():
-        return f"{transport}_overdue"
-    failed = (
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.transport == transport,
-            OutboxMessage.status != OutboxStatus.sent,
-            OutboxMessage.last_error.is_not(None),
-        )
-        .order_by(OutboxMessage.id.desc())
-        .limit(FAILED_ROWS_READ)
-    )
-    failures = [failed_at(message, now) for message in (await session.execute(failed)).scalars()]
-    if not failures:
-        return None
-    delivered = select(func.max(OutboxMessage.sent_at)).where(
-        OutboxMessage.transport == transport, OutboxMessage.status == OutboxStatus.sent
-    )
-    last_delivery = (await session.execute(delivered)).scalar_one()
-    if last_delivery is None or max(failures) >= last_delivery:
-        return f"{transport}_failing"
-    return None
 
 
 class UrgentAlertRoute:

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import sessionmaker
 
 from bot.core.clinic import OnCall, OnCallContact
+from bot.core.escalation.delivery import transport_problem
 from bot.core.messaging import store as sms_store
 from bot.core.messaging.addresses import SMS, Address
 from bot.core.store import repository as repo
@@ -246,8 +247,6 @@ async def route_problems(
     if "sms" in reach:
         problems.append(await _sms_problem(session, now, overdue_after))
     if "email" in reach:
-        from bot.core.escalation.alerting import transport_problem  # the notification outbox's own check
-
         problems.append(await transport_problem(session, EMAIL_TRANSPORT, now, overdue_after))
     if all(problems):
         return tuple(problems)
