@@ -104,7 +104,7 @@ async def record_opened(session: AsyncSession, escalation_id: str, actor: str) -
     return True
 
 
-def _unopened(now: datetime):
+def unopened(now: datetime):
     opened = exists().where(
         AuditEvent.escalation_id == Escalation.id, AuditEvent.kind == AuditKind.case_opened
     )
@@ -165,7 +165,7 @@ class OnCallAlerts:
         query = (
             select(Escalation.id, Escalation.created_at, rounds.c[1], rounds.c[2])
             .outerjoin(rounds, rounds.c.escalation_id == Escalation.id)
-            .where(_unopened(now))
+            .where(unopened(now))
             .order_by(Escalation.created_at)
             .limit(MAX_CASES_PER_PASS)
         )
@@ -239,7 +239,7 @@ async def route_problems(
         return ("on_call_not_configured",)
     alerted = exists().where(AuditEvent.escalation_id == Escalation.id, AuditEvent.kind == AuditKind.on_call_alerted)
     late = select(func.count()).select_from(Escalation).where(
-        _unopened(now), Escalation.created_at <= now - overdue_after, ~alerted
+        unopened(now), Escalation.created_at <= now - overdue_after, ~alerted
     )
     if (await session.execute(late)).scalar_one():
         return ("on_call_overdue",)

@@ -303,8 +303,8 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 def _unopened_urgent(now: datetime) -> Any:
     """Urgent cases nobody has opened, as the on-call route counts them (:mod:`bot.core.escalation.on_call`)."""
-    # One definition of "unopened" for the title and the on-call rounds (on_call keeps it private for now).
-    return select(func.count()).select_from(Escalation).where(on_call._unopened(now))  # noqa: SLF001
+    # One definition of "unopened" for the title and the on-call rounds.
+    return select(func.count()).select_from(Escalation).where(on_call.unopened(now))
 
 
 async def alert_state(request: web.Request) -> web.Response:
