@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-WIDGET_DIR = Path(__file__).resolve().parent
+WIDGET_DIR = Path(__file__).resolve().parents[1] / "bot" / "dashboard" / "web" / "static" / "widget"
 DEFAULT_LOAD = ("chat-widget.js", "chat-widget.css", "i18n/en.js")
 BUDGET_GZIP_BYTES = 15 * 1024
 

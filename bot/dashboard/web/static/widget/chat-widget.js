@@ -30,6 +30,12 @@
  *   server "2" ping -> client "3" pong; "41"/"44"/"1" or silence = disconnected, reconnect.
  * The events are Rasa's standard ones, so any socket.io client keeps working.
  *
+ * Short answers first on phones: the parts of a curated answer that has a one-text version
+ * carry an extra key, the first {short: {text, parts}}, each later one {short: {part: i}}.
+ * On a narrow screen (NARROW) the widget shows the short text with a "Read the full answer"
+ * button (aria-expanded) that reveals the full parts in place; wider screens show the
+ * full answer as before. Either way the whole answer is kept, so a resize redraws it.
+ *
  * Security: every string is inserted as a text node; links are rebuilt with DOM APIs
  * and only http(s) URLs become links. */
 (function () {
@@ -44,13 +50,15 @@
   var payload = data.initialPayload == null ? "/greet" : data.initialPayload;
   var maxChars = +data.maxChars || 2000;
   var KEY = "chat-widget:" + server;
+  var NARROW = "(max-width: 600px)"; /* where an answer's short version is shown first */
   var NS = "http://www.w3.org/2000/svg";
   var store = null;
   try {
     store = data.storage === "local" ? window.localStorage : window.sessionStorage;
   } catch (e) { /* storage blocked: the chat simply lasts as long as the page */ }
 
-  var S = {}, fmt, st, nodes = {};
+  var S = {}, fmt, st, nodes = {}, groups = {}, grp = null;
+  var narrow = window.matchMedia ? window.matchMedia(NARROW) : { matches: false };
   var root, launcher, panel, log, input, statusText, banner, typingEl, typingTimer;
   var ws = null, ready = false, tries = 0, retryTimer, beatTimer, beatMs = 45000;
 
@@ -123,12 +131,16 @@
     node.appendChild(document.createTextNode(text.slice(last)));
   }
 
+  function stamp(m) {
+    var d = new Date(m.ts);
+    return m.q ? document.createTextNode(t("queued")) : el("time", null, fmt.format(d), { datetime: d.toISOString() });
+  }
+
   function meta(m) {
-    var box = nodes[m.id] && nodes[m.id].lastChild, d = new Date(m.ts);
+    var box = nodes[m.id] && nodes[m.id].lastChild;
     if (!box) return;
     box.textContent = "";
-    box.appendChild(m.q ? document.createTextNode(t("queued"))
-      : el("time", null, fmt.format(d), { datetime: d.toISOString() }));
+    box.appendChild(stamp(m));
   }
 
   function render(m) {
@@ -178,6 +190,59 @@
     }
   }
 
+  /* An answer with a short version, on a narrow screen: the short text, the button, and the
+   * full answer's parts (``row`` is the first) in a region the button shows and hides. */
+  function brief(m, row) {
+    var box = el("div", "cw-answer"), id = "cw-full-" + m.id, g = { box: box };
+    g.short = box.appendChild(el("div", "cw-msg cw-bot cw-short"));
+    g.short.appendChild(el("span", "cw-sr", t("bot")));
+    linkify(g.short.appendChild(el("div", "cw-bubble")), m.sh);
+    g.short.appendChild(el("div", "cw-meta")).appendChild(stamp(m));
+    g.btn = box.appendChild(el("button", "cw-more", null, { type: "button", "aria-controls": id }));
+    g.label = g.btn.appendChild(el("span"));
+    g.btn.appendChild(icon("M6 9l6 6 6-6"));
+    g.full = box.appendChild(el("div", "cw-full", null, { id: id }));
+    g.full.appendChild(row);
+    g.btn.onclick = function () {
+      m.x = !m.x;
+      reveal(m);
+      save();
+    };
+    groups[m.id] = g;
+    reveal(m);
+    return box;
+  }
+
+  function reveal(m) {
+    var g = groups[m.id];
+    g.short.hidden = !!m.x;
+    g.full.hidden = !m.x;
+    g.btn.setAttribute("aria-expanded", m.x ? "true" : "false");
+    g.label.textContent = t(m.x ? "shortAnswer" : "fullAnswer");
+  }
+
+  /* Put a message's row in the transcript; returns what to scroll to. */
+  function place(m) {
+    var row = render(m), g = narrow.matches && groups[m.of];
+    if (m.sh && narrow.matches) return log.appendChild(brief(m, row));
+    if (g) {
+      g.full.appendChild(row);
+      return g.box;
+    }
+    return log.appendChild(row);
+  }
+
+  /* The screen crossed NARROW: draw the transcript again for the new width. */
+  function redraw() {
+    var had = log.contains(document.activeElement);
+    log.textContent = "";
+    nodes = {};
+    groups = {};
+    st.msgs.forEach(place);
+    if (had) log.focus();
+    scroll();
+  }
+
   /* Scroll to the end, but never past the start of a long new reply (``row``). */
   function scroll(row) {
     if (!log) return;
@@ -190,7 +255,7 @@
     m.id = ++st.n;
     m.ts = Date.now();
     st.msgs.push(m);
-    row = log.appendChild(render(m));
+    row = place(m);
     scroll(!m.u && row);
     save();
     return m;
@@ -265,7 +330,14 @@
       st.staff = who.event === "left" ? null : staff.n;
       setState(root.getAttribute("data-state"));
     }
-    if (text || qr.length || img) add({ text: text, qr: qr, img: img, s: staff });
+    var mark = d.short && typeof d.short === "object" ? d.short : {}, m = { text: text, qr: qr, img: img, s: staff };
+    if (!staff && text && typeof mark.text === "string" && mark.text.trim() && mark.parts >= 1) m.sh = mark.text;
+    else if (!staff && grp && mark.part === grp.next) m.of = grp.id;
+    if (!(text || qr.length || img)) return;
+    add(m);
+    grp = m.sh ? { id: m.id, next: 2, parts: mark.parts } : m.of ? grp : null;
+    if (grp && m.of) grp.next++;
+    if (grp && grp.next > grp.parts) grp = null;
   }
 
   /* ---------- Engine.IO v4 / Socket.IO v5 over WebSocket ---------- */
@@ -357,6 +429,8 @@
   function restart() {
     st = fresh();
     nodes = {};
+    groups = {};
+    grp = null;
     log.textContent = "";
     typing(false);
     if (ws) { ws.onclose = ws.onmessage = null; ws.close(); ws = null; }
@@ -441,7 +515,9 @@
       if (e.key === "Escape" && !panel.hidden) { e.preventDefault(); close(); }
     };
 
-    st.msgs.forEach(function (m) { log.appendChild(render(m)); });
+    st.msgs.forEach(place);
+    if (narrow.addEventListener) narrow.addEventListener("change", redraw);
+    else if (narrow.addListener) narrow.addListener(redraw);
     setState("connecting");
     document.body.appendChild(root);
     if (st.open) open(false);

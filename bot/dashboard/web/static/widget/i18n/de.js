@@ -18,6 +18,8 @@
   send: "Senden",
   replies: "Antwortvorschläge",
   newTab: "(öffnet in einem neuen Tab)",
+  fullAnswer: "Ganze Antwort lesen",
+  shortAnswer: "Kurze Antwort zeigen",
   image: "Bild vom Assistenten",
   staffLabel: "{name} · Praxisteam",
   staffSaid: "{name} vom Praxisteam schrieb:",

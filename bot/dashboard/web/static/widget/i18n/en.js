@@ -20,6 +20,8 @@
   send: "Send",
   replies: "Suggested replies",
   newTab: "(opens in a new tab)",
+  fullAnswer: "Read the full answer",
+  shortAnswer: "Show the short answer",
   image: "Image from the assistant",
   staffLabel: "{name} · clinic team",
   staffSaid: "{name} from the clinic team said:",
