@@ -179,9 +179,15 @@ class SmsServer:
         """The notice before the first reply to a new number (tested on its own; left out by :meth:`bodies`)."""
         return self.channel.texts.render("first_contact", self.channel.clinic)
 
+    @property
+    def urgent_intro(self) -> str:
+        """The one-text notice that follows the urgent guidance when a first text is a red flag."""
+        return self.channel.texts.render("urgent_disclosure", self.channel.clinic)
+
     def bodies(self, address: str) -> list[str]:
-        """Texts the fake accepted for ``address``, in order, without the first-contact notice."""
-        return [body for body in self.fake.bodies(address) if body != self.intro]
+        """Texts the fake accepted for ``address``, in order, without either first-contact notice."""
+        notices = {self.intro, self.urgent_intro}
+        return [body for body in self.fake.bodies(address) if body not in notices]
 
     async def sent_to(self, address: str, count: int, timeout: float = 10.0) -> list[str]:
         """Wait until ``count`` texts (first-contact notice aside) reached the fake for ``address``; return them."""
