@@ -143,7 +143,10 @@ def idle_in(database_url: str, username: str, seconds: int) -> None:
             user_id = connection.execute(select(StaffUser.id).where(StaffUser.username == username)).scalar_one()
             connection.execute(
                 update(StaffSession).where(StaffSession.user_id == user_id, StaffSession.ended_at.is_(None))
-                .values(idle_until=datetime.now(timezone.utc) + timedelta(seconds=seconds))
+                # Left alone: the last activity is long past too, as it would be (the store only
+                # records activity 30 s apart, so a recent last_seen_at would make staying a no-op).
+                .values(idle_until=datetime.now(timezone.utc) + timedelta(seconds=seconds),
+                        last_seen_at=datetime.now(timezone.utc) - timedelta(minutes=10))
             )
     finally:
         engine.dispose()
