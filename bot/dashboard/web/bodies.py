@@ -20,6 +20,7 @@ The reason in the answer is fixed text, never a piece of the body.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Awaitable, Callable, Optional
@@ -35,6 +36,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 TEXT_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+#: Longest wait for a whole body. aiohttp waits for ever on a compressed body cut short when it
+#: arrives after the headers (a truncated deflate stream never reaches its end); the dashboard's
+#: bodies are small forms and JSON, so a body not read by then is refused.
+BODY_READ_SECONDS = 10.0
 #: Failures of aiohttp's own readers on a malformed body (the multipart reader asserts on some).
 UNREADABLE = (
     ValueError, LookupError, AssertionError, RecursionError, EOFError, HttpProcessingError, RequestPayloadError,
@@ -55,12 +60,16 @@ async def body_problem(request: web.Request) -> Optional[str]:
     if content_type in FORM_TYPES:
         # A multipart body is parsed from the stream, so post() comes first (it keeps what it read).
         try:
-            await request.post()
+            await asyncio.wait_for(request.post(), BODY_READ_SECONDS)
+        except asyncio.TimeoutError:
+            return "the form body did not arrive whole (check Content-Encoding and Content-Length)"
         except UNREADABLE:
             return "the form body is malformed or could not be read"
         return None
     try:
-        raw = await request.read()
+        raw = await asyncio.wait_for(request.read(), BODY_READ_SECONDS)
+    except asyncio.TimeoutError:
+        return "the body did not arrive whole (check Content-Encoding and Content-Length)"
     except UNREADABLE:
         return "the body could not be read (check Content-Encoding and Content-Length)"
     if is_json_type(content_type) and raw:
