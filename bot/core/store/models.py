@@ -260,6 +260,9 @@ class StaffRole(str, enum.Enum):
 
     staff = "staff"
     admin = "admin"
+    #: A reception display (issue 22): a trusted screen that shows the live queue without
+    #: patient text and can do nothing else. It stays signed in (no idle sign-out).
+    reception = "reception"
 
 
 class StaffUser(Base):
@@ -516,3 +519,41 @@ class EscalationSource(Base):
     last_at = Column(UTCDateTime, nullable=False, default=utcnow)
     #: Urgent escalations this address tried to create without contact details, ever (grouped ones included).
     attempts = Column(Integer, nullable=False, default=0)
+
+
+# Staff alerts and replies (migration 0010, issue 22).
+
+
+class PushSubscription(Base):
+    """A browser's Web Push subscription for a staff account (bot/dashboard/notify/web_push.py).
+
+    ``endpoint`` is the push service URL the browser gave; ``p256dh`` and ``auth`` are its
+    keys for encrypting the payload. A subscription the push service answers 404/410 for is
+    deleted; other failures are counted and the subscription kept.
+    """
+
+    __tablename__ = "push_subscriptions"
+
+    id = Column(Integer, primary_key=True)
+    user_id = Column(Integer, ForeignKey("staff_users.id", ondelete="CASCADE"), nullable=False, index=True)
+    endpoint = Column(Text, nullable=False, unique=True)
+    p256dh = Column(String(255), nullable=False)
+    auth = Column(String(255), nullable=False)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    last_success_at = Column(UTCDateTime)
+    failures = Column(Integer, nullable=False, default=0, server_default="0")
+
+
+class CannedReply(Base):
+    """A reply staff insert by typing "/" in the reply box; admins edit them (bot/dashboard/staff/canned_replies.py)."""
+
+    __tablename__ = "canned_replies"
+
+    id = Column(Integer, primary_key=True)
+    #: What is typed after "/" to pick it, lower case, unique ("999", "call-back").
+    shortcut = Column(String(32), nullable=False, unique=True)
+    title = Column(String(80), nullable=False)
+    body = Column(Text, nullable=False)
+    position = Column(Integer, nullable=False, default=0, server_default="0")
+    updated_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    updated_by = Column(String(64), nullable=False, default="", server_default="")
