@@ -1,7 +1,8 @@
 """``python -m bot.core.make_secrets``: the setup step that creates the shared secrets (``make setup``).
 
-Creates each secret file missing under ``VAR_DIR/secrets`` and never replaces one
-(:mod:`bot.core.secrets`); prints which it made, never their values.
+Creates each secret file missing under ``VAR_DIR/secrets``, the dashboard's VAPID key for
+Web Push included, and never replaces one (:mod:`bot.core.secrets`); prints which it made,
+never their values.
 """
 
 from __future__ import annotations

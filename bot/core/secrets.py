@@ -7,6 +7,11 @@ not given are random files (mode 0600) that ``make setup``, the launcher
 (:mod:`bot.launch`) or ``python -m bot.core.make_secrets`` create. Reading settings never
 creates them (:class:`bot.core.settings.Settings`): a process started before that step
 stops with the advice to run it.
+
+The same step makes the dashboard's VAPID key (:data:`VAPID_PRIVATE_KEY`): an EC P-256
+private key in PEM that signs Web Push messages to staff browsers
+(:mod:`bot.dashboard.notify.web_push`). Browsers subscribed with its public key, so it is
+never replaced: a new key would silently orphan every subscription.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ SECRETS = {
     "session_secret": "session_secret",
     "staff_bridge_secret": "staff_bridge_secret",
 }
+
+
+#: The Web Push (VAPID, RFC 8292) signing key under VAR_DIR/secrets: EC P-256, PKCS#8 PEM.
+VAPID_PRIVATE_KEY = "vapid_private_key.pem"
 
 
 class MissingSecret(RuntimeError):
@@ -57,21 +66,43 @@ def ensure(var_dir: Path) -> list[str]:
     temporary file and linked into place, so a reader never sees half a secret and only
     one creator wins.
     """
-    created = []
     directory = folder(var_dir)
     private_directory(directory)
-    for name in SECRETS.values():
-        path = directory / name
-        if path.exists():
-            continue
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".secret-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(random_tokens.token_urlsafe(32))
-            os.link(tmp, path)
-            created.append(name)
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(tmp)
+    created = [name for name in SECRETS.values() if _create(directory / name, random_tokens.token_urlsafe(32))]
+    vapid = directory / VAPID_PRIVATE_KEY
+    if not vapid.exists() and _create(vapid, new_vapid_private_key()):
+        created.append(VAPID_PRIVATE_KEY)
     return created
+
+
+def vapid_private_key_path(var_dir: Path) -> Path:
+    """Where the VAPID signing key is (it may not exist yet: see :func:`ensure`)."""
+    return folder(var_dir) / VAPID_PRIVATE_KEY
+
+
+def new_vapid_private_key() -> str:
+    """A new EC P-256 private key, PKCS#8 PEM, as VAPID signs with (RFC 8292, ES256)."""
+    # Imported here: only the setup step makes keys, and cryptography is in both environments.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
+
+
+def _create(path: Path, value: str) -> bool:
+    """Write ``value`` to ``path`` unless it exists; whether this call created it."""
+    if path.exists():
+        return False
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(value)
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
