@@ -19,7 +19,8 @@ current setting.
 
 Each pass also sends the on-call rounds that are due (:mod:`bot.core.escalation.on_call`):
 urgent cases nobody has opened go by SMS (queued in the SMS outbox) and/or email (transport
-``on_call_email``, sent here to the contact's address) to the on-call contacts in ``clinic.yml``.
+``on_call_email``, sent here to the contact's address) to the on-call contacts in ``clinic.yml``,
+and pushes each new urgent case to the subscribed staff browsers (:mod:`bot.dashboard.notify.web_push`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ from bot.core.escalation.service import EscalationService, on_call_channels
 from bot.core.settings import Settings
 from bot.core.store import repository as repo
 from bot.core.store.models import AuditKind, OutboxStatus, utcnow
+
+try:  # pywebpush is in .venv-web only (requirements-web.in); tests/notify run this module in .venv
+    from bot.dashboard.notify import web_push
+except ImportError:  # pragma: no cover - the web app's environment has it (tests/unit/test_web_environment.py)
+    web_push = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +114,9 @@ class Notifier:
         self.on_call = on_call.OnCallAlerts(
             sessions, clinic.on_call_plan, on_call_channels(settings), clinic.name, settings.public_web_url
         )
+        self.web_push = web_push.WebPushAlerts.from_settings(settings, clinic, sessions) if web_push else None
+        if web_push is None:
+            logger.warning("pywebpush is not installed here: no Web Push to staff browsers")
 
     async def run_forever(self, stop: Optional[asyncio.Event] = None) -> None:
         """Deliver and replay in a loop until ``stop`` is set (the pass under way finishes first) or cancelled."""
@@ -126,6 +135,8 @@ class Notifier:
         """One pass: replay the spool, then deliver due notifications. Returns how many were sent."""
         await self.escalations.spool.replay(self.escalations.store_spooled)
         await self.on_call.run_once()  # before the deliveries: an on-call round is queued at once
+        if self.web_push is not None:
+            await self.web_push.run_once()  # before the deliveries too: a slow SMTP server must not hold it
         sent = 0
         for _ in range(MAX_PER_PASS):
             message = await self._claim()

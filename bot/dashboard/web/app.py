@@ -27,6 +27,7 @@ from bot.core.settings import Settings
 from bot.core.store.db import create_engine, session_factory
 from bot.dashboard.notify.worker import Notifier
 from bot.dashboard.web import admin_users, api, auth, bodies, login, pages, security, sms_replies, takeover
+from bot.dashboard.web import push_routes
 from bot.dashboard.web.health import HEALTH, HealthSources, healthz, staff_health
 from bot.dashboard.web.keys import CLINIC, DB, ENGINE, SETTINGS
 
@@ -144,5 +145,6 @@ def create_app(settings: Settings) -> web.Application:
     pages.setup(app)
     takeover.setup(app)
     sms_replies.setup(app)
+    push_routes.setup(app)
     app.cleanup_ctx.append(store_and_notifier)
     return app

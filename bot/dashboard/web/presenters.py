@@ -35,7 +35,7 @@ OUTCOMES = {
 CHANNELS = {Channel.socketio.value: "Website chat", Channel.rest.value: "REST API", Channel.sms.value: "SMS",
             Channel.whatsapp.value: "WhatsApp", Channel.unknown.value: "Unknown channel"}
 CONTACT_METHODS = {"phone": "Phone", "email": "Email", "chat": "Reply in the web chat"}
-TRANSPORTS = {"email": "email", "webhook": "webhook"}
+TRANSPORTS = {"email": "email", "webhook": "webhook", "web_push": "browser push"}
 #: Flags of cases the flood guard marks (bot/core/escalation/flood.py), as the queue shows them.
 UNVERIFIED = "Unverified: no contact details"
 POSSIBLE_ABUSE = "Possible abuse: urgent messages from one address past its hourly cap, grouped"

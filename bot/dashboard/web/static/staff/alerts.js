@@ -5,7 +5,13 @@
  *   holds, each as the account chose in the header's "Alerts" settings;
  * - the tab title starts with the count of unopened urgent cases ("(2) Queue · ...");
  * - a minute before the idle sign-out, a warning with a "Stay signed in" button;
- * - for admins, the banner saying no alert route works follows the server's check.
+ * - for admins, the banner saying no alert route works follows the server's check;
+ * - Web Push: while the account's browser notifications are on and the browser allows
+ *   them, the service worker (/staff/sw.js) is registered and this browser subscribed with
+ *   the server's VAPID key (POST to #staff-alerts' data-push-url), so a new urgent case is
+ *   shown even with every dashboard tab closed. Turning notifications off unsubscribes it
+ *   (DELETE). Signing out keeps it: it belongs to the account, and the tab's session idles
+ *   out anyway (bot/dashboard/web/push_routes.py).
  *
  * It listens to live.js's `staff:escalation` and `staff:message` events and reads
  * GET /staff/api/alerts (live.py) with `X-Live-Refresh: 1`, so it never counts as
@@ -58,7 +64,7 @@
     if (!("Notification" in window) || !settings.notifications) return;
     if (Notification.permission === "default") {
       var asked = Notification.requestPermission();
-      if (asked && asked.then) asked.then(describePermission);
+      if (asked && asked.then) asked.then(function () { describePermission(); syncPush(); });
     }
     describePermission();
   }
@@ -132,6 +138,87 @@
     }
   });
 
+  /* --- Web Push: new urgent cases with the tab closed -------------------------------- */
+
+  var pushWanted = null;
+
+  function pushSupported() {
+    return !!data.pushUrl && window.isSecureContext && "serviceWorker" in navigator && "PushManager" in window;
+  }
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  /* Keeping the subscription in step is the page's doing, not the person's: X-Live-Refresh. */
+  function sendSubscription(method, body) {
+    return fetch(data.pushUrl, {
+      method: method, credentials: "same-origin", cache: "no-store", body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken(), "X-Live-Refresh": "1" }
+    });
+  }
+
+  function decodeKey(base64url) {
+    var base64 = base64url.replace(/-/g, "+").replace(/_/g, "/");
+    var raw = window.atob(base64 + "====".slice(base64.length % 4 || 4));
+    var bytes = new Uint8Array(raw.length);
+    for (var i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+    return bytes;
+  }
+
+  function sameKey(subscription, key) {
+    var held = subscription.options && subscription.options.applicationServerKey;
+    if (!held) return false;
+    held = new Uint8Array(held);
+    if (held.length !== key.length) return false;
+    for (var i = 0; i < key.length; i++) if (held[i] !== key[i]) return false;
+    return true;
+  }
+
+  function subscribePush() {
+    return liveFetch(data.pushUrl).then(function (reply) {
+      return reply.ok ? reply.json() : null;
+    }).then(function (config) {
+      if (!config || !config.public_key) return null;  // Web Push is off on the server
+      var key = decodeKey(config.public_key);
+      return navigator.serviceWorker.register(config.service_worker, { scope: config.scope }).then(function () {
+        return navigator.serviceWorker.ready;
+      }).then(function (registration) {
+        return registration.pushManager.getSubscription().then(function (held) {
+          if (held && sameKey(held, key)) return held;
+          var cleared = held ? held.unsubscribe() : Promise.resolve(true);
+          return cleared.then(function () {
+            return registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+          });
+        });
+      }).then(function (subscription) {
+        return sendSubscription("POST", subscription.toJSON());
+      });
+    }).catch(function () { /* no push service here: the open tab still alerts */ });
+  }
+
+  function unsubscribePush() {
+    return navigator.serviceWorker.getRegistration().then(function (registration) {
+      return registration ? registration.pushManager.getSubscription() : null;
+    }).then(function (held) {
+      if (!held) return null;
+      return sendSubscription("DELETE", { endpoint: held.endpoint }).then(function () { return held.unsubscribe(); });
+    }).catch(function () { /* the server skips accounts with notifications off anyway */ });
+  }
+
+  /* Subscribed while notifications are on and allowed; unsubscribed once they are turned off. */
+  function syncPush() {
+    if (!pushSupported() || !("Notification" in window)) return;
+    var want = settings.notifications && Notification.permission === "granted";
+    var off = !settings.notifications;
+    var state = want ? "on" : (off ? "off" : "unknown");
+    if (state === pushWanted) return;
+    pushWanted = state;
+    if (want) subscribePush();
+    else if (off) unsubscribePush();
+  }
+
   /* --- state from the server: count, settings, idle deadline, banner ---------------- */
 
   function scheduleRefresh() {
@@ -148,6 +235,7 @@
       showCount(state.unopened_urgent || 0);
       settings.notifications = !!state.notifications;
       settings.sound = !!state.sound;
+      syncPush();
       if ("alert_route_problem" in state) showBanner(state.alert_route_problem);
       if (typeof state.idle_seconds_left === "number") scheduleIdleWarning(state.idle_seconds_left);
     }).catch(function () { /* offline: live.js shows it; the next event refreshes */ });
@@ -224,5 +312,6 @@
   }
 
   askPermission();
+  syncPush();
   refresh();
 })();
