@@ -3,7 +3,7 @@
 A patient who texts the clinic has given their number by texting it, so the form
 confirms it ("the number you're texting from, ending 0123?") instead of asking for it
 again, and "reply by text" is a contact route: staff answer from the dashboard through
-the same channel (:mod:`bot.dashboard.web.sms_replies`). On WhatsApp a free-text reply is possible
+the same channel (:mod:`bot.dashboard.web.handoff_routes`). On WhatsApp a free-text reply is possible
 only within 24 hours of the patient's last message, so the route is offered there only
 when the clinic is open now (staff follow up within hours) or an approved template is
 configured to reopen the conversation later.

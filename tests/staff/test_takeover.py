@@ -21,8 +21,9 @@ from bot.core.clinic import load_clinic
 from bot.core.settings import REPO_ROOT
 from bot.core.store import chat
 from bot.core.store.models import AuditEvent, AuditKind, ChatTakeover, Escalation, Priority, Reason, StaffChatLine, StaffUser, Status, utcnow
-from bot.dashboard.staff import takeover as tk
-from bot.dashboard.staff.takeover import Bridge, TakeoverService
+from bot.dashboard.staff.handoff import errors as tk
+from bot.dashboard.staff.handoff.lines import MAX_MESSAGE_CHARS
+from bot.dashboard.staff.handoff.web_chat import ChatBridge as Bridge, web_chat_handoff as TakeoverService
 
 SECRET = "bridge-secret"
 SENDER = "a" * 22 + "." + "b" * 22
@@ -214,7 +215,7 @@ async def test_a_message_the_patient_cannot_receive_now_says_so_and_waits(servic
     assert state.contact == {"name": "Pat", "method": "chat", "detail": "this conversation (socketio)", "consent": True}
 
 
-@pytest.mark.parametrize("text", ["", "   ", None, 42, "x" * (tk.MAX_MESSAGE_CHARS + 1)])
+@pytest.mark.parametrize("text", ["", "   ", None, 42, "x" * (MAX_MESSAGE_CHARS + 1)])
 async def test_empty_or_overlong_messages_are_refused_before_anything_is_stored(service, bridge, sessions, text):
     case = await escalation(sessions)
     await service.take_over(case, JANE)

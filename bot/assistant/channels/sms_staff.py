@@ -2,7 +2,7 @@
 
 The web chat's staff bridge (:class:`bot.assistant.channels.staff_bridge.StaffBridge`) with an SMS
 :class:`SmsDelivery`, for conversations that came in by SMS or WhatsApp. The web app
-stores each staff line first (:mod:`bot.dashboard.staff.sms_replies`), then asks here to
+stores each staff line first (:mod:`bot.dashboard.staff.handoff`), then asks here to
 
 * ``POST takeover``: pause the assistant (Rasa's ``ConversationPaused``) and text the
   patient that a named person from the clinic is now answering;
