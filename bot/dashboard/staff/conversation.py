@@ -12,6 +12,8 @@ A conversation is shown as turns:
   automated answer, why: ``metadata["sms"]["unanswered"]`` and its staff-facing ``note``,
   see :mod:`bot.assistant.messaging.unanswered`);
 - ``assistant``: a bot event (text, button titles);
+  a patient message that is a button's payload (``/affirm``) is shown as the title of the
+  button the assistant offered (``Yes, I agree``), the payload kept behind the details;
 - ``staff``: a bot event whose metadata carries ``{"staff": {"name": ...}}`` (a staff
   member writing in the chat during a takeover);
 - ``paused`` / ``resumed`` (Rasa's ``ConversationPaused`` / ``ConversationResumed``),
@@ -23,6 +25,10 @@ latest patient message at or before the trigger's time whose text is the trigger
 message. Long conversations are capped at the last :data:`DEFAULT_LIMIT` turns
 (``omitted`` says how many earlier ones are not shown). ``since_event_id`` reads only
 newer turns, for the live view.
+
+The contact details the patient gave with consent in the contact form are read from the
+same table's ``slot`` events (:meth:`TrackerReader.contact_answers`): the form's answers
+count once the consent slot is set to yes.
 
 Everything here is patient data: never log it.
 """
@@ -101,6 +107,10 @@ class Turn:
     unanswered: Optional[str] = None
     #: The staff-facing words for ``unanswered``, as the channel recorded them.
     unanswered_note: Optional[str] = None
+    #: An assistant turn's buttons as (title, payload) pairs.
+    choices: tuple[tuple[str, str], ...] = ()
+    #: A patient turn that was a tap on a button: the payload sent (``text`` is then the button's title).
+    payload: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,7 +127,22 @@ class Turn:
             "trigger": self.trigger,
             "unanswered": self.unanswered,
             "unanswered_note": self.unanswered_note,
+            "payload": self.payload,
         }
+
+
+@dataclass(frozen=True)
+class ContactAnswer:
+    """One name, route and detail the patient gave in the contact form and agreed to be contacted by."""
+
+    name: Optional[str]
+    method: Optional[str]
+    detail: Optional[str]
+
+
+#: The contact form's slots (domain.yml's ``contact_form``).
+CONTACT_SLOTS = ("contact_name", "contact_method", "contact_detail")
+CONSENT_SLOT = "contact_consent"
 
 
 @dataclass(frozen=True)
@@ -213,16 +238,18 @@ def turn_of(event_id: int, type_name: str, timestamp: Any, data: Optional[str]) 
         metadata = event.get("metadata") if isinstance(event.get("metadata"), dict) else {}
         staff = metadata.get("staff") if isinstance(metadata.get("staff"), dict) else None
         extra = event.get("data") if isinstance(event.get("data"), dict) else {}
-        buttons = tuple(
-            str(button.get("title")) for button in extra.get("buttons") or []
+        choices = tuple(
+            (str(button.get("title")), str(button.get("payload") or ""))
+            for button in extra.get("buttons") or []
             if isinstance(button, dict) and button.get("title")
         )
+        buttons = tuple(title for title, _ in choices)
         if staff is not None:
             return Turn(event_id, "staff", at, text=_text(event.get("text")),
                         staff_name=_text(staff.get("name")) or "Clinic staff")
         if not event.get("text") and not buttons:
             return None
-        return Turn(event_id, kind, at, text=_text(event.get("text")), buttons=buttons)
+        return Turn(event_id, kind, at, text=_text(event.get("text")), buttons=buttons, choices=choices)
     return Turn(event_id, kind, at)
 
 
@@ -265,6 +292,43 @@ def mark(turns: list[Turn], escalated_at: Optional[datetime], trigger: Optional[
             turn = Turn(**{**turn.__dict__, "after_escalation": after, "trigger": turn.event_id in triggering})
         marked.append(turn)
     return marked
+
+
+def offered_titles(turns: Iterable[Turn]) -> dict[str, str]:
+    """Payload -> title of every button the assistant offered in ``turns`` (the latest offer wins)."""
+    titles: dict[str, str] = {}
+    for turn in turns:
+        for title, payload in turn.choices:
+            if payload:
+                titles[payload] = title
+    return titles
+
+
+def readable(turns: list[Turn], offered: Optional[dict[str, str]] = None) -> list[Turn]:
+    """Patient turns that were button taps, shown as the button's title (``offered``: buttons offered before)."""
+    titles = dict(offered or {})
+    shown = []
+    for turn in turns:
+        titles.update({payload: title for title, payload in turn.choices if payload})
+        if turn.kind == "patient" and turn.text and turn.text.startswith("/") and turn.text in titles:
+            turn = Turn(**{**turn.__dict__, "text": titles[turn.text], "payload": turn.text})
+        shown.append(turn)
+    return shown
+
+
+def contact_answers_of(slots: Iterable[tuple[Optional[str], Any]]) -> list[ContactAnswer]:
+    """The contact form's answers that the patient consented to, from ``(slot name, value)`` in order."""
+    current: dict[str, Optional[str]] = {}
+    found: list[ContactAnswer] = []
+    for name, value in slots:
+        if name in CONTACT_SLOTS:
+            current[name] = value.strip() if isinstance(value, str) and value.strip() else None
+        elif name == CONSENT_SLOT and value is True:
+            answer = ContactAnswer(current.get("contact_name"), current.get("contact_method"),
+                                   current.get("contact_detail"))
+            if (answer.name or answer.detail) and answer not in found:
+                found.append(answer)
+    return found
 
 
 class TrackerReader:
@@ -344,7 +408,45 @@ class TrackerReader:
             return Conversation(available=False)
         turns = [turn for row in rows if (turn := turn_of(row.id, row.type_name, row.timestamp, row.data))]
         last = rows[-1].id if rows else (since_event_id or 0)
-        return Conversation(mark(turns, escalated_at, trigger), omitted, last)
+        offered: dict[str, str] = {}
+        if since_event_id is not None and any(turn.kind == "patient" and (turn.text or "").startswith("/")
+                                              for turn in turns):
+            offered = await self._offered_before(sender_id, since_event_id)
+        return Conversation(readable(mark(turns, escalated_at, trigger), offered), omitted, last)
+
+    async def _offered_before(self, sender_id: str, event_id: int, look_back: int = 20) -> dict[str, str]:
+        """The buttons of the assistant's last messages up to ``event_id`` (for a tap read by the live view)."""
+        query = (
+            sa.select(EVENTS.c.id, EVENTS.c.type_name, EVENTS.c.timestamp, EVENTS.c.data)
+            .where(EVENTS.c.sender_id == sender_id, EVENTS.c.type_name == "bot", EVENTS.c.id <= event_id)
+            .order_by(EVENTS.c.id.desc()).limit(look_back)
+        )
+        try:
+            rows = list(reversed(await self._rows(query)))
+        except _NoTable:
+            return {}
+        return offered_titles(turn for row in rows if (turn := turn_of(row.id, row.type_name, row.timestamp, row.data)))
+
+    async def contact_answers(self, sender_id: str) -> list[ContactAnswer]:
+        """Every name and phone number or email the patient gave in the contact form and consented to, oldest first."""
+        if not self._exists():
+            return []
+        query = (
+            sa.select(EVENTS.c.data)
+            .where(EVENTS.c.sender_id == sender_id, EVENTS.c.type_name == "slot")
+            .order_by(EVENTS.c.id)
+        )
+        try:
+            rows = await self._rows(query)
+        except _NoTable:
+            return []
+        slots = []
+        for row in rows:
+            event = _load(row.data)
+            name = event.get("name")
+            if name in CONTACT_SLOTS or name == CONSENT_SLOT:
+                slots.append((name, event.get("value")))
+        return contact_answers_of(slots)
 
     async def latest_patient_messages(self, sender_ids: Iterable[str]) -> dict[str, PatientActivity]:
         """Each conversation's newest patient message (id and time, no text)."""

@@ -1,9 +1,16 @@
 """The conversation view (``/staff/escalations/{id}``) and its forms.
 
-The page shows the whole conversation, read from Rasa's tracker store
+The page is built for acting: at the top, who the patient is (every name, phone number and
+email they gave with consent, and the number they text from: :mod:`bot.dashboard.web.case_who`,
+with ``tel:`` and ``mailto:`` links), what triggered the case in words, and the reply/takeover
+box; below, the whole conversation, read from Rasa's tracker store
 (:mod:`bot.dashboard.staff.conversation`; the snapshot saved with the escalation when the store
-cannot be read), the trigger, contact details and consent, private notes and the audit
-trail. Its forms (assign, status, note, outcome) call the same case-work functions as
+cannot be read), with button taps shown as the buttons' titles and the model's intents behind
+a details toggle; then contact and consent, private notes and the audit trail.
+
+A case whose chat staff still hold (a live takeover, web chat or text) is not resolved: the
+status form refuses with a message saying to hand the chat back first, and the page asks
+the same before it posts (``static/staff/escalation.js``). Its forms (assign, status, note, outcome) call the same case-work functions as
 the JSON API (:mod:`bot.dashboard.staff.cases`) and answer with a 303 back to the page; a refused
 change re-renders the page with the reason, keeping a half-written note.
 
@@ -24,11 +31,14 @@ from multidict import MultiDictProxy
 from bot.core import clock
 from bot.core.escalation import on_call
 from bot.core.messaging import store as messaging_store
+from bot.core.safety.catalogue import CatalogueError, catalogue_in
+from bot.core.store import chat
 from bot.core.store.models import Outcome, Priority, Status
+from bot.core.vocabulary import RULES_DIR
 from bot.dashboard.staff import cases
 from bot.dashboard.staff.cases import CaseDetail, CaseNotFound, InvalidInput
-from bot.dashboard.staff.conversation import Conversation, TrackerUnavailable, Turn, mark
-from bot.dashboard.web import auth, live, presenters
+from bot.dashboard.staff.conversation import ContactAnswer, Conversation, TrackerUnavailable, Turn, mark
+from bot.dashboard.web import auth, canned_replies, case_who, live, presenters
 from bot.dashboard.web.keys import CLINIC, DB
 from bot.dashboard.web.urls import url_for
 
@@ -50,6 +60,11 @@ DONE = {
     "note": "Note added.",
     "outcome": "Outcome recorded.",
 }
+#: Why a case with a live takeover is not resolved (shown as the refusal, and by the page before it posts).
+HAND_BACK_FIRST = ("{name} still {has} the chat: hand it back to the assistant first, then mark the case as "
+                   "resolved (a resolved case with the assistant paused would leave the patient unanswered)")
+#: What the care levels of the red-flag catalogue tell the patient to do.
+CARE = {"999": "told the patient to call 999 now", "111": "told the patient to call NHS 111 now"}
 MARKERS = {
     "paused": "The assistant was paused: clinic staff took over the chat",
     "resumed": "The assistant was resumed",
@@ -78,6 +93,7 @@ def _turn_view(turn: Turn, tz: Any, now: datetime) -> dict[str, Any]:
         "iso": turn.at.isoformat() if turn.at else "",
         "intent": turn.intent or "",
         "confidence": presenters.percent(turn.confidence),
+        "payload": turn.payload or "",
         "safety": turn.safety or {},
         "trigger": turn.trigger,
         "after": turn.after_escalation,
@@ -119,11 +135,55 @@ async def _conversation(request: web.Request, detail: CaseDetail) -> tuple[list[
     return _snapshot_turns(detail), {"source": "snapshot", "omitted": 0, "last_event_id": 0, "problem": problem}
 
 
-def _trigger_view(trigger: dict[str, Any]) -> dict[str, Any]:
+def red_flag_name(red_flag_class: Any) -> str:
+    """The red-flag catalogue's name of a class ("Severe allergic reaction (anaphylaxis)"); "" if unknown."""
+    if not isinstance(red_flag_class, str) or not red_flag_class:
+        return ""
+    try:
+        found = catalogue_in(RULES_DIR).classes.get(red_flag_class)
+    except (CatalogueError, OSError) as exc:
+        logger.warning("could not read the red-flag catalogue (%s)", type(exc).__name__)
+        found = None
+    return found.name if found else red_flag_class.replace("_", " ").capitalize()
+
+
+def trigger_words(trigger: dict[str, Any], red_flag: bool) -> str:
+    """What raised the case, in a sentence: the reason's label, and for a red flag its class and care."""
+    reason = presenters.label(presenters.REASONS, trigger.get("reason")) if trigger.get("reason") else ""
+    parts = [reason] if reason else []
+    flag = red_flag_name(trigger.get("red_flag_class"))
+    if flag:
+        parts.append(flag)
+    elif isinstance(trigger.get("adverse_class"), str) and trigger["adverse_class"] != "unplaced":
+        parts.append(trigger["adverse_class"].replace("_", " ").capitalize())
+    sentence = ": ".join(parts[:1]) + (f" ({parts[1]})" if len(parts) > 1 else "")
+    care = CARE.get(str(trigger.get("care") or ""))
+    if red_flag and care:
+        sentence += f"; the assistant {care}"
+    if trigger.get("third_party"):
+        sentence += "; about someone else"
+    return sentence
+
+
+def _about(trigger: dict[str, Any], red_flag: bool) -> str:
+    """Whom the message is about; a red flag is never "a general question"."""
+    if trigger.get("third_party"):
+        return "Someone else (the writer asked about another person)"
+    if trigger.get("personal") or red_flag:
+        return "The patient's own situation"
+    if trigger.get("personal") is False:
+        return "A general question"
+    return "Not recorded"
+
+
+def _trigger_view(trigger: dict[str, Any], red_flag: bool = False) -> dict[str, Any]:
     """The trigger card's facts (the message itself is patient text: the template escapes it)."""
     model = trigger.get("model_intent")
     terms = trigger.get("matched_terms")
     return {
+        "words": trigger_words(trigger, red_flag),
+        "about": _about(trigger, red_flag),
+        "red_flag_class": red_flag_name(trigger.get("red_flag_class")),
         "reason": presenters.label(presenters.REASONS, trigger.get("reason")) if trigger.get("reason") else "",
         "intent": trigger.get("intent") or "",
         "confidence": presenters.percent(trigger.get("confidence")),
@@ -137,6 +197,16 @@ def _trigger_view(trigger: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _contact_answers(request: web.Request, sender_id: str) -> list[ContactAnswer]:
+    tracker = live.tracker_of(request)
+    if tracker is None:
+        return []
+    try:
+        return await tracker.contact_answers(sender_id)
+    except TrackerUnavailable:
+        return []
+
+
 async def case_context(
     request: web.Request, *, error: str = "", note_draft: str = "",
 ) -> dict[str, Any]:
@@ -147,10 +217,17 @@ async def case_context(
         detail = await cases.get_case(session, request.match_info["id"], clinic=clinic, now=now)
         colleagues = await cases.colleagues(session)
         sms_usage = await messaging_store.usage(session, detail.sender_id)
+        sms_contact = await messaging_store.contact_by_sender(session, detail.sender_id)
+        held = await chat.active_takeover(session, detail.sender_id)
     turns, source = await _conversation(request, detail)
+    summary = detail.summary
+    who = case_who.gather(
+        await _contact_answers(request, detail.sender_id), case_name=summary.contact_name,
+        case_method=summary.contact_method, case_detail=detail.contact_detail, case_consent=summary.consent_given,
+        sms_address=sms_contact.address if sms_contact else None,
+    )
     views = [_turn_view(turn, clinic.tz, now) for turn in turns]
     first_after = next((index for index, view in enumerate(views) if view["after"]), None)
-    summary = detail.summary
     statuses = [
         {"value": status.value,
          "label": presenters.REOPEN if summary.status == Status.resolved else presenters.STATUS_ACTIONS[status.value]}
@@ -166,7 +243,11 @@ async def case_context(
         "first_after": first_after,
         "after_count": sum(1 for view in views if view["after"] and view["kind"] == "patient"),
         "conversation": source,
-        "trigger": _trigger_view(detail.trigger),
+        "trigger": _trigger_view(detail.trigger, summary.red_flag),
+        "who": who,
+        #: Someone holds the patient's chat (web chat or text): resolving asks to hand back first.
+        "live_takeover": {"name": held.staff_name, "mine": held.staff_username == _staff(request).username}
+        if held is not None and held.escalation_id == summary.id else None,
         "trigger_safety": presenters.verdict_items(
             next((turn.safety for turn in reversed(turns) if turn.trigger and turn.safety), None)
         ),
@@ -272,10 +353,23 @@ async def status_form(request: web.Request) -> web.Response:
     case_id = request.match_info["id"]
 
     async def act(form: MultiDictProxy[Any]) -> web.Response:
+        if form.get("status") == Status.resolved.value:
+            await _refuse_while_held(request, case_id)
         summary = await cases.set_status(request.config_dict[DB], case_id, _staff(request), form.get("status"))
         return _done(request, case_id, f"status_{summary.status.value}")
 
     return await _act(request, act)
+
+
+async def _refuse_while_held(request: web.Request, case_id: str) -> None:
+    """:class:`cases.InvalidTransition` when staff still hold the case's chat (resolve after handing back)."""
+    async with request.config_dict[DB]() as session:
+        detail = await cases.get_case(session, case_id)
+        held = await chat.active_takeover(session, detail.sender_id)
+    if held is not None and held.escalation_id == detail.id:
+        mine = held.staff_username == _staff(request).username
+        raise cases.InvalidTransition(HAND_BACK_FIRST.format(name="You" if mine else held.staff_name,
+                                                             has="have" if mine else "has"))
 
 
 async def note_form(request: web.Request) -> web.Response:
@@ -315,3 +409,5 @@ def setup(app: web.Application) -> None:
     router.add_post(CASE_PATH + "/status", status_form, name="staff_case_status")
     router.add_post(CASE_PATH + "/notes", note_form, name="staff_case_note")
     router.add_post(CASE_PATH + "/outcome", outcome_form, name="staff_case_outcome")
+    # The reply box's canned replies, and the admins' page to edit them.
+    canned_replies.setup(app)

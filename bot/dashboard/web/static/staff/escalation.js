@@ -3,6 +3,8 @@
  * On a `staff:message` event for this case (live.js), the newer turns are read from
  * the JSON API (/staff/api/escalations/{id}/conversation?since=<event id>) and added
  * to the list. Patient text is untrusted: it only ever goes in with textContent.
+ * A tap on a button shows the button's title (the server put it in place of the payload);
+ * the model's intent and confidence sit behind a "Details" toggle, as on the page.
  * A change to the case itself (status, assignee, note by a colleague) shows a banner
  * offering a reload, so nobody's half-typed note is thrown away.
  *
@@ -50,6 +52,29 @@
     return node;
   }
 
+  function percent(value) {
+    return typeof value === "number" ? Math.round(value * 100) + "%" : "";
+  }
+
+  function details(turn) {
+    var box = el("details", "nlu");
+    var summary = el("summary", null, "Details");
+    summary.appendChild(el("span", "visually-hidden", " of this message"));
+    box.appendChild(summary);
+    var line = el("p");
+    if (turn.intent) {
+      line.appendChild(document.createTextNode("Understood as "));
+      line.appendChild(el("code", null, turn.intent));
+      if (percent(turn.confidence)) line.appendChild(document.createTextNode(", " + percent(turn.confidence) + " confidence"));
+    }
+    if (turn.payload) {
+      line.appendChild(document.createTextNode((turn.intent ? "; " : "") + "sent as "));
+      line.appendChild(el("code", null, turn.payload));
+    }
+    box.appendChild(line);
+    return box;
+  }
+
   function turnNode(turn) {
     var item;
     if (MARKERS[turn.kind]) {
@@ -66,7 +91,9 @@
       who.appendChild(timeOf(turn.at));
       item.appendChild(who);
       item.appendChild(el("p", "text", turn.text || ""));
+      if (turn.payload) item.appendChild(el("p", "hint tapped", "Tapped this button"));
       if (turn.buttons && turn.buttons.length) item.appendChild(el("p", "hint", "Offered: " + turn.buttons.join(" · ")));
+      if (turn.kind === "patient" && (turn.intent || turn.payload)) item.appendChild(details(turn));
     }
     item.setAttribute("data-event-id", String(turn.event_id));
     return item;
