@@ -32,12 +32,12 @@ from bot.core import clock
 from bot.core.escalation import on_call
 from bot.core.messaging import store as messaging_store
 from bot.core.safety.catalogue import CatalogueError, catalogue_in
-from bot.core.store import chat
 from bot.core.store.models import Outcome, Priority, Status
 from bot.core.vocabulary import RULES_DIR
 from bot.dashboard.staff import cases
 from bot.dashboard.staff.cases import CaseDetail, CaseNotFound, InvalidInput
 from bot.dashboard.staff.conversation import ContactAnswer, Conversation, TrackerUnavailable, Turn, mark
+from bot.dashboard.staff.handoff.service import live_takeover
 from bot.dashboard.web import auth, canned_replies, case_who, live, presenters
 from bot.dashboard.web.keys import CLINIC, DB
 from bot.dashboard.web.urls import url_for
@@ -218,7 +218,7 @@ async def case_context(
         colleagues = await cases.colleagues(session)
         sms_usage = await messaging_store.usage(session, detail.sender_id)
         sms_contact = await messaging_store.contact_by_sender(session, detail.sender_id)
-        held = await chat.active_takeover(session, detail.sender_id)
+    held = await live_takeover(request.config_dict[DB], detail.id)
     turns, source = await _conversation(request, detail)
     summary = detail.summary
     who = case_who.gather(
@@ -246,8 +246,8 @@ async def case_context(
         "trigger": _trigger_view(detail.trigger, summary.red_flag),
         "who": who,
         #: Someone holds the patient's chat (web chat or text): resolving asks to hand back first.
-        "live_takeover": {"name": held.staff_name, "mine": held.staff_username == _staff(request).username}
-        if held is not None and held.escalation_id == summary.id else None,
+        "live_takeover": {"name": held["name"], "mine": held["username"] == _staff(request).username}
+        if held is not None else None,
         "trigger_safety": presenters.verdict_items(
             next((turn.safety for turn in reversed(turns) if turn.trigger and turn.safety), None)
         ),
@@ -363,12 +363,12 @@ async def status_form(request: web.Request) -> web.Response:
 
 async def _refuse_while_held(request: web.Request, case_id: str) -> None:
     """:class:`cases.InvalidTransition` when staff still hold the case's chat (resolve after handing back)."""
-    async with request.config_dict[DB]() as session:
-        detail = await cases.get_case(session, case_id)
-        held = await chat.active_takeover(session, detail.sender_id)
-    if held is not None and held.escalation_id == detail.id:
-        mine = held.staff_username == _staff(request).username
-        raise cases.InvalidTransition(HAND_BACK_FIRST.format(name="You" if mine else held.staff_name,
+    if not cases.valid_id(case_id):
+        raise CaseNotFound("no such escalation")
+    held = await live_takeover(request.config_dict[DB], case_id)
+    if held is not None:
+        mine = held["username"] == _staff(request).username
+        raise cases.InvalidTransition(HAND_BACK_FIRST.format(name="You" if mine else held["name"],
                                                              has="have" if mine else "has"))
 
 
