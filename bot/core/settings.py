@@ -165,6 +165,8 @@ class Settings:
     urgent_per_address_per_hour: int = setting("URGENT_PER_ADDRESS_PER_HOUR", 5)
     staff_idle_minutes: int = setting("STAFF_IDLE_MINUTES", 15)
     staff_session_hours: int = setting("STAFF_SESSION_HOURS", 12)
+    #: A reception display account (a trusted screen) is never signed out for being idle; its session ends this long after sign-in.
+    staff_reception_session_days: int = setting("STAFF_RECEPTION_SESSION_DAYS", 30)
     login_max_failures: int = setting("LOGIN_MAX_FAILURES", 5)
     login_lockout_minutes: int = setting("LOGIN_LOCKOUT_MINUTES", 15)
     login_address_max_failures: int = setting("LOGIN_ADDRESS_MAX_FAILURES", 20)

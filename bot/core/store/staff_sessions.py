@@ -6,6 +6,11 @@ so a copy of the database does not sign anyone in. Each session has an idle dead
 here on every request rather than trusted to the cookie, so a shared clinic computer
 left open signs out on time on every web replica. The aiohttp-session storage that
 uses these queries is :mod:`bot.dashboard.web.session_storage`.
+
+A reception display account (:data:`UNATTENDED_ROLES`: a trusted screen at the front desk that
+shows the queue without patient text) is the exception: its session has no idle deadline
+(``idle_until`` is its expiry, ``STAFF_RECEPTION_SESSION_DAYS`` after sign-in), and its
+requests, the display's live refreshes included, keep recording ``last_seen_at``.
 """
 
 from __future__ import annotations
@@ -19,10 +24,17 @@ from typing import Any, Optional
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.store.models import StaffSession, StaffUser
+from bot.core.store.models import StaffRole, StaffSession, StaffUser
 
 #: Activity closer together than this does not rewrite the row (one write per half minute at most).
 TOUCH_GRANULARITY = timedelta(seconds=30)
+#: Roles whose sessions are never signed out for being idle, only at their (long) absolute expiry.
+UNATTENDED_ROLES = frozenset({StaffRole.reception.value})
+
+
+def is_unattended(role: object) -> bool:
+    """Whether sessions of ``role`` (a :class:`StaffRole` or its value) have no idle deadline."""
+    return getattr(role, "value", role) in UNATTENDED_ROLES
 
 
 def key_hash(key: str) -> str:
@@ -50,14 +62,23 @@ class LiveSession:
 
 async def start(
     session: AsyncSession, user_id: int, *, now: datetime, idle: timedelta, lifetime: timedelta,
-    data: Optional[dict[str, Any]] = None,
+    data: Optional[dict[str, Any]] = None, unattended_lifetime: Optional[timedelta] = None,
 ) -> tuple[str, StaffSession]:
-    """Open a session for ``user_id``; returns the key for the cookie (shown nowhere else) and the row."""
+    """Open a session for ``user_id``; returns the key for the cookie (shown nowhere else) and the row.
+
+    With ``unattended_lifetime``, an account of an unattended role (:data:`UNATTENDED_ROLES`)
+    gets that lifetime and no idle deadline instead of ``idle`` and ``lifetime``.
+    """
     key = secrets.token_urlsafe(32)
     expires_at = now + lifetime
+    idle_until = min(now + idle, expires_at)
+    if unattended_lifetime is not None:
+        role = (await session.execute(select(StaffUser.role).where(StaffUser.id == user_id))).scalar_one_or_none()
+        if is_unattended(role):
+            expires_at = idle_until = now + unattended_lifetime
     row = StaffSession(
         key_hash=key_hash(key), user_id=user_id, csrf_token=secrets.token_urlsafe(32), data=data or {},
-        created_at=now, last_seen_at=now, idle_until=min(now + idle, expires_at), expires_at=expires_at,
+        created_at=now, last_seen_at=now, idle_until=idle_until, expires_at=expires_at,
     )
     session.add(row)
     await session.flush()
@@ -94,17 +115,19 @@ async def find_live(session: AsyncSession, key: str, now: datetime) -> Optional[
 
 
 async def touch(session: AsyncSession, live: LiveSession, *, now: datetime, idle: timedelta) -> bool:
-    """Record activity: the idle deadline moves to ``now + idle`` (never past the absolute expiry).
+    """Record activity: the idle deadline moves to ``now + idle`` (never past the absolute expiry;
+    for an unattended role's session it is the expiry).
 
     Returns whether the row was written (activity within :data:`TOUCH_GRANULARITY` of the
     last recorded one is not).
     """
     if now - live.last_seen_at < TOUCH_GRANULARITY:
         return False
+    idle_until = live.expires_at if is_unattended(live.role) else min(now + idle, live.expires_at)
     await session.execute(
         update(StaffSession)
         .where(StaffSession.id == live.id, StaffSession.ended_at.is_(None))
-        .values(last_seen_at=now, idle_until=min(now + idle, live.expires_at))
+        .values(last_seen_at=now, idle_until=idle_until)
     )
     return True
 

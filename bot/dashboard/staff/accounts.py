@@ -271,7 +271,12 @@ async def revoke_tokens(
 
 
 async def set_role(session: AsyncSession, user: StaffUser, role: StaffRole, *, actor: str) -> None:
-    """Make ``user`` staff or admin; the last enabled admin cannot stop being one."""
+    """Make ``user`` staff, admin or a reception display; the last enabled admin cannot stop being one.
+
+    A change to or from reception ends the account's sessions and revokes its API tokens: a
+    reception session has no idle timeout (bot/core/store/staff_sessions.py), which a staff
+    session must not inherit, and a reception account uses no token.
+    """
     role = StaffRole(role)
     if user.role == role:
         return
@@ -280,7 +285,13 @@ async def set_role(session: AsyncSession, user: StaffUser, role: StaffRole, *, a
     previous = user.role.value
     user.role = role
     await session.flush()
-    audit(session, AuditKind.staff_role_changed, actor, user, role=role.value, previous_role=previous)
+    ended = 0
+    if StaffRole.reception in (role, StaffRole(previous)):
+        now = clock.now()
+        ended = await staff_sessions.end_all_for_user(session, user.id, now)
+        await revoke_tokens(session, user, actor=actor, now=now, reason="role_changed")
+    detail = {"sessions_ended": ended} if ended else {}
+    audit(session, AuditKind.staff_role_changed, actor, user, role=role.value, previous_role=previous, **detail)
 
 
 async def _keep_an_admin(session: AsyncSession, user: StaffUser) -> None:

@@ -8,7 +8,17 @@ token alone). Anonymous page requests are sent to the sign-in page (303); anonym
 API requests (``/staff/api/``) get a 401 JSON answer.
 
 The identity is ``request["staff"]``, a :class:`StaffIdentity`. Routes for admins
-only are wrapped in :func:`require_role`. Unsafe methods (POST, PUT, PATCH, DELETE)
+only are wrapped in :func:`require_role`.
+
+A reception display account (role ``reception``: a trusted screen at the front desk) sees
+one page, the live queue display without patient text (:mod:`bot.dashboard.web.display`).
+:func:`authenticate` decides that here, once, for every route: a reception session reaches
+only the routes named in :data:`RECEPTION_ROUTES` (the display, its data, sign-out and the
+password change); any other dashboard page sends it to the display (303, for a page
+asked for with GET), and anything else (the API, forms, actions, exports, admin) is
+refused with 403. A reception account's API token is refused everywhere: the display is a
+signed-in screen, not a script. Its session never signs out for being idle
+(:mod:`bot.core.store.staff_sessions`), so its requests all count as activity. Unsafe methods (POST, PUT, PATCH, DELETE)
 from a session must carry the session's CSRF token, in the ``X-CSRF-Token`` header or
 a ``csrf_token`` form field; token requests carry no cookie and need none. Templates
 get ``staff`` and ``csrf_token`` from :func:`template_context`.
@@ -52,7 +62,20 @@ ACCOUNTS_ROUTE = "staff_admin_users"
 STATIC_PREFIX = "/staff/static/"
 API_PREFIX = "/staff/api/"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-ROLES = ("staff", "admin")
+#: The roles an account can have (what the admins' page and API offer).
+ROLES = ("staff", "admin", "reception")
+RECEPTION = "reception"
+#: Each role and what it includes: admins may do everything staff may; reception has no staff route.
+ROLE_RANK = {RECEPTION: 0, "staff": 1, "admin": 2}
+#: The roles :func:`require_role` takes (a route for reception is listed in :data:`RECEPTION_ROUTES`).
+REQUIRABLE_ROLES = ("staff", "admin")
+#: The reception display's routes (bot/dashboard/web/display.py).
+DISPLAY_ROUTE = "staff_display"
+DISPLAY_DATA_ROUTE = "staff_api_display"
+#: Every route a reception session may reach, by name; nothing else, present or added later.
+RECEPTION_ROUTES = frozenset({
+    DISPLAY_ROUTE, DISPLAY_DATA_ROUTE, "staff_logout", PASSWORD_ROUTE, "staff_password_submit",
+})
 #: Where a page may send someone back to after sign-in: a dashboard path, nothing else.
 SAFE_NEXT = re.compile(r"^/staff(/[A-Za-z0-9_\-]+)*/?$")
 SESSION_STORAGE = web.AppKey("staff_session_storage", DatabaseStorage)
@@ -71,6 +94,10 @@ class StaffIdentity:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def is_reception(self) -> bool:
+        return self.role == RECEPTION
 
 
 def is_staff_path(path: str) -> bool:
@@ -102,8 +129,8 @@ def is_event_stream(request: web.Request) -> bool:
 
 
 def has_role(identity: StaffIdentity, role: str) -> bool:
-    """Admins may do everything staff may."""
-    return role == "staff" or identity.role == role
+    """Admins may do everything staff may; reception (and an unknown role) nothing staff may."""
+    return ROLE_RANK.get(identity.role, -1) >= ROLE_RANK[role]
 
 
 def login_url(request: web.Request, next_path: Optional[str] = None) -> str:
@@ -155,7 +182,7 @@ async def identify(request: web.Request) -> Optional[StaffIdentity]:
     live: Optional[staff_sessions.LiveSession] = request.get(LIVE)
     if live is None:
         return None
-    if not is_event_stream(request):
+    if not is_event_stream(request) or staff_sessions.is_unattended(live.role):
         idle = request.config_dict[SESSION_STORAGE].idle
         async with request.config_dict[DB]() as db, db.begin():
             await staff_sessions.touch(db, live, now=clock.now(), idle=idle)
@@ -177,7 +204,28 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         if is_api(request):
             return forbidden(request, "Choose a new password on the dashboard first.")
         return see_other(url_for(request, PASSWORD_ROUTE))
+    if identity.is_reception and not reception_may(request, identity):
+        return reception_refused(request, identity)
     return await handler(request)
+
+
+def route_name(request: web.Request) -> Optional[str]:
+    """The name of the route the request matched (``None``: unnamed, or no route)."""
+    route = getattr(request.match_info, "route", None)
+    return getattr(route, "name", None)
+
+
+def reception_may(request: web.Request, identity: StaffIdentity) -> bool:
+    """Whether a reception account may make this request: a session, on one of :data:`RECEPTION_ROUTES`."""
+    return identity.via == "session" and route_name(request) in RECEPTION_ROUTES
+
+
+def reception_refused(request: web.Request, identity: StaffIdentity) -> web.Response:
+    """A dashboard page asked for by a reception session goes to the display; the rest is 403."""
+    if (identity.via == "session" and request.method in ("GET", "HEAD") and not is_api(request)
+            and "Authorization" not in request.headers and has_route(request, DISPLAY_ROUTE)):
+        return see_other(url_for(request, DISPLAY_ROUTE))
+    return forbidden(request, "A reception display account sees the queue display only.")
 
 
 async def submitted_csrf_token(request: web.Request) -> str:
@@ -212,7 +260,7 @@ def require_role(role: str) -> Callable[[Handler], Handler]:
 
     The wrapped handler carries ``required_role``, which the route-table test reads.
     """
-    if role not in ROLES:
+    if role not in REQUIRABLE_ROLES:
         raise ValueError(f"unknown role {role!r}")
 
     def decorate(handler: Handler) -> Handler:

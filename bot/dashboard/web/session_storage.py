@@ -42,6 +42,8 @@ class DatabaseStorage(AbstractStorage):
         )
         self.idle = timedelta(minutes=settings.staff_idle_minutes)
         self.lifetime = timedelta(hours=settings.staff_session_hours)
+        #: A reception display's session: no idle deadline, this lifetime (bot/core/store/staff_sessions.py).
+        self.unattended_lifetime = timedelta(days=settings.staff_reception_session_days)
 
     async def load_session(self, request: web.Request) -> Session:
         key = self.load_cookie(request)
@@ -72,6 +74,7 @@ class DatabaseStorage(AbstractStorage):
             async with request.config_dict[DB]() as db, db.begin():
                 key, row = await staff_sessions.start(
                     db, int(session["user_id"]), now=now, idle=self.idle, lifetime=self.lifetime, data=data,
+                    unattended_lifetime=self.unattended_lifetime,
                 )
             session.set_new_identity(key)
             request[NEW_CSRF] = row.csrf_token
