@@ -26,7 +26,7 @@ from bot.core.escalation.service import EscalationService, staff_can_be_notified
 from bot.core.settings import Settings
 from bot.core.store.db import create_engine, session_factory
 from bot.dashboard.notify.worker import Notifier
-from bot.dashboard.web import admin_users, api, auth, bodies, handoff_routes, login, pages, security
+from bot.dashboard.web import admin_users, api, auth, bodies, display, handoff_routes, login, pages, security
 from bot.dashboard.web import push_routes
 from bot.dashboard.web.health import HEALTH, HealthSources, healthz, staff_health
 from bot.dashboard.web.keys import CLINIC, DB, ENGINE, SETTINGS
@@ -143,6 +143,7 @@ def create_app(settings: Settings) -> web.Application:
     admin_users.setup(app)
     api.setup(app)
     pages.setup(app)
+    display.setup(app)
     handoff_routes.setup(app)
     push_routes.setup(app)
     app.cleanup_ctx.append(store_and_notifier)

@@ -54,6 +54,9 @@ NOTICES = {
                "Sign in again to see new cases.",
     "ended": "Your session ended (signed out on another screen, or the account was changed). "
              "Sign in again to carry on.",
+    # Sent by the reception display (static/staff/display.js), whose session has no idle timeout.
+    "display": "The reception display was signed out: its session lasts {reception_days} days, or it was "
+               "signed out elsewhere or the account was changed. Sign in again to show the queue.",
 }
 
 
@@ -119,7 +122,8 @@ async def login_form(request: web.Request) -> web.StreamResponse:
         return auth.see_other(next_path or url_for(request, HOME_ROUTE))
     settings = request.config_dict[SETTINGS]
     notice = next((text for key, text in NOTICES.items() if request.query.get(key) == "1"), "").format(
-        idle_minutes=settings.staff_idle_minutes, session_hours=settings.staff_session_hours)
+        idle_minutes=settings.staff_idle_minutes, session_hours=settings.staff_session_hours,
+        reception_days=settings.staff_reception_session_days)
     return _login_page(request, notice=notice, next_path=next_path)
 
 
