@@ -111,16 +111,19 @@ async def list_users(session, args, settings) -> int:
     if not users:
         print("No accounts yet. Create one with: python -m bot.dashboard.staff create-user USERNAME --role admin")
         return 0
-    print(f"{'USERNAME':<24} {'ROLE':<6} {'STATUS':<9} {'TOKENS':>6}  NAME")
+    print(f"{'USERNAME':<24} {'ROLE':<9} {'STATUS':<9} {'TOKENS':>6}  NAME")
     for user in users:
         status = "disabled" if user.disabled_at else "locked" if accounts.is_locked(user) else "enabled"
         count = await accounts.token_count(session, user.id)
-        print(f"{user.username:<24} {user.role.value:<6} {status:<9} {count:>6}  {user.display_name}")
+        print(f"{user.username:<24} {user.role.value:<9} {status:<9} {count:>6}  {user.display_name}")
     return 0
 
 
 async def issue_token(session, args, settings) -> int:
     user = await accounts.require_user(session, args.username)
+    if user.role == StaffRole.reception:
+        raise accounts.AccountError(
+            f"{user.username!r} is a reception display account: it signs in on its screen and uses no API token.")
     token, row = await tokens.issue(session, user, args.name, actor=actor())
     print(f"API token {row.id} ({row.name!r}) for {user.username!r}, with the account's role ({user.role.value}):")
     print(token)
@@ -195,7 +198,8 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     create = commands.add_parser("create-user", help="create an account (password asked, or STAFF_PASSWORD)")
     create.add_argument("username")
-    create.add_argument("--role", choices=[role.value for role in StaffRole], default="staff")
+    create.add_argument("--role", choices=[role.value for role in StaffRole], default="staff",
+                        help="staff, admin, or reception (a display of the live queue without patient text)")
     create.add_argument("--display-name", default="", help="the name colleagues and patients see")
     reset = commands.add_parser("reset-password", help="set a new password; their sessions end")
     reset.add_argument("username")

@@ -1,6 +1,8 @@
 """Account management for admins: the page ``/staff/admin/users`` and the JSON API ``/staff/api/users``.
 
 Admins create accounts, disable and enable them, change roles and reset passwords.
+The roles are staff, admin and reception (a reception display: the live queue without
+patient text on a trusted screen, nothing else; :mod:`bot.dashboard.web.display`).
 A new account and a reset get a generated one-time password, shown once in the
 answer and never stored readable; its holder chooses their own at the next
 sign-in. Every change is audited with the admin's username (bot/dashboard/staff/accounts.py).
@@ -25,6 +27,15 @@ from bot.dashboard.web.urls import url_for
 PAGE = "/staff/admin/users"
 API = "/staff/api/users"
 FLASH = "flash"
+#: How the page names each role (auth.ROLES), and what it says a role is for when creating an account.
+ROLE_LABELS = {"staff": "Staff", "admin": "Admin", "reception": "Reception display"}
+ROLE_HINTS = {
+    "staff": "Staff: works on escalations",
+    "admin": "Admin: also manages accounts",
+    "reception": "Reception display: shows the live queue without patient text, stays signed in",
+}
+ROLE_ERROR = "The role is staff, admin or reception."
+ROLE_BECOMES = {"staff": "staff", "admin": "an admin", "reception": "a reception display"}
 Action = Callable[[AsyncSession, StaffUser, auth.StaffIdentity, dict[str, Any]], Awaitable[Optional[str]]]
 
 
@@ -47,7 +58,7 @@ async def _create(db: AsyncSession, identity: auth.StaffIdentity, fields: dict[s
     password = accounts.generate_password()
     role = str(fields.get("role") or "staff")
     if role not in auth.ROLES:
-        raise accounts.AccountError("The role is staff or admin.")
+        raise accounts.AccountError(ROLE_ERROR)
     user = await accounts.create_user(
         db, str(fields.get("username", "")), password, role=StaffRole(role),
         display_name=str(fields.get("display_name", "")), actor=identity.username, must_change_password=True,
@@ -71,9 +82,9 @@ async def _enable(db: AsyncSession, user: StaffUser, identity: auth.StaffIdentit
 async def _role(db: AsyncSession, user: StaffUser, identity: auth.StaffIdentity, fields: dict) -> Optional[str]:
     role = str(fields.get("role", ""))
     if role not in auth.ROLES:
-        raise accounts.AccountError("The role is staff or admin.")
+        raise accounts.AccountError(ROLE_ERROR)
     await accounts.set_role(db, user, StaffRole(role), actor=identity.username)
-    return f"{user.username} is now {'an admin' if role == 'admin' else 'staff'}."
+    return f"{user.username} is now {ROLE_BECOMES[role]}."
 
 
 ACTIONS: dict[str, Action] = {"disable": _disable, "enable": _enable, "role": _role}
@@ -134,7 +145,8 @@ def _render(request: web.Request, *, status: int = 200, flash: Optional[dict] = 
             created: Optional[dict] = None, form: Optional[dict] = None) -> web.Response:
     return aiohttp_jinja2.render_template("staff/admin_users.html", request, {
         "users": users, "flash": flash, "created": created, "form": form or {},
-        "roles": auth.ROLES, "me": request[auth.STAFF].id, "section": "accounts",
+        "roles": auth.ROLES, "role_labels": ROLE_LABELS, "role_hints": ROLE_HINTS,
+        "me": request[auth.STAFF].id, "section": "accounts",
     }, status=status)
 
 
