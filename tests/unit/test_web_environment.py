@@ -191,7 +191,8 @@ def test_make_installs_the_web_environment_and_runs_the_web_tests_in_it():
     setup = next(line for line in (REPO_ROOT / "Makefile").read_text().splitlines() if line.startswith("setup:"))
     assert "$(VENV_WEB)/.installed" in setup
     install = recipe("$(VENV_WEB)/.installed")
-    assert "$(PY_WEB) -m pip install --quiet --no-deps -r requirements-web.lock" in install
+    assert any(line.startswith("$(UV) pip install") and f"--python $(PY_WEB)" in line
+               and "--no-deps" in line and line.endswith("-r requirements-web.lock") for line in install)
     assert "$(PY_WEB) -m pip check" in install
 
     pytest_runs = recipe("pytest")
