@@ -433,7 +433,8 @@ def staff_app(staff_settings):
 
 def browser_subscription(endpoint: str) -> dict:
     browser = Browser()
-    return {"endpoint": endpoint, "expirationTime": None, "keys": {"p256dh": browser.p256dh, "auth": b64url(browser.auth)}}
+    keys = {"p256dh": browser.p256dh, "auth": b64url(browser.auth)}
+    return {"endpoint": endpoint, "expirationTime": None, "keys": keys}
 
 
 async def test_the_dashboard_serves_the_key_and_the_service_worker(staff_client, staff_settings):

@@ -97,7 +97,7 @@ def parse(body: Any, allow_http: bool) -> tuple[str, str, str]:
 
 def allows_http(request: web.Request) -> bool:
     """Plain-http endpoints only while the dashboard itself is plain http (development)."""
-    return request.app[SETTINGS].public_web_url.startswith("http://")
+    return request.app[SETTINGS].public_web_url.lower().startswith("http://")
 
 
 def bad_request(message: str) -> web.Response:
