@@ -138,7 +138,7 @@ class Board:
 def _urgency_order() -> Any:
     """Urgent first (an emergency or an urgent priority), then by priority rank."""
     ranks = vocabulary().priority_rank
-    priority_rank = case({Priority(name): rank for name, rank in ranks.items()}, value=Escalation.priority,
+    priority_rank = case(*((Escalation.priority == Priority(name), rank) for name, rank in ranks.items()),
                          else_=len(ranks))
     urgent_first = case(
         ((Escalation.reason == Reason.emergency) | (Escalation.priority == Priority.urgent), 0), else_=1,
