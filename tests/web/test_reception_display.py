@@ -381,3 +381,10 @@ def test_require_role_takes_no_reception_routes():
     identity = auth.StaffIdentity(1, "desk", "Desk", "reception", "session")
     assert not auth.has_role(identity, "staff") and not auth.has_role(identity, "admin")
     assert auth.has_role(auth.StaffIdentity(2, "ada", "Ada", "admin", "session"), "staff")
+
+
+async def test_the_password_page_of_a_reception_account_carries_no_alert_settings(desk):
+    page = await (await desk.get("/staff/account/password")).text()
+
+    assert "alert-settings-form" not in page and "alerts.js" not in page
+    assert "Change your password" in page

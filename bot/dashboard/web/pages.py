@@ -81,7 +81,8 @@ async def base_context(request: web.Request) -> dict[str, Any]:
     section = "accounts" if url and request.path.startswith(url) else "queue"
     context: dict[str, Any] = {"clinic": request.config_dict[CLINIC], "accounts_url": url, "section": section}
     identity: Optional[auth.StaffIdentity] = request.get(auth.STAFF)
-    if identity is not None and identity.via == "session":
+    # A reception display (bot/dashboard/web/display.py) has no alerts of its own to set: it may not use them.
+    if identity is not None and identity.via == "session" and not identity.is_reception:
         context.update(await alerts_context(request, identity))
     return context
 
