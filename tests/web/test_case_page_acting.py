@@ -191,3 +191,14 @@ async def test_the_queue_offers_a_csv_export_for_a_date_range(staff_client):
     form = page[page.index('id="export-form"') - 200:page.index("Download CSV")]
     assert 'action="/staff/api/escalations/export.csv"' in form and 'method="get"' in form
     assert 'name="from" type="date" required' in form and 'name="to" type="date" required' in form
+
+
+def test_a_payload_no_button_offered_is_said_in_words_and_typed_slashes_stay_text():
+    from bot.dashboard.staff.conversation import Turn, readable
+
+    turns = readable([Turn(1, "patient", None, text="/greet"), Turn(2, "patient", None, text="/nope"),
+                      Turn(3, "patient", None, text="/ is that the right page?")])
+
+    assert [(t.text, t.payload, t.tapped) for t in turns] == [
+        ("Opened the chat", "/greet", False), ("Chose an option (not typed)", "/nope", False),
+        ("/ is that the right page?", None, False)]

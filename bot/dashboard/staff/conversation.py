@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -109,8 +110,10 @@ class Turn:
     unanswered_note: Optional[str] = None
     #: An assistant turn's buttons as (title, payload) pairs.
     choices: tuple[tuple[str, str], ...] = ()
-    #: A patient turn that was a tap on a button: the payload sent (``text`` is then the button's title).
+    #: A patient turn that was a payload, not typed text: the payload (``text`` is then the button's title, or words).
     payload: Optional[str] = None
+    #: The payload is a button the assistant offered, which the patient tapped.
+    tapped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +131,7 @@ class Turn:
             "unanswered": self.unanswered,
             "unanswered_note": self.unanswered_note,
             "payload": self.payload,
+            "tapped": self.tapped,
         }
 
 
@@ -304,14 +308,23 @@ def offered_titles(turns: Iterable[Turn]) -> dict[str, str]:
     return titles
 
 
+#: An intent payload (``/affirm``, ``/inform{"x": 1}``): sent by a button or the chat, never typed as such.
+PAYLOAD = re.compile(r"^/[A-Za-z_][\w-]*(\{.*\})?$", re.S)
+#: Payloads the website chat sends on its own (bot/dashboard/web/static/widget: ``data-initial-payload``).
+CLIENT_PAYLOADS = {"/greet": "Opened the chat"}
+#: A payload matching no button offered (an older button, a client's own): said in words, kept behind the details.
+UNKNOWN_PAYLOAD = "Chose an option (not typed)"
+
+
 def readable(turns: list[Turn], offered: Optional[dict[str, str]] = None) -> list[Turn]:
     """Patient turns that were button taps, shown as the button's title (``offered``: buttons offered before)."""
     titles = dict(offered or {})
     shown = []
     for turn in turns:
         titles.update({payload: title for title, payload in turn.choices if payload})
-        if turn.kind == "patient" and turn.text and turn.text.startswith("/") and turn.text in titles:
-            turn = Turn(**{**turn.__dict__, "text": titles[turn.text], "payload": turn.text})
+        if turn.kind == "patient" and turn.text and PAYLOAD.match(turn.text):
+            words = titles.get(turn.text) or CLIENT_PAYLOADS.get(turn.text) or UNKNOWN_PAYLOAD
+            turn = Turn(**{**turn.__dict__, "text": words, "payload": turn.text, "tapped": turn.text in titles})
         shown.append(turn)
     return shown
 
@@ -409,7 +422,7 @@ class TrackerReader:
         turns = [turn for row in rows if (turn := turn_of(row.id, row.type_name, row.timestamp, row.data))]
         last = rows[-1].id if rows else (since_event_id or 0)
         offered: dict[str, str] = {}
-        if since_event_id is not None and any(turn.kind == "patient" and (turn.text or "").startswith("/")
+        if since_event_id is not None and any(turn.kind == "patient" and PAYLOAD.match(turn.text or "")
                                               for turn in turns):
             offered = await self._offered_before(sender_id, since_event_id)
         return Conversation(readable(mark(turns, escalated_at, trigger), offered), omitted, last)

@@ -94,6 +94,7 @@ def _turn_view(turn: Turn, tz: Any, now: datetime) -> dict[str, Any]:
         "intent": turn.intent or "",
         "confidence": presenters.percent(turn.confidence),
         "payload": turn.payload or "",
+        "tapped": turn.tapped,
         "safety": turn.safety or {},
         "trigger": turn.trigger,
         "after": turn.after_escalation,

@@ -91,7 +91,7 @@
       who.appendChild(timeOf(turn.at));
       item.appendChild(who);
       item.appendChild(el("p", "text", turn.text || ""));
-      if (turn.payload) item.appendChild(el("p", "hint tapped", "Tapped this button"));
+      if (turn.tapped) item.appendChild(el("p", "hint tapped", "Tapped this button"));
       if (turn.buttons && turn.buttons.length) item.appendChild(el("p", "hint", "Offered: " + turn.buttons.join(" · ")));
       if (turn.kind === "patient" && (turn.intent || turn.payload)) item.appendChild(details(turn));
     }
