@@ -27,7 +27,7 @@ TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -path
 	$(wildcard bot/assistant/nlp/*.py)
 MODEL_STAMP := models/.trained
 
-.PHONY: help setup secrets run test test-fast train validate test-stories pytest eval bench system-deps migrate clean compare-features
+.PHONY: help setup secrets run test test-fast train validate test-stories pytest pytest-assistant pytest-web pytest-browser pytest-serial eval bench system-deps migrate clean compare-features
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -118,19 +118,35 @@ XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 # The web app's tests (tests/web, tests/staff) run on its own environment.
 # Browser tests run in their own pytest process: Playwright's sync API keeps an
 # event loop running in the main thread, which asyncio tests cannot share.
-# Tests marked `serial` (timing-sensitive: see tests/conftest.py) run last, alone.
-pytest: setup system-deps $(AXE) ## Unit, store, channel, end-to-end, web app and browser tests
-	$(PY) -m pytest --ignore=tests/browser --ignore=tests/web --ignore=tests/staff $(XDIST) -m "not serial"
-	$(PY_WEB) -m pytest tests/web $(wildcard tests/staff) $(XDIST) -m "not serial"
-	$(PY) -m pytest tests/browser $(XDIST)
-	$(PY) -m pytest --ignore=tests/browser --ignore=tests/web --ignore=tests/staff -m serial
-	$(PY_WEB) -m pytest tests/web $(wildcard tests/staff) -m serial
+# Tests marked `serial` (timing-sensitive: see tests/conftest.py) run last, alone; that run
+# is given their modules (pyproject.toml's serial_modules) so it does not collect and import
+# the other 4,000 tests to pick 60.
+SERIAL_MODULES := $(shell sed -n '/^serial_modules = \[/,/^\]/p' pyproject.toml | grep -o '"tests/[^"]*"' | tr -d '"')
+SERIAL_WEB := $(filter tests/web/% tests/staff/%,$(SERIAL_MODULES))
+SERIAL_ASSISTANT := $(filter-out tests/web/% tests/staff/%,$(SERIAL_MODULES))
 
-# Setup, `rasa data validate` and the conversation tests two at a time (each is one process
-# on one core), then the pytest runs, which use both cores themselves.
+pytest: pytest-assistant pytest-web pytest-browser pytest-serial ## Unit, store, channel, end-to-end, web app and browser tests
+
+pytest-assistant: setup system-deps
+	$(PY) -m pytest --ignore=tests/browser --ignore=tests/web --ignore=tests/staff $(XDIST) -m "not serial"
+
+pytest-web: $(VENV_WEB)/.installed secrets migrate system-deps
+	$(PY_WEB) -m pytest tests/web $(wildcard tests/staff) $(XDIST) -m "not serial"
+
+pytest-browser: setup system-deps $(AXE)
+	$(PY) -m pytest tests/browser $(XDIST)
+
+pytest-serial: setup system-deps
+	$(if $(SERIAL_ASSISTANT),$(PY) -m pytest $(SERIAL_ASSISTANT) -m serial)
+	$(if $(SERIAL_WEB),$(PY_WEB) -m pytest $(SERIAL_WEB) -m serial)
+
+# Setup and `rasa data validate` two at a time; then the conversation tests (one process on
+# one core) beside the web app's tests, which need no trained model; then the other pytest
+# runs, which use both cores themselves.
 test: ## Everything above, non-zero on any failure
-	$(MAKE) -j2 --output-sync=target setup system-deps $(AXE) validate test-stories
-	$(MAKE) pytest
+	$(MAKE) -j2 --output-sync=target setup system-deps $(AXE) validate
+	$(MAKE) -j2 --output-sync=target test-stories pytest-web
+	$(MAKE) pytest-assistant pytest-browser pytest-serial
 
 # The edit loop: unit, safety-screen, NLP component, knowledge base, action and messaging
 # tests. No trained model, running stack, browser or PostgreSQL, not the 16,000-message

@@ -195,7 +195,11 @@ def test_make_installs_the_web_environment_and_runs_the_web_tests_in_it():
                and "--no-deps" in line and line.endswith("-r requirements-web.lock") for line in install)
     assert "$(PY_WEB) -m pip check" in install
 
-    pytest_runs = recipe("pytest")
+    pytest_runs = [line for part in ("pytest-assistant", "pytest-web", "pytest-browser", "pytest-serial")
+                   for line in recipe(part)]
+    assert all(f"pytest-{part}" in next(line for line in (REPO_ROOT / "Makefile").read_text().splitlines()
+                                          if line.startswith("pytest:"))
+               for part in ("assistant", "web", "browser", "serial"))
     main_run = next(line for line in pytest_runs if line.startswith("$(PY) -m pytest --ignore=tests/browser"))
     assert "--ignore=tests/web" in main_run and "--ignore=tests/staff" in main_run
     assert any(line.startswith("$(PY_WEB) -m pytest tests/web") for line in pytest_runs)
