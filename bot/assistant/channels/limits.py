@@ -11,9 +11,14 @@ silence and never an error page.
 Each limit is a token bucket per key: a burst of up to ``per_minute`` messages,
 then one more every ``60 / per_minute`` seconds. Buckets live in this process's
 memory, least recently used first out once ``max_keys`` are held, so memory stays
-bounded whatever ids a client invents. With several Rasa replicas behind a load
-balancer each replica would count on its own; the buckets would then move to
-Redis (``REDIS_URL``, already shared by Rasa's lock store) with the same interface.
+bounded whatever ids a client invents.
+
+With ``REDIS_URL`` set (several Rasa replicas behind a load balancer) the same buckets
+live in Redis instead, so every replica counts together
+(:class:`bot.assistant.channels.shared_state.RedisMessageLimits`); if Redis fails, the
+limit is skipped for that message (fail open: logged, and the health route says so), never
+the message. :func:`message_limits` picks one at start-up; the channels only call
+:meth:`MessageLimiter.admit`.
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 from sanic.request import Request
+
+from bot.assistant.channels.shared_state import RedisMessageLimits, SharedRedis
+from bot.core.settings import Settings
 
 MAX_KEYS = 20_000
 
@@ -80,6 +88,13 @@ class RateLimiter:
         return True
 
 
+class MessageLimiter(Protocol):
+    """The per-sender and per-address limits as a channel sees them (memory or Redis)."""
+
+    async def admit(self, sender_id: str, address: Optional[str]) -> bool:
+        """Count one message from ``sender_id`` at ``address``; False when either limit is reached."""
+
+
 @dataclass
 class MessageLimits:
     """The per-sender and per-address limits a channel applies to each message."""
@@ -104,3 +119,17 @@ class MessageLimits:
         self.per_sender.take(sender_id)
         self.per_address.take(address_key)
         return True
+
+    async def admit(self, sender_id: str, address: Optional[str]) -> bool:
+        """:meth:`allow`, as the :class:`MessageLimiter` the channels call."""
+        return self.allow(sender_id, address)
+
+
+def message_limits(settings: Settings, shared: Optional[SharedRedis] = None) -> MessageLimiter:
+    """The settings' limits: in Redis when ``REDIS_URL`` is set (``shared``, or a client of its own), else here."""
+    if settings.redis_url or shared is not None:
+        return RedisMessageLimits(
+            shared or SharedRedis(settings.redis_url),
+            settings.sender_messages_per_minute, settings.address_messages_per_minute,
+        )
+    return MessageLimits.per_minute(settings.sender_messages_per_minute, settings.address_messages_per_minute)

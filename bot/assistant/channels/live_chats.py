@@ -13,10 +13,14 @@ widget uses to show it as a person's message. A line is claimed in the store bef
 it is emitted, so it reaches the patient once; lines that found no open chat are
 emitted when the patient's browser resumes its session (:meth:`deliver_pending`).
 
-Several Rasa replicas: emitting to another replica's socket needs python-socketio's
-``AsyncRedisManager`` (the ``client_manager`` of the channel's ``AsyncServer``), and
-:meth:`connected` then needs a presence record shared through Redis, since a
-manager's room table only knows this process's sockets.
+Several Rasa replicas (``REDIS_URL`` set): the channel's ``AsyncServer`` has python-socketio's
+Redis manager (:class:`bot.assistant.channels.shared_state.ReplicaRedisManager`), so an emit to
+the conversation's room reaches the patient's socket on whichever replica holds it, and
+:meth:`connected` asks the presence record every replica keeps in Redis
+(:class:`bot.assistant.channels.shared_state.RedisPresence`); with one process it is the
+manager's own room table (:class:`bot.assistant.channels.shared_state.LocalPresence`). A line
+for a socket on another replica is delivered only if the publish to Redis worked; otherwise
+it is released and waits for the patient's return, like a line for a closed chat.
 """
 
 from __future__ import annotations
@@ -28,6 +32,12 @@ from typing import Any, Optional
 import yaml
 from sqlalchemy.orm import sessionmaker
 
+from bot.assistant.channels.shared_state import (
+    LocalPresence,
+    Presence,
+    ReplicaRedisManager,
+    local_participants,
+)
 from bot.core.clinic import Clinic
 from bot.core.privacy import short_id
 from bot.core.settings import REPO_ROOT
@@ -81,11 +91,14 @@ class ChatLines:
 class LiveChats:
     """Open patient chats of this process: who is connected, and sending staff lines to them."""
 
-    def __init__(self, sio: Any, namespace: Optional[str], event: str, lines: ChatLines) -> None:
+    def __init__(
+        self, sio: Any, namespace: Optional[str], event: str, lines: ChatLines, presence: Optional[Presence] = None,
+    ) -> None:
         self.sio = sio
         self.namespace = namespace or "/"
         self.event = event
         self.lines = lines
+        self.presence: Presence = presence if presence is not None else LocalPresence(sio, self.namespace)
         self.app: Any = None
 
     def attach(self, app: Any) -> None:
@@ -98,12 +111,9 @@ class LiveChats:
         """The registry attached to ``app``, if the web-chat channel is configured."""
         return getattr(app.ctx, "live_chats", None)
 
-    def connected(self, session_id: str) -> bool:
-        """Whether a socket of this process is in the conversation's room."""
-        try:
-            return any(True for _ in self.sio.manager.get_participants(self.namespace, session_id))
-        except KeyError:
-            return False
+    async def connected(self, session_id: str) -> bool:
+        """Whether a socket is in the conversation's room (of this process, or of any replica with Redis)."""
+        return await self.presence.connected(session_id)
 
     async def held(self, session_id: str) -> Optional[dict[str, Any]]:
         """The latest message's parse data while staff hold the conversation (``ConversationPaused``), else None."""
@@ -118,8 +128,9 @@ class LiveChats:
 
     async def deliver(self, line: StaffChatLine) -> bool:
         """Emit a logged line to the patient's open chat; True if it reached an open chat (now or earlier)."""
-        if not self.connected(line.sender_id):
+        if not await self.connected(line.sender_id):
             return False
+        here = local_participants(self.sio, self.namespace, line.sender_id)
         sessions = self.lines.sessions()
         async with sessions() as session:
             async with session.begin():
@@ -129,8 +140,13 @@ class LiveChats:
                 current = await chat.get_line(session, line.id)
             return bool(current is not None and current.delivered_at is not None)
         try:
-            await self.sio.emit(self.event, staff_payload(line), room=line.sender_id, namespace=self.namespace)
-        except Exception:  # noqa: BLE001 - the socket went away mid-emit: keep the line for the patient's return
+            manager = self.sio.manager
+            if not here and isinstance(manager, ReplicaRedisManager):
+                # The socket is on another replica: only a publish that worked counts as delivered.
+                await manager.emit_everywhere(self.sio, self.event, staff_payload(line), line.sender_id, self.namespace)
+            else:
+                await self.sio.emit(self.event, staff_payload(line), room=line.sender_id, namespace=self.namespace)
+        except Exception:  # noqa: BLE001 - the socket went away mid-emit (or Redis did): keep the line for the patient's return
             logger.exception("could not emit staff line %s to session %s", line.id, short_id(line.sender_id))
             async with sessions() as session:
                 async with session.begin():

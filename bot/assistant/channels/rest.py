@@ -35,7 +35,7 @@ from sanic.response import HTTPResponse
 from bot.assistant.channels.caps import MAX_REQUEST_BYTES, MAX_SENDER_CHARS, parse_metadata
 from bot.assistant.channels.cors import CorsPolicy, retire_rasa_cors
 from bot.assistant.channels.guard import guard
-from bot.assistant.channels.limits import MessageLimits, client_address
+from bot.assistant.channels.limits import client_address, message_limits
 from bot.assistant.channels.replies import rate_limited_reply
 from bot.assistant.channels.sessions import is_session_shaped
 from bot.core import process
@@ -75,9 +75,7 @@ class PatientRestInput(RestInput):
         channel.max_chars = settings.max_message_chars
         channel.cors = CorsPolicy.of(settings.cors_origins)
         channel.key_secret = settings.session_secret
-        channel.limits = MessageLimits.per_minute(
-            settings.sender_messages_per_minute, settings.address_messages_per_minute
-        )
+        channel.limits = message_limits(settings)
         return channel
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
@@ -130,7 +128,7 @@ class PatientRestInput(RestInput):
             if metadata is None:
                 return _bad_request("'metadata' is too large")
             metadata = with_client_key(metadata, client_address(request), self.key_secret)
-            if not self.limits.allow(sender, client_address(request)):
+            if not await self.limits.admit(sender, client_address(request)):
                 logger.warning("rate limit reached for REST sender %s", short_id(sender))
                 return response.json(
                     [{"recipient_id": sender, "text": rate_limited_reply(self.clinic)}],

@@ -105,7 +105,7 @@ class SmsDelivery:
             self.channel.sender.wake()
         return {"queued": queued, "delivered": False, "connected": False}
 
-    def connected(self, request: Request, sender_id: str) -> bool:
+    async def connected(self, request: Request, sender_id: str) -> bool:
         return False
 
     async def _queue(self, line: StaffChatLine, template_sid: Optional[str] = None) -> int:

@@ -25,6 +25,12 @@ socket.io client keeps working. Differences:
   (:mod:`bot.assistant.channels.staff_bridge`), a paused conversation gets no automated reply
   (and no fallback for the missing one) except the urgent guidance for a red flag, and staff lines that found the patient's
   chat closed are sent when the patient's browser resumes the session;
+* with ``REDIS_URL`` set (several Rasa replicas, socket.io sticky by cookie at the load
+  balancer) the server's client manager is python-socketio's ``AsyncRedisManager``, so an
+  emit to a conversation's room reaches its socket on any replica; the rate limits and the
+  record of open chats live in Redis too, and the health route (``GET /webhooks/socketio/``)
+  adds ``"redis": "ok"`` or ``"failing"`` (:mod:`bot.assistant.channels.shared_state`).
+  Without it everything stays in this process, as before;
 * a curated FAQ answer's first ``bot_uttered`` part also carries the answer's short
   version and how many parts the answer has, ``"short": {"text": ..., "parts": n}``, and
   each later part its number, ``"short": {"part": i}`` (:class:`PatientSocketIOOutput`):
@@ -47,10 +53,11 @@ from socketio import AsyncServer
 from bot.assistant.channels.caps import MAX_REQUEST_BYTES, parse_metadata
 from bot.assistant.channels.cors import CorsPolicy
 from bot.assistant.channels.guard import guard
-from bot.assistant.channels.limits import MessageLimits, client_address
+from bot.assistant.channels.limits import client_address, message_limits
 from bot.assistant.channels.live_chats import ChatLines, LiveChats, urgent_guidance
 from bot.assistant.channels.replies import rate_limited_reply, session_refused_reply
 from bot.assistant.channels.sessions import SessionTokens
+from bot.assistant.channels.shared_state import ReplicaRedisManager, RedisPresence, SharedRedis
 from bot.assistant.nlg import SHORT_TEXT
 from bot.core import process
 from bot.core.channel_names import Channel
@@ -140,18 +147,21 @@ class PatientSocketIOInput(SocketIOInput):
         channel.cors = CorsPolicy.of(settings.cors_origins)
         channel.tokens = SessionTokens(settings.session_secret)
         channel.key_secret = settings.session_secret
-        channel.limits = MessageLimits.per_minute(
-            settings.sender_messages_per_minute, settings.address_messages_per_minute
-        )
+        channel.redis_url = settings.redis_url
+        channel.shared = SharedRedis(settings.redis_url) if settings.redis_url else None
+        channel.limits = message_limits(settings, channel.shared)
         channel.chat_lines = ChatLines(settings.database_url, settings.store_timeout_seconds)
         return channel
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """The socket.io endpoint, with the same events as Rasa's own channel."""
+        shared = self.shared
+        manager = {"client_manager": ReplicaRedisManager(self.redis_url, shared.health)} if shared else {}
         sio = AsyncServer(
-            async_mode="sanic", max_http_buffer_size=MAX_REQUEST_BYTES, **self.cors.socketio_options()
+            async_mode="sanic", max_http_buffer_size=MAX_REQUEST_BYTES, **manager, **self.cors.socketio_options()
         )
-        self.live = LiveChats(sio, self.namespace, self.bot_message_evt, self.chat_lines)
+        presence = RedisPresence(shared, sio, self.namespace or "/") if shared else None
+        self.live = LiveChats(sio, self.namespace, self.bot_message_evt, self.chat_lines, presence)
         handler = guard(
             on_new_message, self.clinic, self.max_chars, held=self.live.held,
             urgent_guidance=urgent_guidance(self.clinic),
@@ -172,7 +182,9 @@ class PatientSocketIOInput(SocketIOInput):
                 state[SESSION_KEY] = session_id
             if previous and previous != session_id:
                 await sio.leave_room(sid, previous, namespace=namespace)
+                await self.live.presence.leave(previous, sid)
             await sio.enter_room(sid, session_id, namespace=namespace)
+            await self.live.presence.join(session_id, sid)
             if claimed and not resumed:
                 logger.info("socket %s asked for a session this server did not issue; issued a new one", sid)
             await sio.emit("session_confirm", session_id, room=sid, namespace=namespace)
@@ -180,7 +192,19 @@ class PatientSocketIOInput(SocketIOInput):
 
         @blueprint.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
+            if shared is None:
+                return response.json({"status": "ok"})
+            # Up either way (limits fail open, replies go out here); "degraded" says what is shared is not.
+            redis_ok = await shared.check()
+            return response.json({"status": "ok" if redis_ok else "degraded", "redis": shared.health.report()})
+
+        @blueprint.listener("after_server_start")
+        async def start_presence(_app: Any, _loop: Any) -> None:
+            await self.live.presence.start()
+
+        @blueprint.listener("before_server_stop")
+        async def stop_presence(_app: Any, _loop: Any) -> None:
+            await self.live.presence.stop()
 
         @sio.on("connect", namespace=namespace)
         async def connect(sid: Text, environ: Dict, auth: Optional[Dict]) -> bool:
@@ -192,6 +216,15 @@ class PatientSocketIOInput(SocketIOInput):
             address = client_address(request) if request is not None else environ.get("REMOTE_ADDR")
             await sio.save_session(sid, {ADDRESS_KEY: address}, namespace=namespace)
             return True
+
+        @sio.on("disconnect", namespace=namespace)
+        async def disconnect(sid: Text) -> None:
+            try:
+                state = await sio.get_session(sid, namespace=namespace)
+            except KeyError:
+                return
+            if state.get(SESSION_KEY):
+                await self.live.presence.leave(state[SESSION_KEY], sid)
 
         @sio.on("session_request", namespace=namespace)
         async def session_request(sid: Text, data: Any = None) -> None:
@@ -220,7 +253,7 @@ class PatientSocketIOInput(SocketIOInput):
                 )
                 await reply(sid, session_refused_reply())
                 return
-            if not self.limits.allow(session_id, state.get(ADDRESS_KEY)):
+            if not await self.limits.admit(session_id, state.get(ADDRESS_KEY)):
                 logger.warning("rate limit reached for socket.io session %s", short_id(session_id))
                 await reply(sid, rate_limited_reply(self.clinic))
                 return

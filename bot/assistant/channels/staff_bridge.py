@@ -8,7 +8,8 @@ channel, listed in ``credentials.yml`` and served at ``/webhooks/staff_bridge/``
   "<name> from <clinic> has joined the chat" line into the chat;
 * ``POST message``   - put a staff message into the chat;
 * ``POST handback``  - resume the assistant (``ConversationResumed``) with a line saying so;
-* ``POST presence``  - whether the patient's chat is open here, and whether it is paused.
+* ``POST presence``  - whether the patient's chat is open (on this replica or, with ``REDIS_URL``,
+  any replica sharing the Redis), and whether it is paused.
 
 Bodies are small JSON objects: ``{"sender_id": ..., "line_id": ...}``. The web app
 writes each line to the store first (:mod:`bot.core.store.chat`); the bridge reads the
@@ -126,8 +127,8 @@ class Delivery(Protocol):
     async def deliver(self, request: Request, line: StaffChatLine, options: Dict[str, Any]) -> Dict[str, Any]:
         """Send a line now in the conversation; the answer's ``delivered``, ``connected`` (and more)."""
 
-    def connected(self, request: Request, sender_id: str) -> bool:
-        """Whether the patient has an open chat on this server now."""
+    async def connected(self, request: Request, sender_id: str) -> bool:
+        """Whether the patient has an open chat now (on any replica, when they share Redis)."""
 
 
 class StaffBridge:
@@ -171,7 +172,7 @@ class StaffBridge:
         return {
             "known": tracker is not None,
             "paused": bool(tracker is not None and tracker.is_paused()),
-            "connected": self.delivery.connected(request, sender_id),
+            "connected": await self.delivery.connected(request, sender_id),
         }
 
     async def _post(
@@ -252,10 +253,10 @@ class WebChatDelivery:
         await bounded(write(), self.store_timeout)
         line.logged_at = line.logged_at or now
         delivered = await live.deliver(line)
-        return {"delivered": delivered, "connected": live.connected(line.sender_id)}
+        return {"delivered": delivered, "connected": await live.connected(line.sender_id)}
 
-    def connected(self, request: Request, sender_id: str) -> bool:
-        return live_of(request).connected(sender_id)
+    async def connected(self, request: Request, sender_id: str) -> bool:
+        return await live_of(request).connected(sender_id)
 
 
 class StaffBridgeInput(InputChannel):
