@@ -189,39 +189,59 @@ def _check(result: Result, screen: CachedScreen, variants: Iterable[v.Variant], 
     result.excluded = sorted(excluded)
 
 
-def run(screen: Optional[Screen] = None) -> dict[str, Result]:
-    """Generate every variant, screen it and check its invariant."""
-    cached = CachedScreen(screen or load_screen())
-    results = {inv.key: Result(inv) for inv in INVARIANTS}
+def run(screen: Optional[Screen] = None, keys: Optional[Iterable[str]] = None) -> dict[str, Result]:
+    """Generate every variant of the invariants ``keys`` (default: all), screen it and check its invariant."""
+    cached = screen if isinstance(screen, CachedScreen) else CachedScreen(screen or load_screen())
+    wanted = {inv.key for inv in INVARIANTS} if keys is None else set(keys)
+    results = {inv.key: Result(inv) for inv in INVARIANTS if inv.key in wanted}
     suite = v.suite_seeds()
     faq = v.faq_seeds()
     ordinary = [s for s in suite if s.expect == "ordinary"]
     staff = [s for s in suite if s.expect == "staff"]
 
-    _check(results["a"], cached, v.neutral_variants(ordinary, faq),
-           premise=lambda seed: seed is None, relation=lambda seed, got: got is None)
+    if "a" in wanted:
+        _check(results["a"], cached, v.neutral_variants(ordinary, faq),
+               premise=lambda seed: seed is None, relation=lambda seed, got: got is None)
 
-    evidence = {s.text: cached.evidence_texts(s.text) for s in staff}
-    _check(results["b"], cached, v.noise_variants(staff, evidence),
-           premise=lambda seed: seed is not None,
-           relation=lambda seed, got: got is not None and (seed != "emergency" or got == "emergency"))
+    if "b" in wanted:
+        evidence = {s.text: cached.evidence_texts(s.text) for s in staff}
+        _check(results["b"], cached, v.noise_variants(staff, evidence),
+               premise=lambda seed: seed is not None,
+               relation=lambda seed, got: got is not None and (seed != "emergency" or got == "emergency"))
 
-    risk, report = v.red_flag_variants()
-    _check(results["c1"], cached, risk, premise=None, relation=lambda seed, got: got != "emergency")
-    _check(results["c2"], cached, report, premise=None, relation=lambda seed, got: got == "emergency")
+    if wanted & {"c1", "c2"}:
+        risk, report = v.red_flag_variants()
+        if "c1" in wanted:
+            _check(results["c1"], cached, risk, premise=None, relation=lambda seed, got: got != "emergency")
+        if "c2" in wanted:
+            _check(results["c2"], cached, report, premise=None, relation=lambda seed, got: got == "emergency")
 
-    _check(results["d"], cached, v.negation_variants(faq),
-           premise=lambda seed: seed is None, relation=lambda seed, got: got is None)
+    if "d" in wanted:
+        _check(results["d"], cached, v.negation_variants(faq),
+               premise=lambda seed: seed is None, relation=lambda seed, got: got is None)
 
-    from bot.core.safety.catalogue import catalogue_in
-    from bot.core.safety.decision import RULES_DIR
+    if "e" in wanted:
+        from bot.core.safety.catalogue import catalogue_in
+        from bot.core.safety.decision import RULES_DIR
 
-    _check(results["e"], cached, v.catalogue_variants(catalogue_in(RULES_DIR)), premise=None,
-           relation=lambda seed, got: got == "emergency")
-    reports, not_reports = v.language_variants()
-    _check(results["f1"], cached, reports, premise=None, relation=lambda seed, got: got == "emergency")
-    _check(results["f2"], cached, not_reports, premise=None, relation=lambda seed, got: got != "emergency")
+        _check(results["e"], cached, v.catalogue_variants(catalogue_in(RULES_DIR)), premise=None,
+               relation=lambda seed, got: got == "emergency")
+    if wanted & {"f1", "f2"}:
+        reports, not_reports = v.language_variants()
+        if "f1" in wanted:
+            _check(results["f1"], cached, reports, premise=None, relation=lambda seed, got: got == "emergency")
+        if "f2" in wanted:
+            _check(results["f2"], cached, not_reports, premise=None, relation=lambda seed, got: got != "emergency")
     return results
+
+
+def failure_report(result: Result, shown: int = 25) -> str:
+    """The invariant, its failures by transformation, and the first ``shown`` failing variants."""
+    lines = [f"{result.invariant.key}: {result.invariant.statement}",
+             f"{len(result.failures)} of {result.variants} variants ({result.cases} cases) fail; by transformation: "
+             + ", ".join(f"{t} {n - p}/{n}" for t, (p, n) in result.by_transform().items() if p < n)]
+    lines += [f"  {check.describe()}" for check in result.failures[:shown]]
+    return "\n".join(lines)
 
 
 def recall_by_class(results: dict[str, Result]) -> dict[str, dict[str, tuple[int, int]]]:

@@ -31,7 +31,9 @@ MODEL_DIR = REPO_ROOT / "models"
 
 # Session fixtures that cost a whole stack start-up or a long run: every test using one runs
 # on the same xdist worker, so each is set up once per run rather than once per worker.
-ONE_WORKER_FIXTURES = {"live_stack": "live-stack", "metamorphic_results": "metamorphic"}
+# None: each module using it is its own group (the metamorphic run screens, on each worker,
+# only the invariants that module's tests ask for: tests/safety/conftest.py).
+ONE_WORKER_FIXTURES = {"live_stack": "live-stack", "metamorphic_results": None}
 # Module fixtures that start servers (PostgreSQL, the whole stack with the SMS channel, the
 # fuzzed apps): a module using one runs on one worker. Cheaper module fixtures (a loaded
 # pipeline) are set up once on each worker that runs the module's tests.
@@ -57,8 +59,8 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Keep tests that share an expensive fixture on one xdist worker (``--dist loadgroup``).
 
-    - a test using a fixture of ``ONE_WORKER_FIXTURES`` joins that fixture's group (and is
-      marked ``slow``), and so does the rest of its module (its module fixtures, if any, are
+    - a test using a fixture of ``ONE_WORKER_FIXTURES`` joins that fixture's group, or its
+      module's for a fixture without one (and is marked ``slow``), and so does the rest of its module (its module fixtures, if any, are
       then set up once);
     - otherwise a test using a module fixture of ``ONE_WORKER_MODULE_FIXTURES`` joins its
       module's group.
@@ -70,7 +72,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         for fixture, group in ONE_WORKER_FIXTURES.items():
             if fixture in getattr(item, "fixturenames", ()):
-                module_group.setdefault(item.nodeid.split("::")[0], group)
+                module = item.nodeid.split("::")[0]
+                module_group.setdefault(module, group or module)
     for item in items:
         module = item.nodeid.split("::")[0]
         if module in serial:

@@ -14,22 +14,11 @@ from bot.core.safety.catalogue import catalogue_in
 from bot.core.safety.decision import RULES_DIR
 from evaluation import metamorphic, variants as v
 
-SHOWN = 25
-#: Target of issue 14: false escalations of ordinary questions at most 2 %, variants included.
-MAX_FALSE_ESCALATION = 0.02
-
-
-def _failures(result: metamorphic.Result) -> str:
-    lines = [f"{result.invariant.key}: {result.invariant.statement}",
-             f"{len(result.failures)} of {result.variants} variants ({result.cases} cases) fail; by transformation: "
-             + ", ".join(f"{t} {n - p}/{n}" for t, (p, n) in result.by_transform().items() if p < n)]
-    lines += [f"  {check.describe()}" for check in result.failures[:SHOWN]]
-    return "\n".join(lines)
+# The invariants a, c1 and d (ordinary variants) are in test_metamorphic_ordinary.py.
 
 
 @pytest.mark.parametrize("key, min_cases, min_variants", [
-    ("a", 3000, 7000), ("b", 200, 1500), ("c1", 40, 350), ("c2", 40, 200), ("d", 100, 300),
-    ("e", 90, 340), ("f1", 200, 1000), ("f2", 100, 100),
+    ("b", 200, 1500), ("c2", 40, 200), ("e", 90, 340), ("f1", 200, 1000), ("f2", 100, 100),
 ])
 def test_each_invariant_is_checked_on_enough_variants(metamorphic_results, key, min_cases, min_variants):
     # A relation whose premise the screen breaks on the seeds would pass vacuously.
@@ -37,52 +26,34 @@ def test_each_invariant_is_checked_on_enough_variants(metamorphic_results, key, 
     assert result.cases >= min_cases and result.variants >= min_variants, (result.cases, result.variants)
 
 
-def test_a_neutral_context_never_makes_an_ordinary_question_staff_bound(metamorphic_results):
-    result = metamorphic_results["a"]
-    if result.failures:
-        pytest.fail(_failures(result), pytrace=False)
-
-
 def test_b_typos_casing_and_filler_never_make_a_staff_bound_message_ordinary(metamorphic_results):
     result = metamorphic_results["b"]
     if result.failures:
-        pytest.fail(_failures(result), pytrace=False)
-
-
-def test_c1_a_red_flag_asked_about_as_a_risk_is_never_an_emergency(metamorphic_results):
-    result = metamorphic_results["c1"]
-    if result.failures:
-        pytest.fail(_failures(result), pytrace=False)
+        pytest.fail(metamorphic.failure_report(result), pytrace=False)
 
 
 def test_c2_a_red_flag_reported_after_a_treatment_is_always_an_emergency(metamorphic_results):
     result = metamorphic_results["c2"]
     if result.failures:
-        pytest.fail(_failures(result), pytrace=False)
-
-
-def test_d_a_negated_finding_never_escalates_on_its_own(metamorphic_results):
-    result = metamorphic_results["d"]
-    if result.failures:
-        pytest.fail(_failures(result), pytrace=False)
+        pytest.fail(metamorphic.failure_report(result), pytrace=False)
 
 
 def test_e_a_catalogue_report_stays_an_emergency_in_shorthand_and_told_by_someone_else(metamorphic_results):
     result = metamorphic_results["e"]
     if result.failures:
-        pytest.fail(_failures(result), pytrace=False)
+        pytest.fail(metamorphic.failure_report(result), pytrace=False)
 
 
 def test_f1_a_red_flag_reported_in_another_language_is_an_emergency(metamorphic_results):
     result = metamorphic_results["f1"]
     if result.failures:
-        pytest.fail(_failures(result), pytrace=False)
+        pytest.fail(metamorphic.failure_report(result), pytrace=False)
 
 
 def test_f2_a_question_negation_or_ordinary_message_in_another_language_is_not(metamorphic_results):
     result = metamorphic_results["f2"]
     if result.failures:
-        pytest.fail(_failures(result), pytrace=False)
+        pytest.fail(metamorphic.failure_report(result), pytrace=False)
 
 
 def test_every_red_flag_class_has_full_recall_in_english_and_other_languages(metamorphic_results):
@@ -90,13 +61,6 @@ def test_every_red_flag_class_has_full_recall_in_english_and_other_languages(met
     assert set(recall["e"]) == set(catalogue_in(RULES_DIR).classes)
     missed = {(key, name): (hit, total) for key, rows in recall.items() for name, (hit, total) in rows.items() if hit < total}
     assert missed == {}
-
-
-def test_false_escalations_of_ordinary_variants_are_at_most_2_percent(metamorphic_results):
-    staff, total = metamorphic.false_escalation_rate(metamorphic_results)
-    assert total
-    if staff / total > MAX_FALSE_ESCALATION:
-        pytest.fail(f"{staff}/{total} = {staff / total:.3f} of the ordinary variants (a, c1, d) reach staff", pytrace=False)
 
 
 # ---- the generators themselves (no screen)
