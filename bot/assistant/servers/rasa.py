@@ -25,7 +25,7 @@ from typing import Any
 
 from sanic import Sanic
 
-from bot.assistant.runtime import newest_model, write_endpoints
+from bot.assistant.runtime import newest_model, pin_threads, prepare_tracker_store, write_endpoints
 from bot.assistant.servers.rasa_api import JWT_METHOD
 from bot.assistant.servers.staff_port import StaffListener
 from bot.core import privacy, process
@@ -76,6 +76,7 @@ def guarded_action_endpoint(endpoint: Any, settings: Settings) -> Any:
 def main() -> None:
     """Serve the assistant's Rasa model until stopped."""
     settings = process.start()
+    pin_threads()  # before TensorFlow loads: it sizes its pools from the environment
     # Imported here: importing Rasa pulls in TensorFlow, which reads the
     # environment prepared by process.start().
     from rasa.core.run import serve_application
@@ -89,6 +90,7 @@ def main() -> None:
     configure_structlog(level)
     setup_tf_environment()
     privacy.install()
+    prepare_tracker_store(settings.tracker_store_url)
     endpoints = AvailableEndpoints.read_endpoints(str(write_endpoints(settings)))
     endpoints.action = guarded_action_endpoint(endpoints.action, settings)
     serve_application(

@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+#: In WAL mode ``NORMAL`` syncs at checkpoints, not at every commit: a commit is still atomic and
+#: the file never corrupt, but a power cut (not a process crash) may lose the last commits before
+#: the next checkpoint. ``FULL`` cost an fsync per tracker-store write on a patient's turn.
+SYNCHRONOUS = "PRAGMA synchronous=NORMAL"
 
 
 def sqlite_path(url: str) -> Optional[Path]:
@@ -137,7 +141,7 @@ def _sqlite_pragmas(engine: AsyncEngine, database: Optional[Path]) -> None:
             # No journal_mode here: WAL is a property of the file, set once by
             # use_wal(); asking again on every connection took a lock outside the busy
             # timeout, and a busy database answered "database is locked" at connect.
-            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(SYNCHRONOUS)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
         except Exception:
@@ -147,6 +151,24 @@ def _sqlite_pragmas(engine: AsyncEngine, database: Optional[Path]) -> None:
             raise
         if database is not None:
             secure_sqlite_files(database)
+
+
+def _tune_sync_sqlite(dbapi_connection: Any, _: Any) -> None:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute(SYNCHRONOUS)
+
+
+def tune_sqlite_connections() -> None:
+    """Every synchronous SQLite connection this process opens gets :data:`SYNCHRONOUS` (idempotent).
+
+    For engines created by others: Rasa's ``SQLTrackerStore`` makes its own (synchronous)
+    engine from the endpoints file, so the pragma is set on SQLAlchemy's ``Engine`` class. This
+    module's async engines set theirs in :func:`create_engine`.
+    """
+    from sqlalchemy.engine import Engine
+
+    if not event.contains(Engine, "connect", _tune_sync_sqlite):
+        event.listen(Engine, "connect", _tune_sync_sqlite)
 
 
 def session_factory(engine: AsyncEngine) -> sessionmaker:
