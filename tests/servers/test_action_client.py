@@ -289,3 +289,41 @@ async def test_the_urgent_timeout_is_for_emergencies_only(spool):
         silent.stop()
     assert waited >= 1.2  # an adverse event that is not an emergency keeps the ordinary timeout
     assert spool.pending() == 1
+
+
+async def test_calls_reuse_one_kept_alive_connection(spool):
+    peers = []
+
+    async def working(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername"))
+        return web.json_response({"events": [], "responses": []})
+
+    runner, url = await action_server(working)
+    try:
+        where = endpoint(url, spool)
+        for _ in range(3):
+            await where.request(json={"next_action": "action_session_start", "tracker": {}})
+        session = where.client()
+        await where.close()
+        assert session.closed
+    finally:
+        await runner.cleanup()
+    assert len(peers) == 3 and len(set(peers)) == 1  # one TCP connection (client port) for the three calls
+
+
+async def test_a_connection_the_server_dropped_is_retried_once_on_a_new_one(spool):
+    calls = []
+
+    async def drop_first(request: web.Request) -> web.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            request.transport.close()  # as a server closing an idle kept-alive connection would
+            raise web.HTTPInternalServerError()
+        return web.json_response({"events": [], "responses": [{"response": "utter_emergency_flagged"}]})
+
+    runner, url = await action_server(drop_first)
+    try:
+        events = await run("action_handle_adverse_event", endpoint(url, spool), tracker(EMERGENCY))
+    finally:
+        await runner.cleanup()
+    assert "alerted" in texts(events) and len(calls) == 2 and spool.pending() == 0

@@ -28,6 +28,12 @@ Rasa server (:mod:`bot.assistant.servers.rasa`) calls the action server through
   until it answers again, so a patient writing while it is hung waits for no timeout at all.
   A refused check (the process is dead or restarting) marks nothing: calls fail at once.
 
+Calls share one HTTP session whose idle connections are kept alive for
+:data:`KEEPALIVE_SECONDS` (Rasa's own endpoint opened a session, and so a TCP connection,
+per action call). That is less than the action server's (Sanic's) 5 s, so the server never
+closes a connection this side is about to reuse; should it happen anyway, the call is sent
+once more on a new connection.
+
 The urgent guidance itself never depends on this: it is a response the Rasa server
 renders before any custom action runs (``utter_adverse_event``, :mod:`bot.assistant.nlg`).
 """
@@ -36,12 +42,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-from rasa.utils.endpoints import ClientResponseError, EndpointConfig
+from aiohttp.client_exceptions import ContentTypeError
+from rasa.utils.endpoints import ClientResponseError, EndpointConfig, concat_url
 
 from bot.core.escalation import record
 from bot.core.escalation.spool import Spool
@@ -58,6 +66,8 @@ PROBE_MISSES = 2
 URGENT_ACTION = "action_handle_adverse_event"
 #: The action server refused the action's input (a form's validation): Rasa handles it, not us.
 REJECTED = 400
+#: Idle connections to the action server are kept this long (Sanic closes them after 5 s).
+KEEPALIVE_SECONDS = 3.0
 FORM_SLOTS = ("contact_name", "contact_method", "contact_detail", "contact_consent", "requested_slot")
 
 
@@ -173,6 +183,21 @@ class GuardedActionEndpoint(EndpointConfig):
         self.hung = False
         self.health_url = urlunsplit(urlsplit(base.url)._replace(path="/health", query=""))
         self._watcher: Optional[asyncio.Task] = None
+        self._client: Optional[aiohttp.ClientSession] = None
+
+    def client(self) -> aiohttp.ClientSession:
+        """The one session (and keep-alive connection pool) of this endpoint, made in the running loop."""
+        if self._client is None or self._client.closed:
+            auth = None
+            if self.basic_auth:
+                auth = aiohttp.BasicAuth(self.basic_auth["username"], self.basic_auth["password"])
+            self._client = aiohttp.ClientSession(
+                headers=self.headers,
+                auth=auth,
+                connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            )
+        return self._client
 
     def start_watching(self) -> None:
         """Start the health watcher in the running event loop (once)."""
@@ -180,11 +205,43 @@ class GuardedActionEndpoint(EndpointConfig):
             self._watcher = asyncio.ensure_future(self._watch())
 
     async def close(self) -> None:
-        """Stop the health watcher."""
+        """Stop the health watcher and close the kept-alive connections."""
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
             self._watcher = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def _send(
+        self, method: str, subpath: Optional[str], content_type: Optional[str], compress: bool, **kwargs: Any
+    ) -> Optional[Any]:
+        """Rasa's ``EndpointConfig.request`` on the shared session: JSON answer, ``ClientResponseError`` from 400."""
+        headers = {"Content-Type": content_type} if content_type else {}
+        headers.update(kwargs.pop("headers", None) or {})
+        headers.update(self.headers)
+        sslcontext = ssl.create_default_context(cafile=self.cafile) if self.cafile else None
+        params = self.combine_parameters(kwargs)
+        url = concat_url(self.url, subpath)
+        for attempt in (1, 2):
+            try:
+                async with self.client().request(
+                    method, url, headers=headers, params=params, compress=compress, ssl=sslcontext, **kwargs
+                ) as response:
+                    if response.status >= 400:
+                        raise ClientResponseError(response.status, response.reason, await response.content.read())
+                    try:
+                        return await response.json()
+                    except ContentTypeError:
+                        return None
+            except aiohttp.ServerDisconnectedError:
+                # Most likely a kept-alive connection the server closed as it was reused, before reading
+                # the call. Should the server have died mid-call instead, the second try fails to
+                # connect and the fallback answers; the store keeps one record per message (WRITE_KEY).
+                if attempt == 2:
+                    raise
+        return None  # not reached
 
     async def _watch(self) -> None:
         """Ask ``/health`` every second; two misses in a row mark the action server hung, an answer clears it."""
@@ -230,7 +287,7 @@ class GuardedActionEndpoint(EndpointConfig):
             return await self._without_server(action, body, "skipped after a recent timeout")
         kwargs["timeout"] = aiohttp.ClientTimeout(total=self.timeout)
         call = asyncio.ensure_future(asyncio.wait_for(
-            super().request(method, subpath, content_type, compress=compress, **kwargs), self.timeout + 0.5
+            self._send(method, subpath, content_type, compress, **kwargs), self.timeout + 0.5
         ))
         waited = self.timeout
         try:
