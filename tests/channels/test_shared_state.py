@@ -238,7 +238,7 @@ async def patients():
     made: list[Patient] = []
 
     async def connect(url: str) -> Patient:
-        patient = Patient()
+        patient = Patient(timeout=20)  # the first message of a process is slow on a loaded machine
         made.append(patient)
         return await patient.connect(url, CLINIC_ORIGIN)
 
@@ -325,7 +325,7 @@ async def test_redis_down_the_chat_still_answers_and_the_health_says_so(serve, p
 async def two_bridges(db_url, sessions, redis_url):
     """Two replicas, each with the web chat and the staff bridge, sharing the store, the tracker store and Redis."""
     agent = TrackerAgent()  # one tracker store for both, as the SQL tracker store is for replicas
-    started = []
+    started: list[tuple[object, PatientSocketIOInput, BridgeServer]] = []
     for _ in range(2):
         settings = channel_settings(database_url=db_url, staff_bridge_secret=SECRET, redis_url=redis_url)
         app = Sanic(f"replica_{uuid.uuid4().hex}", configure_logging=False)
@@ -338,13 +338,12 @@ async def two_bridges(db_url, sessions, redis_url):
         staff = StaffListener(free_port())
         staff.install(app)
         server = await start_sanic(app, listener, serving=True)
-        started.append((server, channel))
-        yield_value = BridgeServer(
+        replica = BridgeServer(
             url=f"http://127.0.0.1:{listener.getsockname()[1]}", staff_url=f"http://127.0.0.1:{staff.port}",
             agent=agent, sessions=sessions, sio=channel.sio, staff=staff,
         )
-        started[-1] = (server, channel, yield_value)
-    yield [entry[2] for entry in started]
+        started.append((server, channel, replica))
+    yield [replica for _, _, replica in started]
     for server, channel, _ in started:
         await stop_sanic(server, channel.sio)
         if channel.chat_lines._sessions is not None:
