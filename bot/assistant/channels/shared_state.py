@@ -50,9 +50,9 @@ SOCKETIO_CHANNEL = "dry_needling:socketio"
 #: Longest wait for one Redis call before the channel goes on without it.
 OPERATION_TIMEOUT_SECONDS = 1.0
 #: How long a socket counts as open after its replica last said so.
-PRESENCE_TTL_SECONDS = 90.0
+PRESENCE_TTL_SECONDS = 30.0
 #: How often a replica re-announces its open sockets.
-PRESENCE_REFRESH_SECONDS = 30.0
+PRESENCE_REFRESH_SECONDS = 10.0
 
 T = TypeVar("T")
 
