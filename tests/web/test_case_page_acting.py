@@ -182,6 +182,21 @@ async def test_resolving_while_the_chat_is_held_is_refused_until_it_is_handed_ba
         assert (await session.get(Escalation, case_id)).status == Status.resolved
 
 
+async def test_the_json_api_refuses_to_resolve_a_held_chat_as_the_page_does(staff_client, staff_db):
+    case_id = await escalate(staff_db, "s-held-api")
+    assert (await case_form(staff_client, case_id, "status", status="in_progress")).status == 303
+    async with staff_db() as session, session.begin():
+        await chat.start_takeover(session, escalation_id=case_id, sender_id="s-held-api", user_id=None,
+                                  username="kim", name="Kim Nurse", now=datetime.now(timezone.utc))
+    refused = await staff_client.post(f"/staff/api/escalations/{case_id}/status", json={"status": "resolved"},
+                                      headers={"X-CSRF-Token": staff_client.csrf})
+    assert refused.status == 409
+    assert "Kim Nurse still has the chat: hand it back" in (await refused.json())["message"]
+    async with staff_db() as session:
+        from bot.core.store.models import Escalation
+        assert (await session.get(Escalation, case_id)).status != Status.resolved
+
+
 # --- the queue's export -------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import sessionmaker
 
 from bot.core import clock
+from bot.core.store import chat
 from bot.core.store.models import AuditKind, Escalation, Outcome, StaffNote, StaffUser, Status
 from bot.core.store.repository import add_audit
 from bot.dashboard.staff.case_errors import Actor, CaseChanged, CaseNotFound, InvalidInput, InvalidTransition
@@ -24,6 +25,9 @@ from bot.dashboard.staff.case_store import _summaries_query, _summary, valid_id
 from bot.dashboard.staff.case_views import TRANSITIONS, CaseSummary, NoteView, _iso
 
 MAX_NOTE_CHARS = 4000
+#: Why a case whose chat staff still hold is not resolved (on the page, and from the JSON API).
+HAND_BACK_FIRST = ("{name} still {has} the chat: hand it back to the assistant first, then mark the case as "
+                   "resolved (a resolved case with the assistant paused would leave the patient unanswered)")
 MAX_ATTEMPTS = 50
 #: Ids are 32-bit integers in both databases; larger numbers are refused before any query.
 MAX_ID = 2**31
@@ -94,8 +98,9 @@ async def set_status(sessions: sessionmaker, case_id: str, actor: Actor, status:
 
     Raises:
         InvalidInput: not a status.
-        InvalidTransition: not allowed from the current status, or a reopen while the same
-            conversation has a newer open escalation for the same reason.
+        InvalidTransition: not allowed from the current status, a reopen while the same
+            conversation has a newer open escalation for the same reason, or resolving while
+            a staff member still holds the case's chat (the assistant would stay paused).
     """
     target = _parse(Status, status, "status")
     async with sessions() as session:
@@ -117,6 +122,12 @@ async def set_status(sessions: sessionmaker, case_id: str, actor: Actor, status:
                     raise InvalidTransition(
                         f"this conversation has a newer open escalation for the same reason ({newer}): work on that one"
                     )
+            if target == Status.resolved:
+                held = await chat.active_takeover(session, record.sender_id)
+                if held is not None and held.escalation_id == record.id:
+                    mine = held.staff_username == actor.username
+                    raise InvalidTransition(HAND_BACK_FIRST.format(name="You" if mine else held.staff_name,
+                                                                   has="have" if mine else "has"))
             values: dict[str, Any] = {"status": target}
             if target == Status.resolved:
                 values["resolved_at"] = clock.now()

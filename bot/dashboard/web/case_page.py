@@ -60,9 +60,6 @@ DONE = {
     "note": "Note added.",
     "outcome": "Outcome recorded.",
 }
-#: Why a case with a live takeover is not resolved (shown as the refusal, and by the page before it posts).
-HAND_BACK_FIRST = ("{name} still {has} the chat: hand it back to the assistant first, then mark the case as "
-                   "resolved (a resolved case with the assistant paused would leave the patient unanswered)")
 #: What the care levels of the red-flag catalogue tell the patient to do.
 CARE = {"999": "told the patient to call 999 now", "111": "told the patient to call NHS 111 now"}
 MARKERS = {
@@ -354,23 +351,10 @@ async def status_form(request: web.Request) -> web.Response:
     case_id = request.match_info["id"]
 
     async def act(form: MultiDictProxy[Any]) -> web.Response:
-        if form.get("status") == Status.resolved.value:
-            await _refuse_while_held(request, case_id)
         summary = await cases.set_status(request.config_dict[DB], case_id, _staff(request), form.get("status"))
         return _done(request, case_id, f"status_{summary.status.value}")
 
     return await _act(request, act)
-
-
-async def _refuse_while_held(request: web.Request, case_id: str) -> None:
-    """:class:`cases.InvalidTransition` when staff still hold the case's chat (resolve after handing back)."""
-    if not cases.valid_id(case_id):
-        raise CaseNotFound("no such escalation")
-    held = await live_takeover(request.config_dict[DB], case_id)
-    if held is not None:
-        mine = held["username"] == _staff(request).username
-        raise cases.InvalidTransition(HAND_BACK_FIRST.format(name="You" if mine else held["name"],
-                                                             has="have" if mine else "has"))
 
 
 async def note_form(request: web.Request) -> web.Response:
