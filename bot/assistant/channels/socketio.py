@@ -204,7 +204,9 @@ class PatientSocketIOInput(SocketIOInput):
 
         @blueprint.listener("before_server_stop")
         async def stop_presence(_app: Any, _loop: Any) -> None:
-            await self.live.presence.stop()
+            await self.live.presence.stop()  # this replica's sockets withdrawn from Redis
+            if shared is not None:
+                await shared.close()
 
         @sio.on("connect", namespace=namespace)
         async def connect(sid: Text, environ: Dict, auth: Optional[Dict]) -> bool:
