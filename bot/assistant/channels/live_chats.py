@@ -146,7 +146,7 @@ class LiveChats:
                 await manager.emit_everywhere(self.sio, self.event, staff_payload(line), line.sender_id, self.namespace)
             else:
                 await self.sio.emit(self.event, staff_payload(line), room=line.sender_id, namespace=self.namespace)
-        except Exception:  # noqa: BLE001 - the socket went away mid-emit (or Redis did): keep the line for the patient's return
+        except Exception:  # noqa: BLE001 - the socket (or Redis) went away mid-emit: keep the line for their return
             logger.exception("could not emit staff line %s to session %s", line.id, short_id(line.sender_id))
             async with sessions() as session:
                 async with session.begin():
