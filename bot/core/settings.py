@@ -173,6 +173,9 @@ class Settings:
     login_address_window_minutes: int = setting("LOGIN_ADDRESS_WINDOW_MINUTES", 15)
     #: Reverse proxies in front of the web app: the client is the address the outermost one saw.
     web_proxies_count: int = setting("WEB_PROXIES_COUNT", 0)
+    #: Reverse proxies in front of the Rasa server (haproxy in `make run-cluster`): 0 ignores X-Forwarded-For,
+    #: so a client talking to the Rasa port directly cannot pick the address its rate limit counts.
+    trusted_proxy_count: int = setting("TRUSTED_PROXY_COUNT", 0)
     # SMS and WhatsApp through Twilio (bot.assistant.channels.twilio_sms): off until configured.
     twilio_account_sid: str = setting("TWILIO_ACCOUNT_SID", "")
     twilio_auth_token: str = setting("TWILIO_AUTH_TOKEN", "")

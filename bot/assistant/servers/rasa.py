@@ -12,6 +12,9 @@ in-process with Rasa's own ``serve_application``:
   timeout (``ACTION_TIMEOUT_SECONDS``; ``URGENT_ACTION_TIMEOUT_SECONDS`` for recording an
   emergency while the action server's health check is silent too), and an emergency spooled
   by this process itself when the action server is down, hung or failing;
+* with Rasa's Redis lock store (``REDIS_URL``) failing open to a lock in this process while
+  Redis does not answer (:mod:`bot.assistant.servers.lock_store`), and with Sanic trusting
+  ``TRUSTED_PROXY_COUNT`` reverse proxies' ``X-Forwarded-For`` (haproxy in ``make run-cluster``);
 * with the HTTP API only when ``RASA_API=true`` (nothing in ``make run`` needs
   it; the benchmark does), and then JWT-protected only
   (:mod:`bot.assistant.servers.rasa_api`): no ``--auth-token``, which Rasa reads from URLs.
@@ -53,6 +56,22 @@ async def limit_request_size(app: Sanic, _loop: AbstractEventLoop) -> None:
     app.config.REQUEST_MAX_SIZE = MAX_REQUEST_BYTES
 
 
+def trust_proxies(count: int) -> Any:
+    """A listener telling Sanic how many reverse proxies stand before it (``TRUSTED_PROXY_COUNT``).
+
+    Then ``request.remote_addr`` is the address the outermost proxy saw (the last ``count``
+    X-Forwarded-For entries are the proxies' own), and the channels' rate limits count the
+    patient, not haproxy. At 0 (the default) Sanic ignores the header: a client that reaches
+    the Rasa port directly cannot choose its address.
+    """
+
+    async def listener(app: Sanic, _loop: AbstractEventLoop) -> None:
+        if count > 0:
+            app.config.PROXIES_COUNT = count
+
+    return listener
+
+
 async def reinstall_privacy_filter(_app: Sanic, _loop: AbstractEventLoop) -> None:
     """Sanic and Rasa add log handlers while starting: filter those too."""
     added = privacy.install()
@@ -85,6 +104,8 @@ def main() -> None:
     from rasa.utils.log_utils import configure_structlog
     from rasa.utils.tensorflow.environment import setup_tf_environment
 
+    from bot.assistant.servers.lock_store import fail_open
+
     level = logging.getLevelName(settings.log_level)
     configure_logging_and_warnings(level, warn_only_once=True, filter_repeated_logs=True)
     configure_structlog(level)
@@ -93,6 +114,7 @@ def main() -> None:
     prepare_tracker_store(settings.tracker_store_url)
     endpoints = AvailableEndpoints.read_endpoints(str(write_endpoints(settings)))
     endpoints.action = guarded_action_endpoint(endpoints.action, settings)
+    endpoints.lock_store = fail_open(endpoints.lock_store)  # Redis down: turns go on (servers/lock_store.py)
     serve_application(
         model_path=str(newest_model()),
         interface=settings.bind_host,
@@ -102,6 +124,7 @@ def main() -> None:
         endpoints=endpoints,
         server_listeners=[
             (limit_request_size, "before_server_start"),
+            (trust_proxies(settings.trusted_proxy_count), "before_server_start"),
             (reinstall_privacy_filter, "before_server_start"),
             (reinstall_privacy_filter, "after_server_start"),
             # The staff bridges on their own loopback port, and "/" without Rasa's banner.
