@@ -29,8 +29,9 @@ PACKAGES = ("bot", "actions")
 #: The layers of ``bot/`` (top-level folders), lowest first: the process split made visible.
 #: ``bot.core`` is shared by all three processes; ``bot.assistant`` runs in the Rasa server and
 #: the action server (.venv); ``bot.dashboard`` runs in the web app (.venv-web, no Rasa);
-#: ``bot.launch`` starts all three and ``actions`` is the action server's package Rasa loads.
-LAYERS = ("bot.core", "bot.assistant", "bot.dashboard", "bot.launch", "actions")
+#: ``bot.launch`` starts all three (``bot.cluster``: several Rasa replicas behind haproxy, with
+#: launch's Stack and Supervisor) and ``actions`` is the action server's package Rasa loads.
+LAYERS = ("bot.core", "bot.assistant", "bot.dashboard", "bot.launch", "bot.cluster", "actions")
 
 #: (importer, imported, why): no module in (or equal to) ``importer`` may import one in ``imported``.
 FORBIDDEN: tuple[tuple[str, str, str], ...] = (
@@ -42,6 +43,10 @@ FORBIDDEN: tuple[tuple[str, str, str], ...] = (
     ("bot.assistant", "bot.launch", "the launcher starts the processes; nothing runs it"),
     ("bot.dashboard", "bot.assistant", "the web app runs in .venv-web, where Rasa and Sanic are not installed"),
     ("bot.dashboard", "bot.launch", "the launcher starts the processes; nothing runs it"),
+    ("bot.core", "bot.cluster", "the cluster launcher starts the processes; nothing runs it"),
+    ("bot.assistant", "bot.cluster", "the cluster launcher starts the processes; nothing runs it"),
+    ("bot.dashboard", "bot.cluster", "the cluster launcher starts the processes; nothing runs it"),
+    ("bot.launch", "bot.cluster", "the cluster launcher builds on the launcher, not the other way round"),
     ("bot.dashboard", "actions", "the web app runs in .venv-web; actions need rasa_sdk"),
     ("actions", "bot.dashboard", "the action server never loads the web app"),
 )

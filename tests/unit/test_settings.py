@@ -205,6 +205,7 @@ ENTRY_POINTS = {
     "bot/core/process.py": "every process's settings (process.start / process.settings)",
     "bot/core/make_secrets.py": "the setup step that makes the secrets, before any process",
     "bot/launch.py": "the launcher, for the stack it starts",
+    "bot/cluster.py": "the cluster launcher (make run-cluster), for the ports and VAR_DIR it starts from",
 }
 
 
