@@ -349,6 +349,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot.cluster", description=__doc__.split("\n")[0])
     parser.add_argument("--replicas", type=int, default=int(os.environ.get("REPLICAS") or 2))
     args = parser.parse_args(argv)
+    cluster = Cluster(args.replicas)  # first: its Stack makes the shared secrets process.start() reads
     process.start()
     stopping = False
     supervising = False
@@ -361,7 +362,6 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    cluster = Cluster(args.replicas)
     try:
         cluster.start(ensure_admin=True)
         print(

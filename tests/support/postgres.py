@@ -13,7 +13,6 @@ module, so each module gets its own server)::
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
 import shutil
@@ -29,6 +28,7 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.core.store.db import create_engine, session_factory
 from bot.core.store.migrate import upgrade
+from bot.cluster import postgres_bin_dir
 from bot.launch import free_port
 
 
@@ -36,16 +36,11 @@ from bot.launch import free_port
 HEAD_TEMPLATE = "assistant_head"
 
 
-def _bin_dir() -> Optional[Path]:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
-    return Path(found[-1]).parent if found else None
-
-
 class PostgresServer:
     """initdb + pg_ctl on a free port; ``url`` is a SQLAlchemy URL to database ``assistant``."""
 
     def __init__(self) -> None:
-        bin_dir = _bin_dir()
+        bin_dir = postgres_bin_dir()
         if bin_dir is None:
             raise RuntimeError("PostgreSQL binaries not found: run `make system-deps`")
         self.bin = bin_dir
