@@ -37,3 +37,10 @@ def test_the_on_call_rounds_and_the_opening_read_as_sentences():
         "On-call alert, round 2: Duty physio by SMS, Clinic lead by SMS and email, "
         "Locum (no way to reach them configured)")
     assert audit_sentence(entry("case_opened", {})) == "Case opened by staff"
+
+
+def test_an_on_call_contacts_text_back_reads_as_their_acknowledgement():
+    acknowledged = AuditEntry(id=2, created_at=AT, kind="on_call_acknowledged", actor="Duty physio",
+                              detail={"via": "sms"})
+    assert audit_sentence(acknowledged) == (
+        "On-call contact Duty physio acknowledged the alert by text; no more on-call alerts are sent")

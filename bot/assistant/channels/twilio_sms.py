@@ -23,7 +23,11 @@ with why, and screened: a red flag is an urgent case for staff to phone
 what the assistant is and that texts are not secure (the assistant's own opening does
 that on SMS, else the channel adds it), except that a red flag's urgent guidance comes
 first and a one-segment disclosure after it (:mod:`bot.assistant.messaging.economy`);
-HELP gets the clinic's name, phone and how to stop; a number over its rate limit gets
+HELP gets the clinic's name, phone and how to stop; a text from one of the clinic's
+on-call contacts (``clinic.yml`` ``on_call``, the same E.164 number the on-call alerts go
+to) is staff answering an alert, not a patient: it never reaches the assistant, and is
+recorded as their acknowledgement of the urgent cases they were alerted about, with one
+short reply (:mod:`bot.assistant.messaging.on_call_replies`); a number over its rate limit gets
 one notice a minute and its texts are kept and shown, not answered (a red flag is
 answered, and the limit never applies while staff text the patient); a picture with
 no text gets "I can only read text here"; a number or the words of a choice
@@ -79,6 +83,7 @@ from bot.assistant.messaging.degraded import kept_for_later, red_flag_replies, t
 from bot.assistant.messaging.economy import fit_offer, urgent_first
 from bot.assistant.messaging.keywords import HELP, OPT_IN, OPT_OUT, keyword_of
 from bot.assistant.messaging.more import ShortAnswers, asks_for_more
+from bot.assistant.messaging.on_call_replies import OnCallReplies, on_call_contact
 from bot.assistant.messaging.outbox import SmsSender
 from bot.assistant.messaging.replies import render_turn
 from bot.assistant.messaging.service import Intake, SmsService
@@ -86,9 +91,9 @@ from bot.assistant.messaging.texts import SmsTexts, load_texts
 from bot.assistant.messaging.twilio_api import TwilioApi, status_callback_url
 from bot.core import process
 from bot.core.channel_names import Channel
-from bot.core.clinic import Clinic, load_clinic
+from bot.core.clinic import Clinic, OnCallContact, load_clinic
 from bot.core.escalation.service import EscalationService
-from bot.core.messaging.addresses import parse_address
+from bot.core.messaging.addresses import Address, parse_address
 from bot.core.messaging.inbound_spool import InboundSpool, SpooledText
 from bot.core.privacy import mark_sensitive, short_id
 from bot.core.settings import Settings
@@ -193,6 +198,7 @@ class ClinicSmsInput(InputChannel):
         self.validator = RequestValidator(settings.twilio_auth_token) if settings.twilio_auth_token else None
         self.service: Optional[SmsService] = None
         self.escalations: Optional[EscalationService] = None
+        self.on_call_replies: Optional[OnCallReplies] = None
         self.sender: Optional[SmsSender] = None
         self._http: Optional[aiohttp.ClientSession] = None
         self._stop = asyncio.Event()
@@ -242,6 +248,7 @@ class ClinicSmsInput(InputChannel):
         sessions = session_factory(process_engine(self.settings.database_url))
         self.service = SmsService(sessions, self.texts, self.clinic, self.settings.sms_daily_outbound_cap)
         self.escalations = EscalationService.from_settings(self.settings, sessions, self.clinic)
+        self.on_call_replies = OnCallReplies(sessions)
         self._http = aiohttp.ClientSession()
         self.sender = SmsSender(
             sessions, TwilioApi(self.settings, self._http), self.settings.twilio_webhook_url,
@@ -272,6 +279,7 @@ class ClinicSmsInput(InputChannel):
             self._http = None
         await close_process_engines()
         self.service = None
+        self.on_call_replies = None
         self.sender = None
 
     # ---- requests ---------------------------------------------------------------------------------
@@ -356,9 +364,11 @@ class ClinicSmsInput(InputChannel):
             return refusal(400, "Body missing")
         mark_sensitive(address.value, address.number, text or "")
         spooled = SpooledText(address.value, message_sid, text or "", media, utcnow().isoformat())
+        staff = self.on_call_contact(address)
         # The safety screen reads the text while the store takes it in: if the store is slow or
         # down, the urgent guidance is ready when its wait ends instead of after another parse.
-        screening = asyncio.ensure_future(self._screened(text or "", self._agent(app)))
+        # An on-call contact's text is staff text: never screened.
+        screening = asyncio.ensure_future(self._screened("" if staff else text or "", self._agent(app)))
         try:
             intake = await bounded(self.service.take_in(address, message_sid), self.settings.sms_store_timeout_seconds)
         except STORE_ERRORS as exc:
@@ -372,7 +382,7 @@ class ClinicSmsInput(InputChannel):
             logger.info("text %s… was already taken in; Twilio retried the webhook", message_sid[:10])
             return twiml()
         try:
-            await self.answer(intake, text or "", media, on_new_message, app)
+            await self.answer(intake, text or "", media, on_new_message, app, staff=staff)
         except NotQueued as failure:
             logger.error("could not queue the answer to conversation %s; sent it in the webhook's answer",
                          short_id(intake.sender_id))
@@ -402,6 +412,9 @@ class ClinicSmsInput(InputChannel):
         keyword = keyword_of(text.body, self.texts.keywords)
         if keyword in (OPT_OUT, OPT_IN):
             return twiml()  # recorded by the replay, which also sends STOP's one confirmation
+        address = parse_address(text.address)
+        if address is not None and self.on_call_contact(address) is not None:
+            return twiml()  # staff acknowledging an alert: the replay records it and replies
         if keyword == HELP:
             return twiml_replies([self.texts.render("help", self.clinic)])
         if text.media and not text.body.strip():
@@ -473,7 +486,8 @@ class ClinicSmsInput(InputChannel):
             self.service.take_in(address, item.message_sid, again=True), self.settings.store_timeout_seconds
         )
         try:
-            await self.answer(intake, item.body, item.media, self._on_new_message, self._app())
+            await self.answer(intake, item.body, item.media, self._on_new_message, self._app(),
+                              staff=self.on_call_contact(address))
         except NotQueued:
             logger.error("replayed a spooled text for conversation %s but could not queue the answer",
                          short_id(intake.sender_id))
@@ -493,8 +507,18 @@ class ClinicSmsInput(InputChannel):
             except asyncio.TimeoutError:
                 pass
 
-    async def answer(self, intake: Intake, text: str, media: int, on_new_message: Callable, app: Any) -> None:
+    def on_call_contact(self, address: Address) -> Optional[OnCallContact]:
+        """The clinic's on-call contact writing from ``address`` (SMS or WhatsApp, same number), else ``None``."""
+        return on_call_contact(self.clinic, address.number)
+
+    async def answer(
+        self, intake: Intake, text: str, media: int, on_new_message: Callable, app: Any,
+        staff: Optional[OnCallContact] = None,
+    ) -> None:
         """Keywords, opt-outs, limits and media first; then the assistant; then queue the replies.
+
+        ``staff``: the text is from an on-call contact: after STOP/START it is recorded as
+        their acknowledgement (:meth:`acknowledge_on_call`), never read by the assistant.
 
         A store failure before the assistant read the text raises (the caller spools the
         text); after it, :class:`NotQueued` carries the replies to send another way.
@@ -510,6 +534,9 @@ class ClinicSmsInput(InputChannel):
             return
         if keyword == OPT_IN and await bounded(service.opt_in(intake), timeout):
             logger.info("conversation %s opted in to texts again", short_id(intake.sender_id))
+            return
+        if staff is not None:
+            await self.acknowledge_on_call(intake, staff, keyword)
             return
         agent = self._agent(app)
         if intake.opted_out:
@@ -563,6 +590,14 @@ class ClinicSmsInput(InputChannel):
             await bounded(service.queue_turn(intake, messages, more=full, urgent=urgent), timeout)
         except STORE_ERRORS as exc:
             raise NotQueued(render_turn(messages, self.texts.part_chars).parts) from exc
+
+    async def acknowledge_on_call(self, intake: Intake, staff: OnCallContact, keyword: Optional[str]) -> None:
+        """An on-call contact texted back: HELP is answered as for anyone; anything else acknowledges their alerts."""
+        timeout = self.settings.store_timeout_seconds
+        if keyword == HELP:
+            await bounded(self.service.queue_texts(intake, [self.texts.render("help", self.clinic)]), timeout)
+            return
+        await bounded(self.on_call_replies.acknowledge(intake.contact_id, staff, intake.kind), timeout)
 
     async def _keep_unanswered(
         self, intake: Intake, text: str, agent: Any, reason: str, parsed: dict[str, Any]

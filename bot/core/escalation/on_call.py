@@ -7,7 +7,9 @@ exists; while nobody opens the case, each ``realert_minutes`` after the last rou
 round goes out, to one more contact and again to the earlier ones, until ``max_rounds``.
 
 A case counts as opened when a staff member opened its page (``case_opened`` in the audit
-log), took it (assigned) or moved it on from "new". :class:`OnCallAlerts` runs the schedule
+log), took it (assigned) or moved it on from "new", or when an on-call contact it alerted
+texted back (``on_call_acknowledged``, :func:`acknowledge`; the SMS channel records it,
+:mod:`bot.assistant.messaging.on_call_replies`). :class:`OnCallAlerts` runs the schedule
 in the notifier (:mod:`bot.dashboard.notify.worker`): an SMS is queued in the SMS outbox
 that the Rasa process's sender delivers through Twilio (:mod:`bot.core.messaging.store`),
 an email in the notification outbox (transport ``on_call_email``); each round is an
@@ -104,9 +106,13 @@ async def record_opened(session: AsyncSession, escalation_id: str, actor: str) -
     return True
 
 
+#: Audit kinds that mean someone is on the case: no more on-call rounds.
+OPENED = (AuditKind.case_opened, AuditKind.on_call_acknowledged)
+
+
 def unopened(now: datetime):
     opened = exists().where(
-        AuditEvent.escalation_id == Escalation.id, AuditEvent.kind == AuditKind.case_opened
+        AuditEvent.escalation_id == Escalation.id, AuditEvent.kind.in_(OPENED)
     )
     return and_(
         Escalation.priority == Priority.urgent,
@@ -116,6 +122,60 @@ def unopened(now: datetime):
         Escalation.created_at >= now - LOOKBACK,
         ~opened,
     )
+
+
+def contact_for_number(plan: OnCall, number: str) -> Optional[OnCallContact]:
+    """The on-call contact whose phone is ``number`` (E.164, as :func:`bot.core.messaging.addresses.parse_address`
+    gives it; ``clinic.yml`` phones are normalised to E.164 when loaded), or ``None``."""
+    if not number:
+        return None
+    return next((contact for contact in plan.contacts if contact.phone and contact.phone == number), None)
+
+
+async def alerted_open_cases(session: AsyncSession, name: str, now: datetime) -> list[str]:
+    """The urgent cases an alert round reached ``name`` about that are not resolved yet, oldest first."""
+    query = (
+        select(Escalation.id, AuditEvent.detail)
+        .join(AuditEvent, AuditEvent.escalation_id == Escalation.id)
+        .where(
+            AuditEvent.kind == AuditKind.on_call_alerted,
+            Escalation.priority == Priority.urgent,
+            Escalation.status != Status.resolved,
+            Escalation.created_at >= now - LOOKBACK,
+        )
+        .order_by(Escalation.created_at, AuditEvent.id)
+    )
+    found: list[str] = []
+    for escalation_id, detail in (await session.execute(query)).all():
+        contacts = (detail or {}).get("contacts") if isinstance(detail, dict) else None
+        reached = any(isinstance(entry, dict) and entry.get("name") == name for entry in contacts or [])
+        if reached and escalation_id not in found:
+            found.append(escalation_id)
+    return found[:MAX_CASES_PER_PASS]
+
+
+async def acknowledge(
+    session: AsyncSession, contact: OnCallContact, now: datetime, via: str, sender_id: Optional[str] = None
+) -> list[str]:
+    """An on-call contact texted back: audit it on every open case they were alerted about; returns those cases.
+
+    With no such case it is audited once against the contact's own messaging conversation
+    (``sender_id``), so the reply is on record too. The audit never holds their text.
+    """
+    cases = await alerted_open_cases(session, contact.name, now)
+    for escalation_id in cases:
+        event = await repo.add_audit(
+            session, AuditKind.on_call_acknowledged, escalation_id=escalation_id, actor=contact.name[:128],
+            detail={"via": via},
+        )
+        event.created_at = now
+    if not cases:
+        event = await repo.add_audit(
+            session, AuditKind.on_call_acknowledged, sender_id=sender_id, actor=contact.name[:128],
+            detail={"via": via, "cases": 0},
+        )
+        event.created_at = now
+    return cases
 
 
 # --- sending -----------------------------------------------------------------------------------

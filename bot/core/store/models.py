@@ -129,6 +129,9 @@ class AuditKind(str, enum.Enum):
     # and one alert round to the on-call contacts (detail: round, contact names and channels; no patient text).
     case_opened = "case_opened"
     on_call_alerted = "on_call_alerted"
+    # An on-call contact texted back (bot/assistant/messaging/on_call_replies.py): the actor is their name from
+    # clinic.yml; detail never holds their text. It stops the re-alerts as an opening does.
+    on_call_acknowledged = "on_call_acknowledged"
 
 
 class Outcome(str, enum.Enum):

@@ -16,7 +16,8 @@ replica, whichever web replica the browser reached:
 
 ``GET /staff/api/alerts`` (:func:`alert_state`) is what the page's alerts (static/staff/alerts.js)
 start from and refresh with: the count of unopened urgent cases (nobody opened its page,
-took it or moved it on; the on-call route's definition) for the tab title, the account's alert settings, the seconds until the session's
+took it or moved it on, and no on-call contact acknowledged it by text; the on-call route's
+definition) for the tab title, the account's alert settings, the seconds until the session's
 idle sign-out (the one-minute warning), and for admins whether no alert route works.
 
 Events carry ids and categories only, never patient text, names or conversation ids:

@@ -235,6 +235,9 @@ def audit_sentence(entry: AuditEntry) -> str:
         return "Case opened by staff"
     if kind == "on_call_alerted":
         return _on_call_sentence(detail)
+    if kind == "on_call_acknowledged":
+        # The actor is the on-call contact's name from clinic.yml; their text is not kept in the audit.
+        return f"On-call contact {entry.actor} acknowledged the alert by text; no more on-call alerts are sent"
     if kind.startswith("sms_"):
         return _sms_sentence(kind, detail)
     return kind.replace("_", " ").capitalize()
