@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, select, update
 from bot.core.settings import sync_db_url
 from bot.core.store.models import Escalation, SmsContact
 from tests.browser.conftest import DESKTOP
-from tests.browser.dashboard import STAFF, create_account, sign_in
+from tests.browser.dashboard import STAFF, create_account, sign_in, wait_live
 from tests.conftest import require_model
 from tests.support.fake_twilio import wait_until
 from tests.support.sms_stack import running_sms_stack
@@ -120,6 +120,17 @@ def test_a_patient_who_texted_stop_cannot_be_texted_and_the_page_says_why(sms_st
     block = staff_page.locator("#sms")
     expect(block.locator("#sms-opted-out")).to_contain_text("This patient texted STOP")
     expect(block.get_by_role("button", name="Send the text")).to_have_count(0)
+    assert len(sms_stack.fake.bodies(patient)) == sent
+
+    # A text after STOP is kept unanswered: it appears live with the page's note saying why.
+    wait_live(staff_page)
+    sms_stack.post(patient, "are you still there?")
+    late = staff_page.locator("#turns .turn.patient", has_text="are you still there?")
+    expect(late.locator(".flag.unanswered")).to_contain_text("No automated answer.", timeout=SLOW)
+    expect(late.locator('.flag.unanswered[data-unanswered="opted_out"]')).to_have_count(1)
+    live_note = late.locator(".flag.unanswered").inner_text()
+    staff_page.reload()  # the server renders the same note
+    expect(late.locator(".flag.unanswered")).to_have_text(live_note)
     assert len(sms_stack.fake.bodies(patient)) == sent
 
 

@@ -9,6 +9,7 @@ table and a migrated store, through the real page and JSON API.
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -95,3 +96,19 @@ async def test_a_web_chat_case_shows_no_text_count(staff_client, staff_db, track
     tracker.append(tracker_url, "web-1", [tracker.user("hello", T)])
     page = await (await staff_client.get(f"/staff/escalations/{case.id}")).text()
     assert 'id="sms-usage"' not in page and "No automated answer." not in page
+
+
+async def test_the_live_update_carries_why_a_new_text_got_no_automated_answer(staff_client, staff_db, tracker_url):
+    """What the open page fetches on a ``message`` event (escalation.js): the new turn with its note."""
+    case, sender_id = await sms_case(staff_db)
+    tracker.append(tracker_url, sender_id, [tracker.user("hello", T), tracker.bot("echo: hello", T + 1)])
+    page = await (await staff_client.get(f"/staff/escalations/{case}")).text()
+    since = re.search(r'data-last-event-id="(\d+)"', page).group(1)
+
+    tracker.append(tracker_url, sender_id, [unanswered(LATE, T + 60, "rate_limited", NOTE)])
+    reply = await staff_client.get(f"/staff/api/escalations/{case}/conversation?since={since}")
+
+    assert reply.status == 200
+    [turn] = (await reply.json())["turns"]
+    assert (turn["kind"], turn["text"], turn["unanswered"], turn["unanswered_note"]) == (
+        "patient", LATE, "rate_limited", NOTE)

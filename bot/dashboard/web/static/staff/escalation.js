@@ -4,7 +4,8 @@
  * the JSON API (/staff/api/escalations/{id}/conversation?since=<event id>) and added
  * to the list. Patient text is untrusted: it only ever goes in with textContent.
  * A tap on a button shows the button's title (the server put it in place of the payload);
- * the model's intent and confidence sit behind a "Details" toggle, as on the page.
+ * the model's intent and confidence sit behind a "Details" toggle, as on the page, and a
+ * text the channel kept without an automated answer carries the same note as on the page.
  * A change to the case itself (status, assignee, note by a colleague) shows a banner
  * offering a reload, so nobody's half-typed note is thrown away.
  *
@@ -75,6 +76,16 @@
     return box;
   }
 
+  /* Why a patient's text got no automated answer (STOP, the rate limit, the daily cap), as
+   * templates/staff/partials/unanswered.html renders it on the page. */
+  function unanswered(turn) {
+    var flag = el("p", "flag unanswered");
+    flag.setAttribute("data-unanswered", turn.unanswered || "");
+    flag.appendChild(el("strong", null, "No automated answer."));
+    flag.appendChild(document.createTextNode(" " + turn.unanswered_note));
+    return flag;
+  }
+
   function turnNode(turn) {
     var item;
     if (MARKERS[turn.kind]) {
@@ -94,6 +105,7 @@
       if (turn.tapped) item.appendChild(el("p", "hint tapped", "Tapped this button"));
       if (turn.buttons && turn.buttons.length) item.appendChild(el("p", "hint", "Offered: " + turn.buttons.join(" · ")));
       if (turn.kind === "patient" && (turn.intent || turn.payload)) item.appendChild(details(turn));
+      if (turn.unanswered_note) item.appendChild(unanswered(turn));
     }
     item.setAttribute("data-event-id", String(turn.event_id));
     return item;
