@@ -43,19 +43,15 @@ def user_texts(events: list[dict]) -> list[str]:
     return [json.loads(event["data"]).get("text") for event in events if event["type_name"] == "user"]
 
 
+def turn_over(events: list[dict], after: int = 0) -> list[dict]:
+    """``events`` if a turn after the first ``after`` events has been saved whole (it ends listening), else []."""
+    new = events[after:]
+    finished = any(e["type_name"] == "user" for e in new) and new[-1]["action_name"] == "action_listen"
+    return events if finished else []
+
+
 def timestamps(events: list[dict]) -> list[float]:
     return [json.loads(event["data"])["timestamp"] for event in events]
-
-
-def shared_state_reason(cluster: ClusterHandle) -> str:
-    """Empty when the socket.io channel shares its state through Redis, else why the test cannot run."""
-    url = cluster.cluster.replica_url(cluster.live_replicas()[0])
-    report = requests.get(f"{url}/webhooks/socketio/", timeout=5).json()
-    if "redis" in report:
-        return ""
-    return ("issue 25 item 1: the socket.io channel does not share its state through Redis yet "
-            "(no AsyncRedisManager client manager or Redis presence in bot/assistant/channels/socketio.py; "
-            "its health route GET /webhooks/socketio/ reports no 'redis')")
 
 
 class Patient:
@@ -162,9 +158,6 @@ async def store_line(cluster: ClusterHandle, session_id: str, body: str) -> int:
 
 
 async def test_a_staff_line_reaches_a_patient_connected_to_another_replica(cluster):
-    reason = shared_state_reason(cluster)
-    if reason:
-        pytest.skip(reason)
     held, bridge = cluster.live_replicas()[:2]
     patient = await Patient().connect(cluster.patients_url, cluster.settings.public_web_url, replica=held)
     try:
@@ -204,9 +197,6 @@ def redis_stopped(cluster):
 @pytest.mark.usefixtures("redis_stopped")
 class TestRedisStopped:
     def test_the_health_check_says_redis_is_down(self, cluster):
-        reason = shared_state_reason(cluster)
-        if reason:
-            pytest.skip(reason)
         report = requests.get(f"{cluster.patients_url}/webhooks/socketio/", timeout=10).json()
         assert report["status"] == "degraded" and report["redis"] != "ok", report
 
@@ -278,34 +268,89 @@ def test_a_replica_killed_mid_turn_leaves_a_retry_message_and_no_duplicate(clust
 # ---- kill -9 between turns ----------------------------------------------------------------------
 
 
+class BackgroundLoop:
+    """An asyncio loop in its own thread: the socket.io client's coroutines run there while Chromium
+    (Playwright's sync API keeps a loop of its own in the main thread) drives the widget."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine, timeout: float = 90):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def widget_answers(page):
+    """The assistant's bubbles after the patient's latest message in the widget."""
+    return page.locator(
+        "xpath=//div[contains(concat(' ', @class, ' '), ' cw-user ')][last()]"
+        "/following-sibling::div[contains(concat(' ', @class, ' '), ' cw-bot ')]"
+        "/div[contains(concat(' ', @class, ' '), ' cw-bubble ')]"
+    )
+
+
 @pytest.fixture(scope="class")
 def between_turns(cluster):
-    """A REST conversation and a socket.io patient on one replica, one turn each; then that replica is killed."""
+    """On one replica: a REST conversation, a python-socketio patient and the widget in Chromium,
+    one finished turn each; then that replica is killed (``kill -9``)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+
     victim = cluster.live_replicas()[0]
     who = sender("between")
     turn = cluster.say(who, "hello", victim)
     assert turn.status == 200, turn
-    before = cluster.events(who)
-    socket_ready = not shared_state_reason(cluster)
-    state = {"victim": victim, "sender": who, "before": before, "loop": asyncio.new_event_loop()}
-    if socket_ready:
-        async def chat_once():
-            patient = await Patient().connect(cluster.patients_url, cluster.settings.public_web_url, replica=victim)
-            session_id = await patient.start()
-            await patient.say("hello", session_id)
-            await patient.next("bot_uttered")
-            return patient, session_id
+    state = {"victim": victim, "sender": who, "before": cluster.events(who), "loop": BackgroundLoop()}
 
-        state["patient"], state["session_id"] = state["loop"].run_until_complete(chat_once())
-        # Between turns: the turn is over once its events are saved (the replies go out before that).
-        wait_for(lambda: user_texts(cluster.events(state["session_id"])) == ["hello"], timeout=15)
-    cluster.kill(victim)
+    async def chat_once():
+        patient = await Patient().connect(cluster.patients_url, cluster.settings.public_web_url, replica=victim)
+        session_id = await patient.start()
+        await patient.say("hello", session_id)
+        await patient.next("bot_uttered")
+        return patient, session_id
+
+    playwright = sync_playwright().start()
     try:
+        state["patient"], state["session_id"] = state["loop"].run(chat_once())
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(locale="en-GB")
+        # The browser holds haproxy's cookie for the victim, as after a first visit served there.
+        context.add_cookies([{"name": "SERVERID", "value": victim, "url": cluster.patients_url}])
+        # Count the widget's WebSocket connections: a second one is its reconnection after the kill.
+        context.add_init_script(
+            "(() => { const Native = window.WebSocket; window.__sockets = 0;"
+            " function Counted(url, protocols) { window.__sockets += 1; return new Native(url, protocols); }"
+            " Counted.prototype = Native.prototype;"
+            " Object.assign(Counted, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});"
+            " window.WebSocket = Counted; })();")
+        page = context.new_page()
+        page.goto(cluster.settings.public_web_url + "/")
+        page.locator(".cw-launcher").click()
+        expect(page.locator(".cw-log .cw-bot .cw-bubble").first).to_contain_text("automated assistant",
+                                                                                 timeout=30_000)
+        widget_sid = page.evaluate(
+            "() => { const k = Object.keys(sessionStorage).find(k => k.startsWith('chat-widget:'));"
+            " return k ? JSON.parse(sessionStorage.getItem(k)).sid : null; }")
+        state.update(playwright=playwright, page=page, widget_sid=widget_sid, expect=expect)
+        # Between turns: each turn is over once its events are saved (the replies go out before that).
+        wait_for(lambda: user_texts(cluster.events(state["session_id"])) == ["hello"], timeout=15)
+        wait_for(lambda: turn_over(cluster.events(widget_sid)), timeout=15)
+        state["widget_before"] = cluster.events(widget_sid)
+        assert page.evaluate("() => window.__sockets") == 1
+        cluster.kill(victim)
         yield state
     finally:
         if "patient" in state:
-            state["loop"].run_until_complete(state["patient"].close())
+            state["loop"].run(state["patient"].close())
         state["loop"].close()
+        playwright.stop()
 
 
 @pytest.mark.usefixtures("between_turns")
@@ -326,13 +371,10 @@ class TestKilledBetweenTurns:
     def test_a_socketio_client_reconnects_through_haproxy_and_resumes_its_conversation(
         self, cluster, between_turns
     ):
-        reason = shared_state_reason(cluster)
-        if reason:
-            pytest.skip(reason)
         session_id = between_turns["session_id"]
 
         async def resume():
-            # The browser still holds the dead replica's cookie: haproxy sends it to a live one.
+            # The client still holds the dead replica's cookie: haproxy sends it to a live one.
             patient = await Patient().connect(cluster.patients_url, cluster.settings.public_web_url,
                                               replica=between_turns["victim"])
             try:
@@ -343,7 +385,26 @@ class TestKilledBetweenTurns:
             finally:
                 await patient.close()
 
-        resumed, reply = between_turns["loop"].run_until_complete(resume())
+        resumed, reply = between_turns["loop"].run(resume())
         assert resumed == session_id
         assert reply.get("text")
         assert user_texts(cluster.events(session_id)) == ["hello", "does it hurt"]
+
+    def test_the_widget_in_chromium_reconnects_through_haproxy_and_resumes_its_conversation(
+        self, cluster, between_turns
+    ):
+        page, expect, sid = between_turns["page"], between_turns["expect"], between_turns["widget_sid"]
+        # The widget notices the closed socket and reconnects by itself; haproxy sends it to a live replica.
+        wait_for(lambda: page.evaluate("() => window.__sockets") >= 2, timeout=30)  # its socket was on the victim
+        expect(page.locator(".cw")).to_have_attribute("data-state", "online", timeout=30_000)
+        page.locator(".cw-input").fill("does it hurt")
+        page.locator(".cw-input").press("Enter")
+        expect(widget_answers(page).first).to_be_visible(timeout=30_000)
+        stored = page.evaluate(
+            "() => { const k = Object.keys(sessionStorage).find(k => k.startsWith('chat-widget:'));"
+            " return JSON.parse(sessionStorage.getItem(k)).sid; }")
+        assert stored == sid  # the same conversation, resumed
+        before = between_turns["widget_before"]
+        events = wait_for(lambda: turn_over(cluster.events(sid), after=len(before)))
+        assert [e["id"] for e in events[: len(before)]] == [e["id"] for e in before]  # nothing lost
+        assert user_texts(events) == user_texts(before) + ["does it hurt"]  # nothing twice
