@@ -23,7 +23,7 @@ from rasa.core.channels.socketio import SocketIOOutput
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.assistant.channels.socketio import SHORT_KEY
+from bot.assistant.channels.socketio import KB_KEY, SHORT_KEY
 from bot.assistant.nlg import SHORT_TEXT, ClinicNLG
 from bot.core.clinic import load_clinic
 from bot.core.knowledge.catalog import short_answers
@@ -122,6 +122,7 @@ async def test_an_faq_answer_carries_its_short_version_filled_in_on_the_first_pa
     expected = await stock_socketio_parts(WITH_PHONE)
     [payload] = await received(patient, WITH_PHONE, len(expected))
     short = payload.pop(SHORT_KEY)
+    payload.pop(KB_KEY)  # its sources line (test_socketio_sources.py)
     assert short == {"text": filled_short(WITH_PHONE), "parts": 1}
     assert CLINIC.phone in short["text"] and "{" not in short["text"]
     assert len(short["text"]) <= 320
@@ -135,6 +136,7 @@ async def test_each_part_of_a_long_answer_says_it_belongs_to_the_answer(patient)
     assert len(expected) == 3
     payloads = await received(patient, IN_PARAGRAPHS, 3)
     marks = [payload.pop(SHORT_KEY) for payload in payloads]
+    payloads[-1].pop(KB_KEY)  # its sources line (test_socketio_sources.py)
     assert marks == [{"text": filled_short(IN_PARAGRAPHS), "parts": 3}, {"part": 2}, {"part": 3}]
     assert payloads == expected
 

@@ -35,7 +35,12 @@ socket.io client keeps working. Differences:
   version and how many parts the answer has, ``"short": {"text": ..., "parts": n}``, and
   each later part its number, ``"short": {"part": i}`` (:class:`PatientSocketIOOutput`):
   the widget shows the short version first on a phone. ``text`` and the split into parts
-  are Rasa's, and a standard client ignores the extra key.
+  are Rasa's, and a standard client ignores the extra key;
+* a curated FAQ answer's last ``bot_uttered`` part also carries what the answer rests on,
+  ``"kb": {"title", "version", "reviewed", "sources": [{"name", "url"}]}``, resolved here
+  from the response's ``metadata.kb`` and the source catalogue
+  (:func:`bot.core.knowledge.citations.answer_citation`; ``url`` only for https sources): the
+  widget shows it as a sources line under the answer. Other replies carry no ``kb``.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ from bot.core import process
 from bot.core.channel_names import Channel
 from bot.core.clinic import load_clinic
 from bot.core.escalation.flood import with_client_key
+from bot.core.knowledge.catalog import FAQ_PREFIX
+from bot.core.knowledge.citations import answer_citation
 from bot.core.privacy import short_id
 from bot.core.settings import Settings
 
@@ -72,15 +79,19 @@ SESSION_KEY = "session_id"
 ADDRESS_KEY = "address"
 #: The ``bot_uttered`` key that marks the parts of an answer with a short version.
 SHORT_KEY = "short"
+#: The ``bot_uttered`` key that carries a curated answer's sources, version and review date.
+KB_KEY = "kb"
 
 
 class PatientSocketIOOutput(SocketIOOutput):
-    """Rasa's socket.io output; the parts of an answer with a short version say so (``"short"``).
+    """Rasa's socket.io output; the parts of a curated FAQ answer say so (``"short"``, ``"kb"``).
 
     Rasa sends a text as one ``bot_uttered`` per paragraph (split on blank lines), the
-    buttons on the last. Those payloads are unchanged but for one extra key: the first
-    part gets ``{"text": <short version>, "parts": <number of parts>}``, each later part
-    ``{"part": <its number, 2 to n>}``, so a client can tell which parts form the answer.
+    buttons on the last. Those payloads are unchanged but for extra keys: with a short
+    version, the first part gets ``short: {"text": <short version>, "parts": <number of
+    parts>}``, each later part ``short: {"part": <its number, 2 to n>}``, so a client can
+    tell which parts form the answer; and the last part of an FAQ answer gets ``kb``, its
+    sources, version and review date (:func:`bot.core.knowledge.citations.answer_citation`).
     """
 
     def __init__(self, sio: AsyncServer, bot_message_evt: Text) -> None:
@@ -89,11 +100,13 @@ class PatientSocketIOOutput(SocketIOOutput):
 
     async def _send_message(self, socket_id: Text, response: Any) -> None:
         if self._marks and isinstance(response, dict) and "text" in response:
-            response = {**response, SHORT_KEY: self._marks.pop(0)}
+            extra = self._marks.pop(0)
+            if extra:
+                response = {**response, **extra}
         await super()._send_message(socket_id, response)
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
-        """Rasa's parts, marked when the message carries a short version."""
+        """Rasa's parts, marked when the message is a curated answer."""
         self._marks = self._marks_for(text, kwargs)
         try:
             await super().send_text_message(recipient_id, text, **kwargs)
@@ -103,7 +116,7 @@ class PatientSocketIOOutput(SocketIOOutput):
     async def send_text_with_buttons(
         self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any
     ) -> None:
-        """Rasa's parts with the buttons on the last, marked when the message carries a short version."""
+        """Rasa's parts with the buttons on the last, marked when the message is a curated answer."""
         self._marks = self._marks_for(text, kwargs)
         try:
             await super().send_text_with_buttons(recipient_id, text, buttons, **kwargs)
@@ -112,12 +125,35 @@ class PatientSocketIOOutput(SocketIOOutput):
 
     @staticmethod
     def _marks_for(text: Text, kwargs: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        """The mark of each part Rasa will send for ``text`` (none without a short version)."""
-        short = kwargs.get(SHORT_TEXT)
-        if not isinstance(short, str) or not short.strip() or not isinstance(text, str):
+        """The extra keys of each part Rasa will send for ``text`` (none for an ordinary reply)."""
+        if not isinstance(text, str):
             return []
         parts = len(text.strip().split("\n\n"))  # Rasa's own split (SocketIOOutput)
-        return [{"text": short.strip(), "parts": parts}] + [{"part": number} for number in range(2, parts + 1)]
+        marks: List[Dict[Text, Any]] = [{} for _ in range(parts)]
+        short = kwargs.get(SHORT_TEXT)
+        if isinstance(short, str) and short.strip():
+            marks[0][SHORT_KEY] = {"text": short.strip(), "parts": parts}
+            for number in range(2, parts + 1):
+                marks[number - 1][SHORT_KEY] = {"part": number}
+        citation = PatientSocketIOOutput._citation(kwargs)
+        if citation:
+            marks[-1][KB_KEY] = citation
+        return marks if any(marks) else []
+
+    @staticmethod
+    def _citation(kwargs: Dict[Text, Any]) -> Optional[Dict[Text, Any]]:
+        """The sources line of a curated FAQ answer (from its ``metadata.kb``), else None."""
+        name = kwargs.get("utter_action")
+        if not isinstance(name, str) or not name.startswith(FAQ_PREFIX):
+            return None
+        metadata = kwargs.get("metadata")
+        if not isinstance(metadata, dict):
+            return None
+        try:
+            return answer_citation(metadata.get("kb"))
+        except Exception:  # an unreadable catalogue must not cost the patient the answer itself
+            logger.exception("could not resolve the sources of %s", name)
+            return None
 
 
 class PatientSocketIOInput(SocketIOInput):

@@ -62,6 +62,8 @@ class Source:
     uk: bool = False
     #: Why the source must not back a patient-education answer any more (empty: it may).
     weak: str = ""
+    #: The short name patients see beside an answer ("NICE NG193"); FAQ answers' sources need one.
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,18 +118,26 @@ def _as_date(value: object) -> Optional[date]:
         return None
 
 
+def load_sources(sources_file: Path = SOURCES_FILE) -> dict[str, Source]:
+    """The source catalogue alone, by id."""
+    raw_sources = yaml.safe_load(sources_file.read_text(encoding="utf-8"))["sources"]
+    return {
+        source_id: Source(
+            id=source_id, citation=entry.get("citation", ""), url=entry.get("url", ""), grade=entry.get("grade", ""),
+            uk=bool(entry.get("uk", False)), weak=str(entry.get("weak", "") or ""),
+            name=" ".join(str(entry.get("name", "") or "").split()),
+        )
+        for source_id, entry in raw_sources.items()
+    }
+
+
 def load(
     responses_dir: Path = RESPONSES_DIR, sources_file: Path = SOURCES_FILE, domain_file: Path = DOMAIN_FILE
 ) -> KnowledgeBase:
     """Read every curated answer, the source catalogue and the domain's response names."""
     kb = KnowledgeBase()
     kb.domain_responses = set((yaml.safe_load(domain_file.read_text(encoding="utf-8")) or {}).get("responses") or {})
-    raw_sources = yaml.safe_load(sources_file.read_text(encoding="utf-8"))["sources"]
-    for source_id, entry in raw_sources.items():
-        kb.sources[source_id] = Source(
-            id=source_id, citation=entry.get("citation", ""), url=entry.get("url", ""), grade=entry.get("grade", ""),
-            uk=bool(entry.get("uk", False)), weak=str(entry.get("weak", "") or ""),
-        )
+    kb.sources = load_sources(sources_file)
     for path in sorted(responses_dir.glob("*.yml")):
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         for name, variations in (document.get("responses") or {}).items():
@@ -235,6 +245,8 @@ def _faq_problems(kb: KnowledgeBase, answer: Answer, where: str) -> list[str]:
     if has_uk and answer.no_uk_source:
         found.append(f"{where} cites a UK source but still says it has none (no_uk_source)")
     for source in cited:
+        if not source.name:
+            found.append(f"{where} cites {source.id}, which has no name for patients (name)")
         if source.weak:
             found.append(f"{where} cites {source.id}, which is kept only for older answers ({source.weak})")
     return found
