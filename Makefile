@@ -27,7 +27,7 @@ TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -path
 	$(wildcard bot/assistant/nlp/*.py)
 MODEL_STAMP := models/.trained
 
-.PHONY: help setup secrets run test test-fast train validate test-stories pytest pytest-assistant pytest-web pytest-browser pytest-serial eval bench system-deps migrate clean compare-features
+.PHONY: help setup secrets run run-cluster test test-fast test-cluster train validate test-stories pytest pytest-assistant pytest-web pytest-browser pytest-serial eval bench system-deps migrate clean compare-features
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -95,7 +95,13 @@ run: setup ## Start Rasa, the action server and the web app (Ctrl-C stops all)
 	$(PY_WEB) -m bot.dashboard.staff ensure-admin
 	$(PY) -m bot.launch
 
-system-deps: ## Debian packages the tests need (Chromium, PostgreSQL, Redis)
+# Several Rasa replicas behind haproxy, with PostgreSQL and Redis on loopback (data under var/cluster):
+# bot/cluster.py, README "Several replicas".
+REPLICAS ?= 2
+run-cluster: setup system-deps ## Start haproxy, REPLICAS Rasa replicas (default 2), PostgreSQL, Redis, actions, web app
+	$(PY) -m bot.cluster --replicas $(REPLICAS)
+
+system-deps: ## Debian packages the tests need (Chromium, PostgreSQL, Redis, haproxy)
 	bash scripts/system-deps.sh
 
 validate: $(VENV)/.installed ## rasa data validate, failing on warnings
@@ -128,7 +134,7 @@ SERIAL_ASSISTANT := $(filter-out tests/web/% tests/staff/%,$(SERIAL_MODULES))
 pytest: pytest-assistant pytest-web pytest-browser pytest-serial ## Unit, store, channel, end-to-end, web app and browser tests
 
 pytest-assistant: setup system-deps
-	$(PY) -m pytest --ignore=tests/browser --ignore=tests/web --ignore=tests/staff $(XDIST) -m "not serial"
+	$(PY) -m pytest --ignore=tests/browser --ignore=tests/web --ignore=tests/staff --ignore=tests/cluster $(XDIST) -m "not serial"
 
 pytest-web: $(VENV_WEB)/.installed secrets migrate system-deps
 	$(PY_WEB) -m pytest tests/web $(wildcard tests/staff) $(XDIST) -m "not serial"
@@ -147,6 +153,11 @@ test: ## Everything above, non-zero on any failure
 	$(MAKE) -j2 --output-sync=target setup system-deps $(AXE) validate
 	$(MAKE) -j2 --output-sync=target test-stories pytest-web
 	$(MAKE) pytest-assistant pytest-browser pytest-serial
+
+# The cluster's fault tests (tests/cluster): one cluster of three replicas, replicas killed, Redis
+# stopped, PostgreSQL restarted. Not part of `make test`'s runs (they kill processes): .ci/run runs it after.
+test-cluster: setup system-deps ## Fault tests of make run-cluster's layout (kill -9 a replica, stop Redis, restart PostgreSQL)
+	$(PY) -m pytest tests/cluster -p no:cacheprovider
 
 # The edit loop: unit, safety-screen, NLP component, knowledge base, action and messaging
 # tests. No trained model, running stack, browser or PostgreSQL, not the 16,000-message
