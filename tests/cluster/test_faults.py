@@ -115,7 +115,7 @@ def test_two_messages_sent_at_once_to_two_replicas_are_handled_one_after_the_oth
         two = threading.Thread(target=lambda: answers.setdefault(
             "two", cluster.say(who, "what is dry needling", second, direct=True)))
         one.start()
-        time.sleep(0.5)
+        time.sleep(1.0)  # the first turn takes 3 s or more: the second message arrives in its middle
         two.start()
         one.join(60)
         two.join(60)
