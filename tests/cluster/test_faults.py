@@ -177,6 +177,15 @@ async def test_a_staff_line_reaches_a_patient_connected_to_another_replica(clust
         assert answer["delivered"] is True and answer["paused"] is True
         shown = await patient.next("bot_uttered", timeout=10, where=lambda data: "metadata" in data)
         assert shown["text"] == line and shown["metadata"]["staff"]["event"] == "joined"
+        # The address the web app uses (STAFF_BRIDGE_URL): haproxy's loopback frontend, any live replica.
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{cluster.settings.staff_bridge_url}/webhooks/staff_bridge/presence", json={"sender_id": session_id},
+                headers={"X-Bridge-Secret": cluster.settings.staff_bridge_secret},
+            ) as reply:
+                presence = await reply.json()
+                assert reply.status == 200, presence
+        assert presence["paused"] is True and presence["connected"] is True
     finally:
         await patient.close()
 
