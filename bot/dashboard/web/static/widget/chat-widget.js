@@ -36,6 +36,12 @@
  * button (aria-expanded) that reveals the full parts in place; wider screens show the
  * full answer as before. Either way the whole answer is kept, so a resize redraws it.
  *
+ * Sources: the last part of a curated answer also carries {kb: {title, version, reviewed,
+ * sources: [{name, url}]}}. A small line under the answer names each source (a link, in a
+ * new tab, only for an https URL), the answer's version and review date; on a phone it
+ * stands under the short version as well as under the full answer, since both are the
+ * curated answer.
+ *
  * Security: every string is inserted as a text node; links are rebuilt with DOM APIs
  * and only http(s) URLs become links. */
 (function () {
@@ -86,6 +92,14 @@
     return s;
   }
 
+  /* Source links are https only (stricter than message links). */
+  function httpsUrl(u) {
+    try {
+      var x = new URL(u);
+      return x.protocol === "https:" && x.hostname ? x.href : "";
+    } catch (e) { return ""; }
+  }
+
   function safeUrl(u) {
     try {
       var x = new URL(u);
@@ -131,6 +145,56 @@
     node.appendChild(document.createTextNode(text.slice(last)));
   }
 
+  /* "Sources: A; B · answer v2, reviewed 7 Dec 2026" under a curated answer, put in
+   * ``box`` before ``next`` (at the end without). Checked again here: a stored message is
+   * read back from storage. */
+  function sources(stored, box, next) {
+    var p = el("p", "cw-sources"), tail = [], a, when, around;
+    var kb = citation({ version: stored.v, reviewed: stored.r, sources: (Array.isArray(stored.src) ? stored.src : [])
+      .map(function (s) { return s && { name: s.n, url: s.u }; }) });
+    if (!kb) return;
+    function text(s) { return document.createTextNode(s); }
+    p.appendChild(text(t("sources") + " "));
+    kb.src.forEach(function (s, i) {
+      var href = httpsUrl(s.u);
+      if (i) p.appendChild(text("; "));
+      if (!href) return p.appendChild(text(s.n));
+      a = p.appendChild(el("a", null, s.n, { href: href, target: "_blank", rel: "noopener noreferrer" }));
+      a.appendChild(el("span", "cw-sr", " " + t("newTab")));
+    });
+    if (kb.v) tail.push([text(t("kbVersion").replace("{n}", String(kb.v)))]);
+    if (kb.r) {
+      when = el("time", null, new Intl.DateTimeFormat(S.locale || "en-GB",
+        { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" }).format(new Date(kb.r + "T00:00:00Z")),
+        { datetime: kb.r });
+      around = t("kbReviewed").split("{date}");
+      tail.push([text(around[0]), when, text(around.slice(1).join(""))]);
+    }
+    tail.forEach(function (nodes, i) {
+      p.appendChild(text(i ? t("kbJoin") : " · "));
+      nodes.forEach(function (n) { p.appendChild(n); });
+    });
+    box.insertBefore(p, next || null);
+  }
+
+  /* The kb key of a bot_uttered, checked: null unless it names at least one source. */
+  function citation(k) {
+    var src = [];
+    if (!k || typeof k !== "object" || !Array.isArray(k.sources)) return null;
+    k.sources.slice(0, 12).forEach(function (s) {
+      if (s && typeof s.name === "string" && s.name.trim()) {
+        src.push({ n: s.name.trim().slice(0, 160), u: httpsUrl(s.url) });
+      }
+    });
+    if (!src.length) return null;
+    return {
+      v: typeof k.version === "number" && k.version >= 1 && k.version % 1 === 0 ? k.version : 0,
+      r: typeof k.reviewed === "string" && /^\d{4}-\d{2}-\d{2}$/.test(k.reviewed)
+        && !isNaN(new Date(k.reviewed + "T00:00:00Z")) ? k.reviewed : "",
+      src: src
+    };
+  }
+
   function stamp(m) {
     var d = new Date(m.ts);
     return m.q ? document.createTextNode(t("queued")) : el("time", null, fmt.format(d), { datetime: d.toISOString() });
@@ -155,6 +219,7 @@
       if (m.u) bubble.textContent = m.text;
       else linkify(bubble, m.text);
     }
+    if (m.kb) sources(m.kb, row);
     if (m.img) {
       row.appendChild(el("img", "cw-img", null, { src: m.img, alt: t("image") })).onload = scroll;
     }
@@ -197,6 +262,7 @@
     g.short = box.appendChild(el("div", "cw-msg cw-bot cw-short"));
     g.short.appendChild(el("span", "cw-sr", t("bot")));
     linkify(g.short.appendChild(el("div", "cw-bubble")), m.sh);
+    if (m.kb) sources(m.kb, g.short);
     g.short.appendChild(el("div", "cw-meta")).appendChild(stamp(m));
     g.btn = box.appendChild(el("button", "cw-more", null, { type: "button", "aria-controls": id }));
     g.label = g.btn.appendChild(el("span"));
@@ -227,6 +293,7 @@
     if (m.sh && narrow.matches) return log.appendChild(brief(m, row));
     if (g) {
       g.full.appendChild(row);
+      if (m.kb) sources(m.kb, g.short, g.short.lastChild); /* the kb of the answer's last part */
       return g.box;
     }
     return log.appendChild(row);
@@ -333,6 +400,7 @@
     var mark = d.short && typeof d.short === "object" ? d.short : {}, m = { text: text, qr: qr, img: img, s: staff };
     if (!staff && text && typeof mark.text === "string" && mark.text.trim() && mark.parts >= 1) m.sh = mark.text;
     else if (!staff && grp && mark.part === grp.next) m.of = grp.id;
+    if (!staff && text) m.kb = citation(d.kb) || undefined;
     if (!(text || qr.length || img)) return;
     add(m);
     grp = m.sh ? { id: m.id, next: 2, parts: mark.parts } : m.of ? grp : null;

@@ -20,6 +20,11 @@
   newTab: "(öffnet in einem neuen Tab)",
   fullAnswer: "Ganze Antwort lesen",
   shortAnswer: "Kurze Antwort zeigen",
+  /* sources, kbVersion, kbReviewed: written by a non-native speaker, still to be reviewed by a native one */
+  sources: "Quellen:",
+  kbVersion: "Antwortversion {n}",
+  kbReviewed: "geprüft am {date}",
+  kbJoin: ", ",
   image: "Bild vom Assistenten",
   staffLabel: "{name} · Praxisteam",
   staffSaid: "{name} vom Praxisteam schrieb:",
