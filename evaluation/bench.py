@@ -42,6 +42,20 @@ CONVERSATION = [
 ]
 
 
+def stack_env(var: str) -> dict[str, str]:
+    """The environment of a stack measured on its own: free ports, ``var`` for its data, the
+    SQLite stores, no notifications, and rate limits out of the way."""
+    env = {
+        **os.environ, "VAR_DIR": var, "RASA_PORT": str(free_port()), "ACTION_PORT": str(free_port()),
+        "WEB_PORT": str(free_port()), "LOG_LEVEL": "WARNING",
+        # /model/parse is the API; the flood of benchmark requests is not abuse.
+        "RASA_API": "true", "RATE_SENDER_PER_MINUTE": "1000000", "RATE_ADDRESS_PER_MINUTE": "1000000",
+    }
+    for key in ("DATABASE_URL", "REDIS_URL", "SMTP_HOST", "NOTIFY_WEBHOOK_URL"):
+        env.pop(key, None)
+    return env
+
+
 def peak_rss_mb(pid: int) -> float:
     """Peak resident memory of a process and its children (MiB), from /proc."""
     total = 0.0
@@ -110,15 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         write_results("bench-dashboard.json", figures)
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-var-") as var:
-        env = {
-            **os.environ, "VAR_DIR": var, "RASA_PORT": str(free_port()), "ACTION_PORT": str(free_port()),
-            "WEB_PORT": str(free_port()), "LOG_LEVEL": "WARNING",
-            # /model/parse is the API; the flood of benchmark requests is not abuse.
-            "RASA_API": "true", "RATE_SENDER_PER_MINUTE": "1000000", "RATE_ADDRESS_PER_MINUTE": "1000000",
-        }
-        for key in ("DATABASE_URL", "REDIS_URL", "SMTP_HOST", "NOTIFY_WEBHOOK_URL"):
-            env.pop(key, None)
-        stack = Stack(env=env, log_dir=Path(var) / "logs")
+        stack = Stack(env=stack_env(var), log_dir=Path(var) / "logs")
         upgrade(stack.settings.database_url)
         started = time.perf_counter()
         stack.start()

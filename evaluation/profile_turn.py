@@ -230,18 +230,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from bot.assistant.servers.rasa_api import auth_header
     from bot.core.store.migrate import upgrade
-    from bot.launch import PYTHON, Stack, free_port
+    from bot.launch import PYTHON, Stack
+    from evaluation.bench import stack_env
     from evaluation.results import percentile, write_results
 
     with tempfile.TemporaryDirectory(prefix="profile-var-") as var:
-        env = {
-            **os.environ, "VAR_DIR": var, "RASA_PORT": str(free_port()), "ACTION_PORT": str(free_port()),
-            "WEB_PORT": str(free_port()), "LOG_LEVEL": "WARNING",
-            "RASA_API": "true", "RATE_SENDER_PER_MINUTE": "1000000", "RATE_ADDRESS_PER_MINUTE": "1000000",
-        }
-        for key in ("DATABASE_URL", "REDIS_URL", "SMTP_HOST", "NOTIFY_WEBHOOK_URL"):
-            env.pop(key, None)
-        stack = Stack(env=env, log_dir=Path(var) / "logs")
+        stack = Stack(env=stack_env(var), log_dir=Path(var) / "logs")
         output = Path(var) / "profile.json"
         command = [PYTHON, "-m", "evaluation.profile_turn", "--serve", str(output)]
         stack.services["rasa"].command = command + (["--cprofile"] if args.cprofile else [])
