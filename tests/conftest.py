@@ -38,7 +38,7 @@ ONE_WORKER_FIXTURES = {"live_stack": "live-stack", "metamorphic_results": None}
 # Module fixtures that start servers (PostgreSQL, the whole stack with the SMS channel, the
 # fuzzed apps): a module using one runs on one worker. Cheaper module fixtures (a loaded
 # pipeline) are set up once on each worker that runs the module's tests.
-ONE_WORKER_MODULE_FIXTURES = {"server", "sms_stack", "stack", "served"}
+ONE_WORKER_MODULE_FIXTURES = {"server", "sms_stack", "stack", "served", "on_call_stack", "web_app"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
