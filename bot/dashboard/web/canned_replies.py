@@ -11,6 +11,8 @@ are added.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any, Optional
 
@@ -26,6 +28,10 @@ from bot.dashboard.web.urls import url_for
 
 logger = logging.getLogger(__name__)
 
+#: How long the seeding may wait for the store before it gives up until the next start.
+SEED_TIMEOUT_SECONDS = 10.0
+SEEDING = web.AppKey("canned_replies_seeding", asyncio.Task)
+
 PAGE = "/staff/admin/canned-replies"
 ONE = PAGE + "/{reply_id:[0-9]{1,9}}"
 API = "/staff/api/canned-replies"
@@ -37,18 +43,25 @@ DONE = {
 }
 
 
+async def _replies(request: web.Request) -> list:
+    """The canned replies, once the start's seeding (if still under way) is over."""
+    seeding = request.config_dict.get(SEEDING)
+    if seeding is not None and not seeding.done():
+        await asyncio.shield(seeding)
+    async with request.config_dict[DB]() as session:
+        return await canned_replies.list_replies(session)
+
+
 async def list_api(request: web.Request) -> web.Response:
     """GET: every canned reply, in the list's order."""
-    async with request.config_dict[DB]() as session:
-        replies = await canned_replies.list_replies(session)
+    replies = await _replies(request)
     return web.json_response({"replies": [reply.to_dict() for reply in replies]},
                              headers={"Cache-Control": "no-store"})
 
 
 async def _render(request: web.Request, *, status: int = 200, error: str = "", draft: Optional[dict] = None,
                   editing: Optional[int] = None) -> web.Response:
-    async with request.config_dict[DB]() as session:
-        replies = await canned_replies.list_replies(session)
+    replies = await _replies(request)
     return aiohttp_jinja2.render_template("staff/canned_replies.html", request, {
         "section": "canned_replies",
         "replies": replies,
@@ -127,27 +140,48 @@ async def delete_form(request: web.Request) -> web.StreamResponse:
     return _done(request, "deleted")
 
 
-async def seed_defaults(app: web.Application) -> None:
-    """On start: the default replies when the table is empty (a store not migrated yet is left alone)."""
+async def _seed(app: web.Application) -> None:
     try:
         defaults = canned_replies.load_defaults()
     except (OSError, CannedReplyError) as exc:
         logger.error("the default canned replies could not be read: %s", exc)
         return
-    try:
+
+    async def seed() -> int:
         async with app[DB]() as session:
             async with session.begin():
-                added = await canned_replies.seed_if_empty(session, defaults)
-    except SQLAlchemyError as exc:
-        logger.warning("the default canned replies were not added (%s)", type(exc).__name__)
+                return await canned_replies.seed_if_empty(session, defaults)
+
+    try:
+        added = await asyncio.wait_for(seed(), SEED_TIMEOUT_SECONDS)
+    except (SQLAlchemyError, OSError, asyncio.TimeoutError) as exc:
+        logger.warning("the default canned replies were not added (%s); they are tried again at the next start",
+                       type(exc).__name__)
         return
     if added:
         logger.info("added %d default canned replies", added)
 
 
+async def seed_defaults(app: web.Application) -> None:
+    """On start: add the default replies when the table is empty (a store not migrated yet is left alone).
+
+    In the background: the web app answers (``/healthz`` included) while the store is down or hangs.
+    """
+    app[SEEDING] = asyncio.create_task(_seed(app), name="seed canned replies")
+
+
+async def stop_seeding(app: web.Application) -> None:
+    task = app.get(SEEDING)
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def setup(app: web.Application) -> None:
     """Register the canned replies' routes and the seeding of the defaults."""
     app.on_startup.append(seed_defaults)
+    app.on_cleanup.insert(0, stop_seeding)
     router = app.router
     router.add_get(API, list_api, name="staff_api_canned_replies")
     router.add_get(PAGE, page, name=PAGE_ROUTE)
